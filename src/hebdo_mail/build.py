@@ -1,0 +1,123 @@
+"""The build: every edition of an issue rendered and written to ``build/<issue-id>/``.
+
+Everything is rendered in memory first, then written to a temporary folder that replaces the old
+output in one rename, so a failed build never leaves half-written files behind.
+"""
+
+from __future__ import annotations
+
+import html as html_lib
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import Workspace
+from .errors import BuildError
+from .issue import Issue, load_issue
+from .render import GMAIL_CLIP_BYTES, MAX_LINE_OCTETS, RenderedEdition, render_edition
+from .slots import Personalised
+
+
+@dataclass(frozen=True)
+class BuildOutput:
+    path: Path
+    size: int
+
+
+@dataclass
+class BuildReport:
+    issue: Issue
+    editions: dict[str, RenderedEdition]
+    outputs: list[BuildOutput] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def preview_values(edition: RenderedEdition, workspace: Workspace) -> list[str]:
+    """What the built files show in place of per-recipient fields: a sample reader."""
+    values = []
+    for spec in edition.slots:
+        if spec.field == "email":
+            values.append(f"reader@{workspace.settings.newsletter.sender_domain}")
+        elif spec.field == "unsubscribe_url":
+            values.append(f"{workspace.settings.newsletter.base_url}/unsubscribe/preview")
+        elif spec.field == "lang":
+            values.append(edition.lang)
+        elif spec.field == "format":
+            values.append("html")
+        else:
+            values.append(spec.default)
+    return values
+
+
+def render_issue(folder: Path, workspace: Workspace) -> tuple[Issue, dict[str, RenderedEdition]]:
+    issue = load_issue(folder, workspace)
+    return issue, {lang: render_edition(issue, lang, workspace) for lang in issue.editions}
+
+
+def build_issue(folder: Path, workspace: Workspace) -> BuildReport:
+    issue, editions = render_issue(folder, workspace)
+    report = BuildReport(issue=issue, editions=editions, warnings=list(issue.warnings))
+
+    files: dict[str, bytes] = {}
+    for lang, edition in editions.items():
+        values = preview_values(edition, workspace)
+        email_html = Personalised.split(edition.html, edition.marker_pattern).fill(
+            values, html_lib.escape
+        )
+        email_text = Personalised.split(edition.text, edition.marker_pattern).fill(values)
+        files[f"{lang}/email.html"] = email_html.encode()
+        files[f"{lang}/email.txt"] = email_text.encode()
+        files[f"{lang}/index.html"] = edition.web_html.encode()
+        report.warnings.extend(_size_warnings(f"{lang}/email.html", email_html))
+        report.warnings.extend(_size_warnings(f"{lang}/email.txt", email_text))
+    for name in issue.files:
+        files[f"files/{name}"] = (issue.folder / name).read_bytes()
+
+    target = workspace.build_dir / issue.id
+    write_tree(target, files)
+    report.outputs = [BuildOutput(target / name, len(data)) for name, data in files.items()]
+    return report
+
+
+def _size_warnings(name: str, content: str) -> list[str]:
+    warnings = []
+    size = len(content.encode())
+    if name.endswith(".html") and size > GMAIL_CLIP_BYTES:
+        warnings.append(
+            f"{name} is {size / 1024:.0f} KB; Gmail clips messages over about 102 KB, "
+            "so shorten the issue or move articles to the web version"
+        )
+    for number, line in enumerate(content.split("\n"), start=1):
+        if len(line.encode()) > MAX_LINE_OCTETS:
+            warnings.append(
+                f"{name}:{number}: line of {len(line.encode())} octets passes the 998 allowed in mail; "
+                "the message encoding will fold it, but check the template"
+            )
+            break
+    return warnings
+
+
+def write_tree(target: Path, files: dict[str, bytes]) -> None:
+    """Write ``files`` (relative path -> bytes) as the folder ``target``, replacing it atomically."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        for name, data in files.items():
+            path = staging / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        os.chmod(staging, 0o755)
+        old = None
+        if target.exists():
+            old = target.with_name(f".{target.name}.old-{os.getpid()}")
+            os.rename(target, old)
+        os.rename(staging, target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise BuildError(
+            f"cannot write the build ({exc.strerror}); check the folder's permissions", path=target
+        ) from exc

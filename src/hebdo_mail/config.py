@@ -1,0 +1,240 @@
+"""Workspace and settings: finds the workspace folder and reads ``hebdo.toml`` into pydantic models.
+
+Every later stage receives a ``Workspace``; nothing else reads ``hebdo.toml``.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import ConfigError, HebdoError
+
+CONFIG_NAME = "hebdo.toml"
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class StrictModel(BaseModel):
+    """Base for everything read from outside: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def check_single_line(value: str) -> str:
+    """Header-bound values must never carry CR or LF: that is how headers get injected."""
+    if "\r" in value or "\n" in value:
+        raise ValueError("must be a single line (no line breaks)")
+    return value
+
+
+def check_mailbox(value: str) -> str:
+    check_single_line(value)
+    _, address = parseaddr(value)
+    if "@" not in address or address.startswith("@") or address.endswith("@"):
+        raise ValueError(f"{value!r} is not an address like 'Name <name@example.org>'")
+    return value
+
+
+def check_language(value: str) -> str:
+    from babel import Locale, UnknownLocaleError
+
+    try:
+        Locale.parse(value.replace("-", "_"))
+    except (ValueError, UnknownLocaleError):
+        raise ValueError(f"{value!r} is not a language code such as 'fr' or 'en'") from None
+    return value
+
+
+class NewsletterSettings(StrictModel):
+    name: str = Field(min_length=1)
+    sender: str = Field(alias="from")
+    reply_to: str | None = None
+    base_url: str
+    language: str = "fr"
+    contact: str | None = None
+    # A Babel date pattern ("dd-MMM-yyyy" gives the bulletin's "15-Dec-2006") or short/medium/long/full.
+    date_format: str = "long"
+
+    _single_line = field_validator("name")(check_single_line)
+    _mailbox = field_validator("sender", "reply_to")(
+        lambda v: check_mailbox(v) if v is not None else v
+    )
+    _language = field_validator("language")(check_language)
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^\s/?#]+[^\s]*$", value):
+            raise ValueError(f"{value!r} is not an http(s) URL such as 'https://hebdo.example.org'")
+        return value.rstrip("/")
+
+    @property
+    def sender_address(self) -> str:
+        return parseaddr(self.sender)[1]
+
+    @property
+    def sender_domain(self) -> str:
+        return self.sender_address.rpartition("@")[2].lower()
+
+
+class Settings(StrictModel):
+    newsletter: NewsletterSettings
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """A folder holding hebdo.toml, and the places every stage reads and writes."""
+
+    root: Path
+    settings: Settings
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / CONFIG_NAME
+
+    @property
+    def issues_dir(self) -> Path:
+        return self.root / "issues"
+
+    @property
+    def build_dir(self) -> Path:
+        return self.root / "build"
+
+    @property
+    def templates_dir(self) -> Path:
+        return self.root / "templates"
+
+    @property
+    def locale_dir(self) -> Path:
+        return self.root / "locale"
+
+    def issue_folder(self, name_or_path: str) -> Path:
+        """An issue given as a folder path, or as an id under issues/."""
+        candidate = Path(name_or_path)
+        if candidate.is_dir():
+            return candidate.resolve()
+        under_issues = self.issues_dir / name_or_path
+        if under_issues.is_dir():
+            return under_issues.resolve()
+        raise ConfigError(
+            f"no issue folder {name_or_path!r} (looked in the current folder and in "
+            f"{under_issues.parent}); give the folder of the issue, e.g. issues/2006-50"
+        )
+
+
+def find_workspace_root(start: Path) -> Path:
+    """The nearest folder at or above ``start`` that holds hebdo.toml, the way git finds .git."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        if (folder / CONFIG_NAME).is_file():
+            return folder
+    raise ConfigError(
+        f"no {CONFIG_NAME} in {start} or above; run `hebdo-mail init DIR` to create a workspace "
+        "or pass --workspace DIR"
+    )
+
+
+def load_workspace(folder: Path | None = None, *, explicit: bool = False) -> Workspace:
+    if explicit and folder is not None:
+        if not (folder / CONFIG_NAME).is_file():
+            raise ConfigError(
+                f"no {CONFIG_NAME} in {folder}; run `hebdo-mail init {folder}` to create one"
+            )
+        root = folder.resolve()
+    else:
+        root = find_workspace_root(folder or Path.cwd())
+    return Workspace(root=root, settings=load_settings(root / CONFIG_NAME))
+
+
+def load_settings(path: Path) -> Settings:
+    data, text = read_toml(path, ConfigError)
+    return validate_model(Settings, data, path=path, text=text, error=ConfigError)
+
+
+def read_toml(path: Path, error: type[HebdoError]) -> tuple[dict[str, Any], str]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise error("is not UTF-8 text; save it as UTF-8", path=path) from exc
+    except OSError as exc:
+        raise error(f"cannot be read ({exc.strerror})", path=path) from exc
+    try:
+        return tomllib.loads(text), text
+    except tomllib.TOMLDecodeError as exc:
+        match = re.search(r"\(at line (\d+), column \d+\)", str(exc))
+        line = int(match.group(1)) if match else None
+        reason = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
+        raise error(f"is not valid TOML: {reason}; fix the syntax", path=path, line=line) from exc
+
+
+def toml_key_line(text: str, loc: tuple[str | int, ...]) -> int | None:
+    """Best-effort line of a dotted key in TOML text: the key inside its [table], else the table."""
+    table = [str(p) for p in loc[:-1] if isinstance(p, str)]
+    key = str(loc[-1]) if loc else ""
+    current: list[str] = []
+    table_line = None
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        header = re.match(r"^\[+\s*([^\]]+?)\s*\]+", line)
+        if header:
+            current = [part.strip().strip('"') for part in header.group(1).split(".")]
+            if current == table:
+                table_line = number
+            continue
+        if current == table and re.match(rf'^"?{re.escape(key)}"?\s*=', line):
+            return number
+    return table_line
+
+
+def validate_model(
+    model: type[M],
+    data: Mapping[str, Any],
+    *,
+    path: Path,
+    text: str,
+    error: type[HebdoError],
+    locate: Callable[[tuple[str | int, ...]], int | None] | None = None,
+) -> M:
+    """Validate ``data`` against ``model``; a failure becomes one line naming the file, line and key."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(
+            exc, path=path, error=error, locate=locate or (lambda loc: toml_key_line(text, loc))
+        ) from None
+
+
+def validation_error(
+    exc: ValidationError,
+    *,
+    path: Path,
+    error: type[HebdoError],
+    locate: Callable[[tuple[str | int, ...]], int | None],
+) -> HebdoError:
+    problems = exc.errors()
+    first = problems[0]
+    loc = tuple(first["loc"])
+    key = ".".join(str(p) for p in loc) or "(top level)"
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        parent = ".".join(str(p) for p in loc[:-1])
+        where = f" in [{parent}]" if parent else ""
+        message = f"unknown key {str(loc[-1])!r}{where}; remove it or check its spelling"
+    elif kind == "missing":
+        message = f"missing required key {key!r}; add it"
+    else:
+        reason = first["msg"].removeprefix("Value error, ")
+        message = f"{key}: {reason}"
+    more = len(problems) - 1
+    if more:
+        message += f" (and {more} more problem{'s' if more > 1 else ''})"
+    line = locate(loc) if loc else None
+    return error(message, path=path, line=line)

@@ -1,0 +1,126 @@
+"""Markdown bodies: parsing to a token tree, French typography, and HTML rendering.
+
+Articles keep the token tree, so the HTML (here) and the plaintext (plaintext.py) are both written
+from the article's structure rather than one being scraped from the other.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+
+UrlResolver = Callable[[str], str]
+WidthLookup = Callable[[str], int | None]
+IMAGE_MAX_WIDTH = 560  # the 600px column minus its padding
+
+_PARSER = MarkdownIt("commonmark", {"html": False, "linkify": True, "typographer": False}).enable(
+    ["table", "linkify", "strikethrough"]
+)
+
+NBSP = "\u00a0"
+NNBSP = "\u202f"  # narrow no-break space, the French thin space before ; ! ?
+
+
+def parse(text: str) -> list[Token]:
+    return _PARSER.parse(text)
+
+
+def french_spacing(text: str) -> str:
+    """Bind French punctuation to its word so no line ever starts with « : ; ! ? or ends with «.
+
+    Only spaces the editor typed are replaced (plus the space inside guillemets, which French
+    always has); "10:30" and URLs are left alone because they have no space before the colon.
+    """
+    text = re.sub(r"«[ \u00a0\u202f]*", "«" + NBSP, text)
+    text = re.sub(r"[ \u00a0\u202f]*»", NBSP + "»", text)
+    text = re.sub(r"(?<=\S) ([;!?])", NNBSP + r"\1", text)
+    return re.sub(r"(?<=\S) :", NBSP + ":", text)
+
+
+def apply_typography(tokens: Sequence[Token], language: str) -> None:
+    """Rewrite text tokens in place for the language's typography (only French has rules)."""
+    if not language.lower().startswith("fr"):
+        return
+    for token in tokens:
+        for child in token.children or ():
+            if child.type == "text":
+                child.content = french_spacing(child.content)
+
+
+def inline_text(token: Token) -> str:
+    """Plain text of an inline token (or an image's alt), with all markup dropped."""
+    parts: list[str] = []
+    for child in token.children or ():
+        if child.type in ("text", "code_inline"):
+            parts.append(child.content)
+        elif child.type in ("softbreak", "hardbreak"):
+            parts.append(" ")
+        elif child.type == "image":
+            parts.append(inline_text(child))
+    return "".join(parts)
+
+
+def iter_inline(tokens: Sequence[Token]) -> Any:
+    """Yield (child, line) for every inline child, line being 0-based within the body."""
+    for token in tokens:
+        if token.type == "inline":
+            line = token.map[0] if token.map else 0
+            for child in token.children or ():
+                yield child, line
+
+
+def is_external(url: str) -> bool:
+    return bool(re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*:", url)) or url.startswith(("#", "//"))
+
+
+def shifted_level(tag: str, base: int) -> int:
+    """Headings inside an article sit just below its title: "#" and "##" become ``base``."""
+    return min(6, base + max(0, int(tag[1]) - 2))
+
+
+def render_html(
+    tokens: Sequence[Token],
+    *,
+    resolve_url: UrlResolver,
+    image_width: WidthLookup,
+    heading_base: int = 4,
+) -> str:
+    """HTML for an article body; relative links and images go through ``resolve_url``.
+
+    Images get a ``width`` attribute (Outlook ignores CSS widths) no wider than the column, and
+    never wider than the picture itself.
+    """
+    copies = [_email_ready(token, resolve_url, image_width, heading_base) for token in tokens]
+    return str(_PARSER.renderer.render(copies, _PARSER.options, {}))
+
+
+def _email_ready(
+    token: Token, resolve_url: UrlResolver, image_width: WidthLookup, heading_base: int
+) -> Token:
+    """A copy of the token adjusted for the newsletter: heading levels, URLs, image sizing."""
+    copy = token.copy()
+    if copy.type in ("heading_open", "heading_close"):
+        copy.tag = f"h{shifted_level(token.tag, heading_base)}"
+    elif copy.type == "table_open":
+        copy.attrSet("class", "article-table")
+    elif copy.type == "inline" and token.children:
+        copy.children = [_inline_ready(child, resolve_url, image_width) for child in token.children]
+    return copy
+
+
+def _inline_ready(child: Token, resolve_url: UrlResolver, image_width: WidthLookup) -> Token:
+    copy = child.copy()
+    if copy.type == "link_open":
+        href = str(copy.attrGet("href") or "")
+        copy.attrSet("href", href if is_external(href) else resolve_url(href))
+    elif copy.type == "image":
+        src = str(copy.attrGet("src") or "")
+        copy.attrSet("src", src if is_external(src) else resolve_url(src))
+        copy.attrSet("class", "article-image")
+        natural = None if is_external(src) else image_width(src)
+        copy.attrSet("width", str(min(natural or IMAGE_MAX_WIDTH, IMAGE_MAX_WIDTH)))
+    return copy

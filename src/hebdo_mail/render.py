@@ -1,0 +1,249 @@
+"""Stage 3 (pure, no I/O): an edition becomes a ``RenderedEdition``: the email HTML with its CSS
+inlined once, the plaintext alternative, and the web page.
+
+Per-recipient fields are markers (see slots.py), so this work happens once per edition, never once
+per subscriber.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from markupsafe import Markup
+from premailer import Premailer
+
+from . import i18n, markdown
+from .config import Workspace
+from .issue import Edition, Issue
+from .media import image_width
+from .plaintext import PlainTextWriter
+from .slots import SlotRegistry, SlotSpec, SubscriberFields
+from .templating import environment, render
+
+MAX_LINE_OCTETS = 998  # RFC 5322: no line of a message may be longer
+GMAIL_CLIP_BYTES = 100 * 1024  # Gmail clips messages past about 102 KB
+
+
+@dataclass(frozen=True)
+class RenderedEdition:
+    issue_id: str
+    lang: str
+    subject: str
+    html: str  # inlined email HTML, with slot markers
+    text: str  # plaintext alternative, with slot markers
+    web_html: str  # the standalone web page
+    slots: tuple[SlotSpec, ...]
+    marker_pattern: re.Pattern[str]
+
+
+@dataclass(frozen=True)
+class ArticleView:
+    title: str
+    anchor: str
+    section: str
+    summary: str | None
+    author: str | None
+    date: Any
+    image: dict[str, Any] | None
+    html: Markup
+    text: str
+    sub_headings: list[str]
+
+
+def web_url(workspace: Workspace, issue_id: str, lang: str) -> str:
+    return f"{workspace.settings.newsletter.base_url}/issues/{issue_id}/{lang}/"
+
+
+def file_url(workspace: Workspace, issue_id: str, name: str) -> str:
+    return f"{workspace.settings.newsletter.base_url}/issues/{issue_id}/files/{name}"
+
+
+def render_edition(issue: Issue, lang: str, workspace: Workspace) -> RenderedEdition:
+    edition = issue.editions[lang]
+    env = environment(workspace.templates_dir, workspace.locale_dir, lang)
+    gettext = i18n.translations(lang, workspace.locale_dir).gettext
+    registry = SlotRegistry(hashlib.sha256(f"{issue.id}/{lang}".encode()).hexdigest()[:8])
+
+    def absolute(name: str) -> str:
+        return file_url(workspace, issue.id, name)
+
+    def relative(name: str) -> str:
+        return f"../files/{name}"
+
+    def width_of(name: str) -> int | None:
+        return image_width(issue.folder / name)
+
+    email_context = _context(issue, edition, workspace, absolute, width_of, gettext)
+    email_context["subscriber"] = SubscriberFields(registry)
+    email_context["unsubscribe_url"] = registry.marker(SlotSpec("unsubscribe_url"))
+
+    html = render(env, "email.html", email_context)
+    registry.check(html, "email.html")
+    html = fold_long_lines(inline_css(html))
+    text = render(env, "email.txt", email_context)
+    registry.check(text, "email.txt")
+
+    web_context = _context(issue, edition, workspace, relative, width_of, gettext)
+    # Relative, so the page works wherever the archive is served from (build --site included).
+    web_context["archive_url"] = "../../"
+    web_html = render(env, "web.html", web_context)
+    return RenderedEdition(
+        issue_id=issue.id,
+        lang=lang,
+        subject=edition.subject,
+        html=html,
+        text=normalise_text(text),
+        web_html=web_html,
+        slots=tuple(registry.specs),
+        marker_pattern=registry.pattern(),
+    )
+
+
+def _context(
+    issue: Issue,
+    edition: Edition,
+    workspace: Workspace,
+    url_for: Callable[[str], str],
+    width_of: Callable[[str], int | None],
+    gettext: Callable[[str], str],
+) -> dict[str, Any]:
+    settings = workspace.settings.newsletter
+
+    def view(article: Any, heading_base: int) -> ArticleView:
+        writer = PlainTextWriter(
+            resolve_url=lambda n: file_url(workspace, issue.id, n), gettext=gettext
+        )
+        image = None
+        if article.image:
+            src = article.image.src
+            local = not markdown.is_external(src)
+            natural = width_of(src) if local else None
+            image = {
+                "url": url_for(src) if local else src,
+                "alt": article.image.alt,
+                "width": min(natural or markdown.IMAGE_MAX_WIDTH, markdown.IMAGE_MAX_WIDTH),
+            }
+        return ArticleView(
+            title=article.title,
+            anchor=f"article-{article.stem}",
+            section=article.section,
+            summary=article.summary,
+            author=article.author,
+            date=article.date,
+            image=image,
+            html=Markup(
+                markdown.render_html(
+                    article.tokens,
+                    resolve_url=url_for,
+                    image_width=width_of,
+                    heading_base=heading_base,
+                )
+            ),
+            text=writer.render(article.tokens),
+            sub_headings=article.sub_headings(),
+        )
+
+    # The lead story's title is an h2 (its sub-headings h3); other articles sit under a section h2.
+    views = {a.path: view(a, 3 if a is edition.lead else 4) for a in edition.articles}
+    return {
+        "newsletter": {
+            "name": settings.name,
+            "base_url": settings.base_url,
+            "contact": settings.contact or settings.reply_to or settings.sender_address,
+        },
+        "issue": {
+            "id": issue.id,
+            "number": issue.number,
+            "date": edition.date_text,
+            "subject": edition.subject,
+            "preheader": edition.preheader,
+            "lang": edition.lang,
+        },
+        "lead": views[edition.lead.path],
+        "sections": [
+            {"name": s.name, "anchor": s.anchor, "articles": [views[a.path] for a in s.articles]}
+            for s in edition.sections
+        ],
+        "media": [
+            {
+                "label": item.media.label,
+                "url": url_for(item.media.target) if item.media.is_file else item.media.target,
+                "kind": item.media.kind.name if item.media.kind else None,
+                "size": item.media.size,
+                "article": views[item.article.path],
+            }
+            for item in edition.media
+        ],
+        "web_url": web_url(workspace, issue.id, edition.lang),
+        "archive_url": settings.base_url + "/",
+    }
+
+
+def inline_css(html: str) -> str:
+    """Inline the CSS of ``<style>`` blocks; blocks marked data-premailer="ignore" (the @media and
+    dark-mode rules, which cannot be inlined) are kept in the head with their !important."""
+    return str(
+        Premailer(
+            html,
+            strip_important=False,
+            keep_style_tags=False,
+            remove_classes=False,
+            allow_network=False,
+            disable_validation=True,
+            cssutils_logging_level=logging.CRITICAL,
+        ).transform()
+    )
+
+
+_FOLD_POINT = 900
+
+
+def fold_long_lines(html: str) -> str:
+    """Break lines longer than the limit at a space between words (never inside a tag or <pre>),
+    where a newline means the same to HTML as the space it replaces."""
+    out: list[str] = []
+    in_pre = False
+    for line in html.split("\n"):
+        lowered = line.lower()
+        if "<pre" in lowered:
+            in_pre = True
+        if not in_pre:
+            while len(line.encode()) > MAX_LINE_OCTETS:
+                cut = _fold_position(line)
+                if cut is None:
+                    break
+                out.append(line[:cut])
+                line = line[cut + 1 :]
+        if "</pre" in lowered:
+            in_pre = False
+        out.append(line)
+    return "\n".join(out)
+
+
+def _fold_position(line: str) -> int | None:
+    in_tag = False
+    best = None
+    budget = 0
+    for index, char in enumerate(line):
+        budget += len(char.encode())
+        if budget > _FOLD_POINT and best is not None:
+            break
+        if char == "<":
+            in_tag = True
+        elif char == ">":
+            in_tag = False
+        elif char == " " and not in_tag and index > 0:
+            best = index
+    return best
+
+
+def normalise_text(text: str) -> str:
+    """No trailing spaces, at most one blank line in a row, one final newline."""
+    lines = [line.rstrip() for line in text.split("\n")]
+    collapsed = re.sub(r"\n{3,}", "\n\n", "\n".join(lines))
+    return collapsed.strip("\n") + "\n"
