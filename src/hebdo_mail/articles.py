@@ -189,7 +189,7 @@ def read_front_matter(front: str, path: Path) -> FrontMatter:
             for cut in range(len(loc), 0, -1):
                 if loc[:cut] in lines:
                     return lines[loc[:cut]]
-            return 2
+            return 1  # a missing key: point at the start of the front matter
 
         raise validation_error(exc, path=path, error=IssueError, locate=locate) from None
 
@@ -220,17 +220,18 @@ def load_article(path: Path, folder: Path, default_language: str) -> Article:
             path=path,
             line=2,
         )
+    language = name_lang or meta.lang or default_language
     tokens = markdown.parse(body)
-    markdown.apply_typography(tokens, name_lang or meta.lang or default_language)
-    media = tuple(_media(item, folder, path) for item in meta.media)
+    markdown.apply_typography(tokens, language)
+    media = tuple(_media(item, folder, path, language) for item in meta.media)
     article = Article(
         path=path,
         stem=stem,
         lang=name_lang or meta.lang,
-        title=meta.title,
+        title=markdown.typeset(meta.title, language),
         section=meta.section,
         order=meta.order,
-        summary=meta.summary,
+        summary=markdown.typeset(meta.summary, language) if meta.summary else None,
         author=meta.author,
         date=meta.date,
         image=meta.image,
@@ -242,13 +243,24 @@ def load_article(path: Path, folder: Path, default_language: str) -> Article:
     return article
 
 
-def _media(item: MediaModel, folder: Path, path: Path) -> Media:
+def _media(item: MediaModel, folder: Path, path: Path, language: str) -> Media:
+    label = markdown.typeset(item.label, language)
     if item.url is not None:
-        return Media(label=item.label, target=item.url, is_file=False)
+        return Media(label=label, target=item.url, is_file=False)
     assert item.file is not None
-    target = _local_file(item.file, folder, path, None, what="media file")
+    target = _local_file(
+        item.file, folder, path, front_matter_line(path, item.file), what="media file"
+    )
     kind, size = inspect_file(target)
-    return Media(label=item.label, target=item.file, is_file=True, kind=kind, size=size)
+    return Media(label=label, target=item.file, is_file=True, kind=kind, size=size)
+
+
+def front_matter_line(path: Path, needle: str) -> int | None:
+    """The first line of the file mentioning ``needle``: where a bad value was written."""
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if needle in line:
+            return number
+    return None
 
 
 def _local_file(name: str, folder: Path, path: Path, line: int | None, *, what: str) -> Path:
@@ -268,7 +280,8 @@ def _local_file(name: str, folder: Path, path: Path, line: int | None, *, what: 
 
 def _check_body(article: Article, folder: Path) -> None:
     if article.image and not markdown.is_external(article.image.src):
-        _local_file(article.image.src, folder, article.path, 2, what="image")
+        line = front_matter_line(article.path, article.image.src)
+        _local_file(article.image.src, folder, article.path, line, what="image")
     for child, body_index in markdown.iter_inline(article.tokens):
         line = article.body_line + body_index
         if child.type == "image" and not markdown.inline_text(child).strip():

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from .articles import Article, Media, load_article
+from .articles import Article, Media, front_matter_line, load_article
 from .config import StrictModel, Workspace, check_single_line, read_toml, validate_model
 from .errors import IssueError
 from .i18n import format_date
@@ -176,15 +176,8 @@ def _check_sections(articles: list[Article], config: IssueConfig, config_path: P
                 f"section {article.section!r} is not one of the issue's sections ({known}); "
                 f"fix the article or add the section to {config_path.name}",
                 path=article.path,
-                line=_front_matter_line(article.path, "section"),
+                line=front_matter_line(article.path, "section:"),
             )
-
-
-def _front_matter_line(path: Path, key: str) -> int | None:
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if line.startswith(f"{key}:"):
-            return number
-    return None
 
 
 def _articles_for(

@@ -41,14 +41,17 @@ def french_spacing(text: str) -> str:
     return re.sub(r"(?<=\S) :", NBSP + ":", text)
 
 
+def typeset(text: str, language: str) -> str:
+    """Plain text set in the language's typography (only French has rules)."""
+    return french_spacing(text) if language.lower().startswith("fr") else text
+
+
 def apply_typography(tokens: Sequence[Token], language: str) -> None:
-    """Rewrite text tokens in place for the language's typography (only French has rules)."""
-    if not language.lower().startswith("fr"):
-        return
+    """Rewrite the text tokens of a body in place for the language's typography."""
     for token in tokens:
         for child in token.children or ():
             if child.type == "text":
-                child.content = french_spacing(child.content)
+                child.content = typeset(child.content, language)
 
 
 def inline_text(token: Token) -> str:

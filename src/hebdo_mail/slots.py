@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Never
 
 from .errors import TemplateError
 
@@ -32,12 +33,24 @@ class Marker(str):
     __slots__ = ("spec",)
     spec: SlotSpec
 
+    @property
+    def _name(self) -> str:
+        return self.spec.key if self.spec.field == "attribute" else self.spec.field
+
     def __bool__(self) -> bool:
-        what = self.spec.key if self.spec.field == "attribute" else self.spec.field
         raise TemplateError(
-            f"subscriber.{what} is filled in per recipient, so a template can print it but not "
-            f"test it; use subscriber.get({what!r}, 'fallback') for a default"
+            f"subscriber.{self._name} is filled in per recipient, so a template can print it but "
+            f"not test it; use subscriber.get({self._name!r}, 'fallback') for a default"
         )
+
+    def _refuse(self, *args: object, **kwargs: object) -> Never:
+        raise TemplateError(
+            f"subscriber.{self._name} is passed through a filter; print it as is, filters cannot "
+            "run on per-recipient values"
+        )
+
+    # The string operations Jinja's filters use: each would act on the marker, not the value.
+    __getitem__ = upper = lower = title = capitalize = replace = strip = split = _refuse
 
 
 class SlotRegistry:

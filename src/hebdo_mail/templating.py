@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Mapping
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +29,11 @@ def _wrap_filter(text: str, width: int = WIDTH, indent: str = "") -> str:
     return "\n".join(wrap(str(text), width, first=indent, rest=indent))
 
 
-@cache
 def environment(
     templates_dir: Path | None, locale_dir: Path | None, lang: str
 ) -> jinja2.Environment:
-    folders = [d for d in (templates_dir, package_templates_dir()) if d is not None and d.is_dir()]
+    # Built afresh for each render: Jinja's cache would not notice an override added later.
+    folders = [d for d in (templates_dir, package_templates_dir()) if d is not None]
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader([str(d) for d in folders]),
         autoescape=jinja2.select_autoescape(["html", "htm", "xml"], default_for_string=False),
