@@ -44,7 +44,9 @@ def test_build_prints_each_output_with_its_size(
     for name in ["fr/email.html", "fr/email.txt", "fr/index.html", "files/point-de-presse.mp3"]:
         path = workspace / "build" / EXAMPLE_ISSUE / name
         line = next(
-            row for row in result.out.splitlines() if row.startswith(f"build/{EXAMPLE_ISSUE}/{name}")
+            row
+            for row in result.out.splitlines()
+            if row.startswith(f"build/{EXAMPLE_ISSUE}/{name}")
         )
         size = path.stat().st_size
         shown = line.split()[-2]

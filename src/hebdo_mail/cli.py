@@ -14,6 +14,7 @@ from . import __version__
 from .build import build_issue
 from .config import Workspace, load_workspace
 from .errors import HebdoError, display_path
+from .subscribers import STATUSES, SubscriberStore
 from .workspace_init import init_workspace
 
 
@@ -52,6 +53,102 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def open_store(args: argparse.Namespace, *, create: bool = True) -> SubscriberStore:
+    return SubscriberStore(workspace_from(args).store_path, create=create)
+
+
+def cmd_subscribers_import(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    with open_store(args) as store:
+        report = store.import_csv(
+            path, update=args.update, dry_run=args.dry_run, check_dns=args.check_dns
+        )
+    for rejected in report.rejected:
+        print(f"{display_path(path)}:{rejected.line}: {rejected.reason}", file=sys.stderr)
+    extras = []
+    if report.merged:
+        extras.append(f"{report.merged} duplicate row{'s' if report.merged > 1 else ''} merged")
+    if report.kept_out:
+        extras.append(f"{report.kept_out} unsubscribed or bounced reader(s) left as they were")
+    summary = (
+        f"added {report.added}, updated {report.updated}, unchanged {report.unchanged}, "
+        f"rejected {len(report.rejected)}"
+    )
+    if extras:
+        summary += f" ({'; '.join(extras)})"
+    if args.dry_run:
+        summary = f"dry run, nothing written: would have {summary}"
+    elif report.unchanged and not args.update:
+        summary += "; pass --update to refresh names, languages and formats of known readers"
+    print(summary)
+    return 0
+
+
+def cmd_subscribers_export(args: argparse.Namespace) -> int:
+    target = None if args.file in (None, "-") else Path(args.file)
+    with open_store(args, create=False) as store:
+        count = store.export_csv(target, status=args.status)
+    if target is not None:
+        print(f"exported {count} subscriber{'s' if count != 1 else ''} to {display_path(target)}")
+    return 0
+
+
+def cmd_subscribers_add(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        subscriber, outcome = store.add(
+            args.email, name=args.name or "", lang=args.lang, format=args.format
+        )
+    words = {"added": "added", "reactivated": "re-activated", "updated": "updated"}
+    print(f"{words[outcome]} {subscriber.email} ({subscriber.status})")
+    return 0
+
+
+def cmd_subscribers_remove(args: argparse.Namespace) -> int:
+    with open_store(args, create=False) as store:
+        store.remove(args.email)
+    print(f"removed {args.email} from the list")
+    return 0
+
+
+def cmd_subscribers_unsubscribe(args: argparse.Namespace) -> int:
+    with open_store(args, create=False) as store:
+        subscriber = store.set_status(args.email, "unsubscribed")
+    print(f"{subscriber.email} is unsubscribed")
+    return 0
+
+
+def cmd_subscribers_list(args: argparse.Namespace) -> int:
+    with open_store(args, create=False) as store:
+        rows = [
+            (s.email, s.name, s.lang or "-", s.format, s.status)
+            for s in store.iter_subscribers(status=args.status, search=args.search)
+        ]
+    if rows:
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        for row in rows:
+            print(
+                "  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths, strict=True))
+                + "  "
+                + row[4]
+            )
+    print(f"{len(rows)} subscriber{'s' if len(rows) != 1 else ''}", file=sys.stderr)
+    return 0
+
+
+def cmd_subscribers_stats(args: argparse.Namespace) -> int:
+    with open_store(args, create=False) as store:
+        stats = store.stats()
+        total = store.count()
+    print(f"total: {total}")
+    for title, counts in (
+        ("status", stats["status"]),
+        ("language", stats["lang"]),
+        ("format", stats["format"]),
+    ):
+        print(f"by {title}: " + ", ".join(f"{key} {value}" for key, value in counts.items()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -79,6 +176,43 @@ def build_parser() -> argparse.ArgumentParser:
     )
     build.add_argument("issue", metavar="ISSUE", help="the issue folder, or its id under issues/")
     build.set_defaults(handler=cmd_build)
+
+    subscribers = commands.add_parser("subscribers", help="keep the mailing list", parents=[common])
+    sub = subscribers.add_subparsers(dest="subcommand", required=True, metavar="ACTION")
+    imp = sub.add_parser("import", help="import a CSV list (all or nothing)", parents=[common])
+    imp.add_argument("file", metavar="FILE")
+    imp.add_argument(
+        "--dry-run", action="store_true", help="report what would change, write nothing"
+    )
+    imp.add_argument(
+        "--update", action="store_true", help="refresh known readers' names, languages, formats"
+    )
+    imp.add_argument(
+        "--check-dns", action="store_true", help="also check that each domain accepts mail"
+    )
+    imp.set_defaults(handler=cmd_subscribers_import)
+    exp = sub.add_parser("export", help="write the list as CSV (to FILE or -)", parents=[common])
+    exp.add_argument("file", metavar="FILE", nargs="?")
+    exp.add_argument("--status", choices=STATUSES)
+    exp.set_defaults(handler=cmd_subscribers_export)
+    add = sub.add_parser("add", help="add a reader, or re-activate one who left", parents=[common])
+    add.add_argument("email", metavar="EMAIL")
+    add.add_argument("--name")
+    add.add_argument("--lang")
+    add.add_argument("--format", choices=["html", "text"], default="html")
+    add.set_defaults(handler=cmd_subscribers_add)
+    rem = sub.add_parser("remove", help="forget a reader entirely", parents=[common])
+    rem.add_argument("email", metavar="EMAIL")
+    rem.set_defaults(handler=cmd_subscribers_remove)
+    uns = sub.add_parser("unsubscribe", help="keep a reader, marked unsubscribed", parents=[common])
+    uns.add_argument("email", metavar="EMAIL")
+    uns.set_defaults(handler=cmd_subscribers_unsubscribe)
+    lst = sub.add_parser("list", help="show readers", parents=[common])
+    lst.add_argument("--status", choices=STATUSES)
+    lst.add_argument("--search", metavar="TEXT", help="part of an address or name")
+    lst.set_defaults(handler=cmd_subscribers_list)
+    sts = sub.add_parser("stats", help="counts by status, language and format", parents=[common])
+    sts.set_defaults(handler=cmd_subscribers_stats)
     return parser
 
 

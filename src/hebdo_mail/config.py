@@ -10,6 +10,7 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parseaddr
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -43,7 +44,9 @@ def check_mailbox(value: str) -> str:
     return value
 
 
+@lru_cache(maxsize=1024)
 def check_language(value: str) -> str:
+    """A language Babel knows ('fr', 'en-GB'); cached, since a list repeats a few codes."""
     from babel import Locale, UnknownLocaleError
 
     try:
@@ -85,8 +88,13 @@ class NewsletterSettings(StrictModel):
         return self.sender_address.rpartition("@")[2].lower()
 
 
+class StoreSettings(StrictModel):
+    path: str = "hebdo.db"  # relative to the workspace
+
+
 class Settings(StrictModel):
     newsletter: NewsletterSettings
+    store: StoreSettings = StoreSettings()
 
 
 @dataclass(frozen=True)
@@ -115,6 +123,10 @@ class Workspace:
     @property
     def locale_dir(self) -> Path:
         return self.root / "locale"
+
+    @property
+    def store_path(self) -> Path:
+        return self.root / self.settings.store.path
 
     def issue_folder(self, name_or_path: str) -> Path:
         """An issue given as a folder path, or as an id under issues/."""

@@ -1,0 +1,273 @@
+"""Subscriber lists as CSV: reading what people's spreadsheets really produce, and writing files
+that no spreadsheet will run as formulas.
+
+Reading accepts UTF-8 with or without a BOM, UTF-16 with a BOM (Excel's "Unicode text"), and falls
+back to cp1252 (Excel in Western locales); detects ``,`` ``;`` or tab; matches header names with
+common aliases in English and French; keeps unknown columns as attributes. Each row comes back
+either as a ``CsvSubscriber`` or as a ``Rejected`` row with its line number and reason, so callers
+can report every bad row and keep going.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from .addresses import InvalidAddress, normalise_address
+from .config import check_language
+from .errors import HebdoError
+
+FORMATS = {"html": "html", "text": "text", "texte": "text", "txt": "text", "plain": "text"}
+STATUSES = ("pending", "active", "unsubscribed", "bounced")
+
+# Header aliases, compared case-insensitively after trimming spaces, '_' and '-'.
+ALIASES = {
+    "email": {
+        "email",
+        "e-mail",
+        "mail",
+        "courriel",
+        "adresse",
+        "address",
+        "emailaddress",
+        "adressee-mail",
+        "adresseemail",
+        "adresseelectronique",
+        "adresseélectronique",
+    },
+    "name": {"name", "nom", "fullname", "nomcomplet", "displayname"},
+    "first_name": {"firstname", "prenom", "prénom", "givenname"},
+    "last_name": {"lastname", "surname", "familyname", "nomdefamille"},
+    "lang": {"lang", "langue", "language", "langage", "locale"},
+    "format": {"format", "mailformat"},
+    "status": {"status", "statut", "état", "etat"},
+}
+# Columns our own export writes that are bookkeeping, not subscriber data.
+EXPORT_ONLY = {
+    "source",
+    "created",
+    "updated",
+    "unsubscribed",
+    "bounce_score",
+    "created_at",
+    "updated_at",
+    "unsubscribed_at",
+}
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+class CsvError(HebdoError):
+    """The file as a whole cannot be read as a subscriber list."""
+
+
+@dataclass(frozen=True)
+class CsvSubscriber:
+    line: int
+    email: str
+    name: str = ""
+    lang: str | None = None
+    format: str | None = None
+    status: str | None = None
+    attributes: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Rejected:
+    line: int
+    reason: str
+
+
+def _canonical(header: str) -> str:
+    return "".join(c for c in header.strip().casefold() if c not in " _-.'")
+
+
+def unescape_formula(value: str) -> str:
+    """Undo export's formula guard: "'=x" was written for "=x"."""
+    if len(value) > 1 and value[0] == "'" and value[1] in "=+-@\t\r":
+        return value[1:]
+    return value
+
+
+def escape_formula(value: str) -> str:
+    """A leading quote makes spreadsheets show the cell as text instead of running it."""
+    return "'" + value if value.startswith(FORMULA_START) else value
+
+
+def decode(data: bytes, path: Path) -> str:
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8) :]
+    elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise CsvError("is damaged UTF-16 text; save it again as CSV UTF-8", path=path) from exc
+    if b"\0" in data[:4096]:
+        raise CsvError("is not a text file (binary content); export the sheet as CSV", path=path)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("cp1252")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise CsvError(
+            "is neither UTF-8 nor Windows-1252 text; save it as 'CSV UTF-8' and import again",
+            path=path,
+            line=line,
+        ) from None
+
+
+def _dialect(sample: str) -> type[csv.Dialect] | csv.Dialect:
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=",;\t")
+    except csv.Error:
+        first = sample.split("\n", 1)[0]
+        delimiter = max(",;\t", key=first.count)
+
+        class Simple(csv.excel):
+            pass
+
+        Simple.delimiter = delimiter
+        return Simple
+
+
+@dataclass(frozen=True)
+class Header:
+    columns: dict[str, int]  # our field name -> column index
+    attributes: dict[int, str]  # column index -> attribute name
+
+
+def _header(row: list[str], path: Path, line: int) -> Header:
+    columns: dict[str, int] = {}
+    attributes: dict[int, str] = {}
+    for index, raw in enumerate(row):
+        key = _canonical(raw)
+        field_name = next((f for f, names in ALIASES.items() if key in names), None)
+        if field_name and field_name not in columns:
+            columns[field_name] = index
+        elif key and key not in {_canonical(name) for name in EXPORT_ONLY}:
+            attributes[index] = raw.strip()
+    if "email" not in columns:
+        found = ", ".join(repr(c) for c in row[:6]) or "nothing"
+        raise CsvError(
+            f"has no address column (the first line holds {found}); name the column 'email', "
+            "'e-mail', 'mail', 'courriel' or 'adresse'",
+            path=path,
+            line=line,
+        )
+    return Header(columns, attributes)
+
+
+def read_subscribers(path: Path, *, check_dns: bool = False) -> Iterator[CsvSubscriber | Rejected]:
+    """Every data row of the file, parsed and validated, in file order."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CsvError(f"cannot be read ({exc.strerror})", path=path) from None
+    text = decode(data, path)
+    if not text.strip():
+        raise CsvError("is empty; it needs a header line and one row per subscriber", path=path)
+    reader = csv.reader(io.StringIO(text, newline=""), _dialect(text[:8192]), strict=True)
+    header: Header | None = None
+    previous_end = 0
+    try:
+        for row in reader:
+            line = previous_end + 1  # a quoted field may span lines: report where the row starts
+            previous_end = reader.line_num
+            if not any(cell.strip() for cell in row):
+                continue
+            if header is None:
+                header = _header(row, path, line)
+                continue
+            yield _row(row, header, line, check_dns)
+    except csv.Error as exc:
+        raise CsvError(
+            f"is not valid CSV ({exc}); check its quotes", path=path, line=reader.line_num
+        ) from None
+    if header is None:
+        raise CsvError("has no header line; the first line must name the columns", path=path)
+
+
+def _cell(row: list[str], header: Header, name: str) -> str:
+    index = header.columns.get(name)
+    if index is None or index >= len(row):
+        return ""
+    return unescape_formula(row[index].strip())
+
+
+def _row(row: list[str], header: Header, line: int, check_dns: bool) -> CsvSubscriber | Rejected:
+    raw_email = _cell(row, header, "email")
+    try:
+        email = normalise_address(raw_email, check_dns=check_dns)
+    except InvalidAddress as exc:
+        return Rejected(line, str(exc))
+    name = _cell(row, header, "name")
+    if not name:
+        name = " ".join(
+            p for p in (_cell(row, header, "first_name"), _cell(row, header, "last_name")) if p
+        )
+    if "\n" in name or "\r" in name:
+        return Rejected(line, f"the name of {email} spans several lines; put it on one line")
+    lang = _cell(row, header, "lang") or None
+    if lang:
+        try:
+            check_language(lang)
+        except ValueError as exc:
+            return Rejected(line, f"{email}: {exc}")
+    raw_format = _cell(row, header, "format").casefold()
+    if raw_format and raw_format not in FORMATS:
+        return Rejected(line, f"{email}: format {raw_format!r} is neither 'html' nor 'text'")
+    status = _cell(row, header, "status").casefold() or None
+    if status and status not in STATUSES:
+        return Rejected(line, f"{email}: status {status!r} is not one of {', '.join(STATUSES)}")
+    attributes = {
+        attr: unescape_formula(row[index].strip())
+        for index, attr in header.attributes.items()
+        if index < len(row) and row[index].strip()
+    }
+    return CsvSubscriber(
+        line=line,
+        email=email,
+        name=name,
+        lang=lang,
+        format=FORMATS[raw_format] if raw_format else None,
+        status=status,
+        attributes=attributes,
+    )
+
+
+def write_csv(rows: Iterable[list[str]], header: list[str], target: Path | None) -> int:
+    """Write an escaped CSV to ``target`` (atomically) or to stdout; returns the row count."""
+    count = 0
+
+    def emit(handle: TextIO) -> None:
+        nonlocal count
+        writer = csv.writer(handle, lineterminator="\r\n")  # RFC 4180
+        writer.writerow(header)
+        for row in rows:
+            writer.writerow([escape_formula(cell) for cell in row])
+            count += 1
+
+    if target is None:
+        import sys
+
+        emit(sys.stdout)
+        return count
+    fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        # A BOM so that Excel opens the file as UTF-8; our own import skips it.
+        with os.fdopen(fd, "w", encoding="utf-8-sig", newline="") as handle:
+            emit(handle)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return count

@@ -1,0 +1,320 @@
+"""The mailing list: imports of files as spreadsheets really write them, the admin commands, export
+round trips, and a store that is never left half-changed."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from hebdo_mail.subscribers import StoreError, SubscriberStore
+
+from .conftest import REPO, Result
+
+
+def store_rows(path: Path) -> list[tuple[str, str, str | None, str, str, str]]:
+    with SubscriberStore(path) as store:
+        return [
+            (s.email, s.name, s.lang, s.format, s.status, repr(sorted(s.attributes.items())))
+            for s in store.iter_subscribers(batch=2)
+        ]
+
+
+def imported(
+    workspace: Path, cli: Callable[..., Result], name: str, data: bytes, *args: str
+) -> Result:
+    path = workspace / name
+    path.write_bytes(data)
+    return cli("subscribers", "import", name, *args, cwd=workspace)
+
+
+def test_example_list_imports_as_is(workspace: Path, cli: Callable[..., Result]) -> None:
+    result = cli("subscribers", "import", "subscribers.example.csv", cwd=workspace)
+    assert result.code == 0, result.err
+    assert result.out.strip() == "added 5, updated 0, unchanged 0, rejected 0"
+    rows = store_rows(workspace / "hebdo.db")
+    assert (
+        "marc.dubois@example.net",
+        "Marc Dubois",
+        "fr",
+        "text",
+        "active",
+        "[('city', 'Mons')]",
+    ) in rows
+    assert {r[2] for r in rows} == {"fr", "en"}
+
+
+def test_excel_semicolons_bom_aliases_and_quoted_newlines(
+    workspace: Path, cli: Callable[..., Result]
+) -> None:
+    data = (
+        "\ufeffCourriel;Nom;Langue;Format;Adresse postale\r\n"
+        'anne@example.org;Anne Martin;fr;texte;"12 rue Haute\r\n1000 Bruxelles"\r\n'
+        'bob@example.org;"Durand; Bob";en;HTML;\r\n'
+    ).encode()
+    result = imported(workspace, cli, "excel.csv", data)
+    assert result.out.startswith("added 2,")
+    rows = store_rows(workspace / "hebdo.db")
+    assert rows[0][:4] == ("anne@example.org", "Anne Martin", "fr", "text")
+    assert (
+        "12 rue Haute\\r\\n1000 Bruxelles" in rows[0][5]
+        or "12 rue Haute\\n1000 Bruxelles" in rows[0][5]
+    )
+    assert rows[1][:4] == ("bob@example.org", "Durand; Bob", "en", "html")
+
+
+def test_cp1252_file_from_excel(workspace: Path, cli: Callable[..., Result]) -> None:
+    data = "E-mail,Prénom,Nom de famille\nhelene@example.org,Hélène,Lefèvre\n".encode("cp1252")
+    result = imported(workspace, cli, "latin.csv", data)
+    assert result.code == 0 and result.out.startswith("added 1,")
+    assert store_rows(workspace / "hebdo.db")[0][1] == "Hélène Lefèvre"
+
+
+def test_utf16_tab_separated_unicode_text(workspace: Path, cli: Callable[..., Result]) -> None:
+    data = "mail\tname\r\nzoe@example.fr\tZoé Nguyễn\r\n".encode("utf-16")
+    result = imported(workspace, cli, "unicode.txt", data)
+    assert result.out.startswith("added 1,")
+    assert store_rows(workspace / "hebdo.db")[0][1] == "Zoé Nguyễn"
+
+
+def test_duplicates_invalid_and_idn_addresses(workspace: Path, cli: Callable[..., Result]) -> None:
+    data = (
+        "email,name,city\n"
+        "Paul@Example.org,Paul,\n"  # line 2
+        "not-an-address,Nobody,\n"  # line 3
+        "paul@EXAMPLE.ORG,,Liège\n"  # line 4: same reader as line 2, fills the city
+        "josé@bücher.de,José,\n"  # line 5: internationalised domain
+        "x@-bad-.org,Bad,\n"  # line 6
+        "lang@example.org,Lang,\n"
+    ).encode()
+    result = imported(workspace, cli, "messy.csv", data)
+    assert result.code == 0
+    assert result.out.startswith(
+        "added 3, updated 0, unchanged 0, rejected 2 (1 duplicate row merged)"
+    )
+    errors = result.err.strip().splitlines()
+    assert errors[0].startswith("messy.csv:3: 'not-an-address' is not an email address")
+    assert errors[1].startswith("messy.csv:6: 'x@-bad-.org'")
+    rows = store_rows(workspace / "hebdo.db")
+    assert [r[0] for r in rows] == ["Paul@example.org", "josé@xn--bcher-kva.de", "lang@example.org"]
+    assert rows[0][5] == "[('city', 'Liège')]"
+
+
+def test_rejected_rows_name_the_line_where_a_multiline_row_starts(
+    workspace: Path, cli: Callable[..., Result]
+) -> None:
+    data = b'email,note\na@example.org,"one\ntwo\nthree"\nbroken@,x\n'
+    result = imported(workspace, cli, "lines.csv", data)
+    assert result.err.startswith("lines.csv:5: 'broken@'")
+
+
+def test_import_never_reactivates_a_reader_who_left(
+    workspace: Path, cli: Callable[..., Result]
+) -> None:
+    cli("subscribers", "import", "subscribers.example.csv", cwd=workspace)
+    cli("subscribers", "unsubscribe", "marc.dubois@example.net", cwd=workspace)
+    data = b"email,name,status\nmarc.dubois@example.net,Marc D.,active\n"
+    plain = imported(workspace, cli, "again.csv", data)
+    updated = imported(workspace, cli, "again.csv", data, "--update")
+    assert "left as they were" in plain.out and "left as they were" in updated.out
+    with SubscriberStore(workspace / "hebdo.db") as store:
+        marc = store.get("marc.dubois@example.net")
+        assert marc is not None and marc.status == "unsubscribed" and marc.name == "Marc D."
+    added = cli("subscribers", "add", "Marc.Dubois@example.net", cwd=workspace)
+    assert added.out.startswith("re-activated marc.dubois@example.net (active)")
+
+
+def test_update_refreshes_known_readers_only_when_asked(
+    workspace: Path, cli: Callable[..., Result]
+) -> None:
+    cli("subscribers", "import", "subscribers.example.csv", cwd=workspace)
+    data = b"email,lang,format\nhelene.lefevre@example.org,en,text\n"
+    assert imported(workspace, cli, "u.csv", data).out.startswith("added 0, updated 0, unchanged 1")
+    assert imported(workspace, cli, "u.csv", data, "--update").out.startswith(
+        "added 0, updated 1, unchanged 0"
+    )
+    row = next(r for r in store_rows(workspace / "hebdo.db") if r[0].startswith("helene"))
+    assert row[1:4] == ("Hélène Lefèvre", "en", "text")
+
+
+def test_dry_run_writes_nothing(workspace: Path, cli: Callable[..., Result]) -> None:
+    result = cli("subscribers", "import", "subscribers.example.csv", "--dry-run", cwd=workspace)
+    assert result.out.startswith("dry run, nothing written: would have added 5")
+    assert store_rows(workspace / "hebdo.db") == []
+
+
+def test_export_escapes_formulas_and_round_trips(
+    workspace: Path, cli: Callable[..., Result], tmp_path: Path
+) -> None:
+    cli("subscribers", "import", "subscribers.example.csv", cwd=workspace)
+    cli(
+        "subscribers",
+        "add",
+        "formula@example.org",
+        "--name",
+        '=HYPERLINK("http://evil")',
+        cwd=workspace,
+    )
+    data = b"email,phone,note\nphone@example.org,+33 1 23 45 67 89,@risky\n"
+    imported(workspace, cli, "extra.csv", data)
+    cli("subscribers", "unsubscribe", "a.kowalski@example.com", cwd=workspace)
+
+    result = cli("subscribers", "export", "list.csv", cwd=workspace)
+    assert result.out.strip() == "exported 7 subscribers to list.csv"
+    raw = (workspace / "list.csv").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbfemail,name,") and b"\r\n" in raw
+    cells = [cell for row in csv.reader(io.StringIO(raw.decode("utf-8-sig"))) for cell in row]
+    assert not [c for c in cells if c[:1] in ("=", "+", "-", "@", "\t", "\r")]
+    assert '\'=HYPERLINK("http://evil")' in cells and "'+33 1 23 45 67 89" in cells
+
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "hebdo.toml").write_text((workspace / "hebdo.toml").read_text())
+    (other / "list.csv").write_bytes(raw)
+    assert cli("subscribers", "import", "list.csv", cwd=other).out.startswith("added 7,")
+    assert store_rows(other / "hebdo.db") == store_rows(workspace / "hebdo.db")
+
+
+def test_export_to_stdout_and_by_status(workspace: Path, cli: Callable[..., Result]) -> None:
+    cli("subscribers", "import", "subscribers.example.csv", cwd=workspace)
+    cli("subscribers", "unsubscribe", "zoe.nguyen@example.fr", cwd=workspace)
+    result = cli("subscribers", "export", "-", "--status", "unsubscribed", cwd=workspace)
+    lines = result.out.strip().splitlines()
+    assert len(lines) == 2 and lines[1].startswith(
+        "zoe.nguyen@example.fr,Zoé Nguyễn,fr,html,unsubscribed"
+    )
+
+
+def test_list_search_stats_and_remove(workspace: Path, cli: Callable[..., Result]) -> None:
+    cli("subscribers", "import", "subscribers.example.csv", cwd=workspace)
+    found = cli("subscribers", "list", "--search", "lefè", cwd=workspace)
+    assert found.out.splitlines() == [
+        "helene.lefevre@example.org  Hélène Lefèvre  fr  html  active"
+    ]
+    assert cli("subscribers", "list", "--search", "%", cwd=workspace).out == ""
+    stats = cli("subscribers", "stats", cwd=workspace).out.splitlines()
+    assert stats == [
+        "total: 5",
+        "by status: active 5",
+        "by language: fr 3, en 2",
+        "by format: html 4, text 1",
+    ]
+    assert cli("subscribers", "remove", "j.oconnor@example.org", cwd=workspace).code == 0
+    missing = cli("subscribers", "remove", "j.oconnor@example.org", cwd=workspace)
+    assert missing.code == 1 and "is not in the list" in missing.err
+    assert len(store_rows(workspace / "hebdo.db")) == 4
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "is not a text file"),
+        (b"nom,ville\nAnne,Lyon\n", "has no address column"),
+        (
+            b"email,name\n" + b"a@example.org,Anne\n" + b"b@example.org,\x81\x8d\x90\n",
+            "neither UTF-8 nor Windows-1252",
+        ),
+        (b'email,name\n"a@example.org,Anne\n', "is not valid CSV"),
+        (b"", "is empty"),
+    ],
+    ids=["binary", "no-address-column", "encoding", "unclosed-quote", "empty"],
+)
+def test_unreadable_files_give_one_line_and_leave_the_store(
+    workspace: Path, cli: Callable[..., Result], data: bytes, message: str
+) -> None:
+    cli("subscribers", "import", "subscribers.example.csv", cwd=workspace)
+    before = store_rows(workspace / "hebdo.db")
+    result = imported(workspace, cli, "bad.csv", data)
+    assert result.code == 1
+    assert len(result.err.strip().splitlines()) == 1
+    assert result.err.startswith("hebdo-mail: error: bad.csv") and message in result.err
+    assert store_rows(workspace / "hebdo.db") == before
+
+
+def test_a_corrupt_store_is_reported_and_left_alone(
+    workspace: Path, cli: Callable[..., Result]
+) -> None:
+    garbage = b"this is not a database\n" * 200
+    (workspace / "hebdo.db").write_bytes(garbage)
+    result = cli("subscribers", "stats", cwd=workspace)
+    assert result.code == 1 and "hebdo.db: is not a usable subscriber store" in result.err
+    assert (workspace / "hebdo.db").read_bytes() == garbage
+
+
+def test_a_foreign_sqlite_database_is_not_taken_over(
+    workspace: Path, cli: Callable[..., Result]
+) -> None:
+    with sqlite3.connect(workspace / "hebdo.db") as db:
+        db.execute("CREATE TABLE accounts (id INTEGER)")
+    result = cli("subscribers", "add", "a@example.org", cwd=workspace)
+    assert result.code == 1 and "not a hebdo-mail store" in result.err
+
+
+def test_read_commands_do_not_create_a_store(workspace: Path, cli: Callable[..., Result]) -> None:
+    result = cli("subscribers", "list", cwd=workspace)
+    assert result.code == 1 and "no subscriber store here yet" in result.err
+    assert not (workspace / "hebdo.db").exists()
+
+
+def test_a_killed_import_leaves_the_store_as_it_was(
+    workspace: Path, cli: Callable[..., Result]
+) -> None:
+    cli("subscribers", "import", "subscribers.example.csv", cwd=workspace)
+    before = store_rows(workspace / "hebdo.db")
+    big = workspace / "big.csv"
+    with big.open("w") as handle:
+        handle.write("email,name,city\n")
+        for i in range(300_000):
+            handle.write(f"reader{i}@example{i % 97}.org,Reader {i},City {i % 13}\n")
+    wal = workspace / "hebdo.db-wal"
+    for delay in (0.8, 1.5, 2.5, 4.0, 6.0):
+        process = subprocess.Popen(
+            [sys.executable, "-m", "hebdo_mail", "subscribers", "import", "big.csv"],
+            cwd=workspace,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        base = wal.stat().st_size if wal.exists() else 0
+        deadline = time.monotonic() + 60
+        # Wait until the import is writing its transaction (the WAL grows), then kill it.
+        while time.monotonic() < deadline and process.poll() is None:
+            if wal.exists() and wal.stat().st_size > base + 1_000_000:
+                break
+            time.sleep(0.01)
+        time.sleep(delay / 100)
+        still_running = process.poll() is None
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        if still_running:
+            break
+        store_file = workspace / "hebdo.db"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{store_file}{suffix}").unlink(missing_ok=True)
+        cli("subscribers", "import", "subscribers.example.csv", cwd=workspace)
+    else:
+        pytest.fail("the import always finished before it could be killed")
+    assert store_rows(workspace / "hebdo.db") == before
+    # and a full import afterwards works on the recovered store
+    assert cli("subscribers", "import", "subscribers.example.csv", cwd=workspace).out.startswith(
+        "added 0,"
+    )
+
+
+def test_repository_example_list_is_the_documented_one() -> None:
+    rows = list(csv.DictReader((REPO / "subscribers.example.csv").open(encoding="utf-8")))
+    assert any(r["format"] == "text" for r in rows) and {r["lang"] for r in rows} == {"fr", "en"}
+
+
+def test_store_error_is_a_hebdo_error() -> None:
+    from hebdo_mail.errors import HebdoError
+
+    assert issubclass(StoreError, HebdoError)
