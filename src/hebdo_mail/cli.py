@@ -13,6 +13,7 @@ from pathlib import Path
 from . import __version__
 from .build import build_issue
 from .config import Workspace, load_workspace
+from .delivery import cmd_send, cmd_status
 from .errors import HebdoError, display_path
 from .subscribers import STATUSES, SubscriberStore
 from .workspace_init import init_workspace
@@ -176,6 +177,44 @@ def build_parser() -> argparse.ArgumentParser:
     )
     build.add_argument("issue", metavar="ISSUE", help="the issue folder, or its id under issues/")
     build.set_defaults(handler=cmd_build)
+
+    send = commands.add_parser(
+        "send", help="mail the issue to every recipient (resumable)", parents=[common]
+    )
+    send.add_argument("issue", metavar="ISSUE", help="the issue folder, or its id under issues/")
+    send.add_argument(
+        "--subscribers", metavar="FILE.csv", help="mail the rows of this CSV instead of the store"
+    )
+    send.add_argument(
+        "--smtp", metavar="URL", help="relay, e.g. smtp+starttls://user@mail.example.org:587"
+    )
+    send.add_argument(
+        "--concurrency", type=int, metavar="N", help="SMTP connections in parallel (default 10)"
+    )
+    send.add_argument(
+        "--rate", type=float, metavar="PER_SECOND", help="at most this many messages a second"
+    )
+    send.add_argument("--limit", type=int, metavar="N", help="send at most N messages in this run")
+    send.add_argument(
+        "--dry-run", action="store_true", help="render every message, write and send nothing"
+    )
+    send.add_argument("--test", metavar="ADDRESS", help="send one copy to ADDRESS; not a delivery")
+    send.add_argument(
+        "--resend-unknown",
+        action="store_true",
+        help="also resend messages whose outcome is unknown",
+    )
+    send.add_argument(
+        "--yes", action="store_true", help="do not ask before mailing through a relay"
+    )
+    send.set_defaults(handler=cmd_send)
+
+    status = commands.add_parser(
+        "status", help="where the sending of an issue stands", parents=[common]
+    )
+    status.add_argument("issue", metavar="ISSUE")
+    status.add_argument("--json", action="store_true", help="print the counts as JSON")
+    status.set_defaults(handler=cmd_status)
 
     subscribers = commands.add_parser("subscribers", help="keep the mailing list", parents=[common])
     sub = subscribers.add_subparsers(dest="subcommand", required=True, metavar="ACTION")

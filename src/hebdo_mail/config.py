@@ -65,9 +65,11 @@ class NewsletterSettings(StrictModel):
     contact: str | None = None
     # A Babel date pattern ("dd-MMM-yyyy" gives the bulletin's "15-Dec-2006") or short/medium/long/full.
     date_format: str = "long"
+    list_id: str | None = None  # default: derived from the name and the sender's domain
+    unsubscribe_mailbox: str | None = None  # the mailto: of List-Unsubscribe; default: the sender
 
     _single_line = field_validator("name")(check_single_line)
-    _mailbox = field_validator("sender", "reply_to")(
+    _mailbox = field_validator("sender", "reply_to", "unsubscribe_mailbox")(
         lambda v: check_mailbox(v) if v is not None else v
     )
     _language = field_validator("language")(check_language)
@@ -87,6 +89,33 @@ class NewsletterSettings(StrictModel):
     def sender_domain(self) -> str:
         return self.sender_address.rpartition("@")[2].lower()
 
+    @property
+    def list_identifier(self) -> str:
+        """The List-Id value (RFC 2919): a dotted name under the sender's domain."""
+        if self.list_id:
+            return self.list_id
+        slug = re.sub(r"[^a-z0-9]+", "-", self.name.lower()).strip("-") or "newsletter"
+        return f"{slug}.{self.sender_domain}"
+
+    @property
+    def unsubscribe_address(self) -> str:
+        return parseaddr(self.unsubscribe_mailbox or self.sender)[1]
+
+
+class SmtpSettings(StrictModel):
+    url: str | None = None  # smtp://host:port, smtp+starttls://user@host:587, smtps://user@host:465
+    timeout: float = Field(default=30.0, gt=0)
+    verify_tls: bool = True  # turning it off is for test relays only, and prints a warning
+
+
+class SendSettings(StrictModel):
+    concurrency: int = Field(default=10, ge=1, le=200)
+    rate: float = Field(default=0, ge=0)  # messages per second over all connections; 0: no limit
+    attempts: int = Field(default=3, ge=1, le=20)  # tries per message within one run
+    retry_delay: float = Field(
+        default=2.0, ge=0
+    )  # seconds before the first retry, doubled each time
+
 
 class StoreSettings(StrictModel):
     path: str = "hebdo.db"  # relative to the workspace
@@ -95,6 +124,8 @@ class StoreSettings(StrictModel):
 class Settings(StrictModel):
     newsletter: NewsletterSettings
     store: StoreSettings = StoreSettings()
+    smtp: SmtpSettings = SmtpSettings()
+    send: SendSettings = SendSettings()
 
 
 @dataclass(frozen=True)
@@ -123,6 +154,14 @@ class Workspace:
     @property
     def locale_dir(self) -> Path:
         return self.root / "locale"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.root / "outbox"
 
     @property
     def store_path(self) -> Path:

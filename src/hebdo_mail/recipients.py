@@ -1,0 +1,103 @@
+"""Who an issue goes to: the rows of a CSV file given to ``send``, or the active subscribers of the
+store, streamed in batches. Either way each recipient is a ``Recipient`` value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .addresses import address_key
+from .csvfile import CsvSubscriber, Rejected, read_subscribers
+from .errors import HebdoError
+from .subscribers import SubscriberStore
+
+
+@dataclass(frozen=True)
+class Recipient:
+    email: str
+    name: str = ""
+    lang: str | None = None
+    format: str = "html"
+    attributes: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """What the send log and the store know this recipient by."""
+        return address_key(self.email)
+
+
+class RecipientSource:
+    """An iterable of recipients that can also tell its size before sending starts."""
+
+    description: str
+
+    def __iter__(self) -> Iterator[Recipient]:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+
+class CsvRecipients(RecipientSource):
+    """Every row of the file is read and checked before anything is sent."""
+
+    def __init__(self, path: Path) -> None:
+        self.description = f"file {path.name}"
+        rows: list[CsvSubscriber] = []
+        rejected: list[Rejected] = []
+        seen: set[str] = set()
+        for item in read_subscribers(path):
+            if isinstance(item, Rejected):
+                rejected.append(item)
+            elif address_key(item.email) not in seen:  # a repeated address is mailed once
+                seen.add(address_key(item.email))
+                rows.append(item)
+        if rejected:
+            first = rejected[0]
+            more = f" (and {len(rejected) - 1} more bad rows)" if len(rejected) > 1 else ""
+            raise HebdoError(
+                f"{first.reason}{more}; fix or remove these rows, nothing was sent",
+                path=path,
+                line=first.line,
+            )
+        self.recipients = [
+            Recipient(
+                email=row.email,
+                name=row.name,
+                lang=row.lang,
+                format=row.format or "html",
+                attributes=dict(row.attributes),
+            )
+            for row in rows
+        ]
+
+    def __iter__(self) -> Iterator[Recipient]:
+        return iter(self.recipients)
+
+    def __len__(self) -> int:
+        return len(self.recipients)
+
+
+class StoreRecipients(RecipientSource):
+    """Active subscribers, fetched a batch at a time so memory does not grow with the list."""
+
+    def __init__(self, store: SubscriberStore, batch: int = 1000) -> None:
+        self.description = "the subscriber store"
+        self.store = store
+        self.batch = batch
+        self.total = store.count("active")
+
+    def __iter__(self) -> Iterator[Recipient]:
+        for subscriber in self.store.iter_subscribers(status="active", batch=self.batch):
+            yield Recipient(
+                email=subscriber.email,
+                name=subscriber.name,
+                lang=subscriber.lang,
+                format=subscriber.format,
+                attributes=subscriber.attributes,
+            )
+
+    def __len__(self) -> int:
+        return self.total

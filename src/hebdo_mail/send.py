@@ -1,0 +1,286 @@
+"""Stage 5: the asyncio orchestrator. Recipients flow from their source through a bounded queue to
+N workers, each holding one reused connection; every event goes to the send log as it happens.
+
+What is guaranteed (see docs/reliability.md): a recipient whose last event is sent, failed or
+skipped is never mailed again by this issue; deferred ones are retried; a message whose reply was
+lost after the final dot is left "unknown" and only resent on request (--resend-unknown).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from .errors import HebdoError
+from .message import MessageError, MessageFactory
+from .recipients import Recipient
+from .sendlog import LogState, LogWriter
+from .subscribers import SubscriberStore
+from .transport import Connection, Reply, Transport, TransportError
+
+OUTCOMES = ("sent", "deferred", "failed", "skipped", "unknown")
+CONNECT_TRIES = 3
+
+
+@dataclass
+class SendOptions:
+    concurrency: int = 10
+    rate: float = 0.0
+    attempts: int = 3
+    retry_delay: float = 2.0
+    limit: int | None = None
+    resend_unknown: bool = False
+
+
+@dataclass
+class SendSummary:
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
+    already_done: int = 0  # sent, failed or skipped by earlier runs
+    unknown_left: int = 0  # unknown from earlier runs, not resent
+    not_reached: int = 0  # left pending by --limit or a stop
+    stopped: str | None = None  # why the run stopped early, if it did
+
+    @property
+    def incomplete(self) -> bool:
+        return bool(
+            self.counts["deferred"]
+            or self.counts["unknown"]
+            or self.unknown_left
+            or self.not_reached
+        )
+
+
+def decide(state: LogState, recipient: Recipient, options: SendOptions) -> str:
+    """ "done" (final in the log), "unknown" (left alone unless --resend-unknown) or "send"."""
+    status = state.status_of(recipient.key)
+    if status in ("sent", "failed", "skipped"):
+        return "done"
+    if status == "unknown" and not options.resend_unknown:
+        return "unknown"
+    return "send"
+
+
+def store_refusal(
+    store: SubscriberStore | None, recipient: Recipient, *, source_is_store: bool
+) -> str | None:
+    """Why the store says not to mail this recipient now, or None. Read at the last moment, so an
+    unsubscribe recorded while a send runs is honoured for everyone not yet handed to the relay."""
+    if store is None:
+        return None
+    subscriber = store.get(recipient.email)
+    if subscriber is None:
+        return "no longer in the list" if source_is_store else None
+    if subscriber.status in ("unsubscribed", "bounced"):
+        return subscriber.status
+    if source_is_store and subscriber.status != "active":
+        return subscriber.status
+    return None
+
+
+def count_to_send(state: LogState, recipients: Iterable[Recipient], options: SendOptions) -> int:
+    """How many messages a run would send: what the confirmation question states."""
+    count = sum(1 for r in recipients if decide(state, r, options) == "send")
+    return min(count, options.limit) if options.limit is not None else count
+
+
+class RateLimiter:
+    """At most ``rate`` messages per second over all connections (0: no limit)."""
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self.next_slot = 0.0
+
+    async def wait(self) -> None:
+        if not self.interval:
+            return
+        now = asyncio.get_running_loop().time()
+        slot = max(now, self.next_slot)
+        self.next_slot = slot + self.interval
+        if slot > now:
+            await asyncio.sleep(slot - now)
+
+
+class Sender:
+    def __init__(
+        self,
+        *,
+        factory: MessageFactory,
+        transport: Transport,
+        log: LogWriter,
+        state: LogState,
+        envelope_sender: str,
+        store: SubscriberStore | None,
+        store_is_source: bool,
+        options: SendOptions,
+        on_event: Callable[[str], None] = lambda outcome: None,
+    ) -> None:
+        self.factory = factory
+        self.transport = transport
+        self.log = log
+        self.state = state
+        self.envelope_sender = envelope_sender
+        self.store = store
+        self.store_is_source = store_is_source
+        self.options = options
+        self.on_event = on_event
+        self.summary = SendSummary()
+        self.limiter = RateLimiter(options.rate)
+        self.stopping = False
+        self.fatal: HebdoError | None = None
+
+    def stop(self, reason: str) -> None:
+        """Finish the messages in flight, start no new ones."""
+        if not self.stopping:
+            self.stopping = True
+            self.summary.stopped = reason
+
+    # -- choosing who to mail ------------------------------------------------------------------
+
+    def selected(self, recipients: Iterable[Recipient]) -> Iterable[Recipient]:
+        """Recipients this run should mail, in order, after the log and the store have spoken."""
+        queued = 0
+        for recipient in recipients:
+            decision = decide(self.state, recipient, self.options)
+            if decision == "done":
+                self.summary.already_done += 1
+                continue
+            if decision == "unknown":
+                self.summary.unknown_left += 1
+                continue
+            if self.stopping or (self.options.limit is not None and queued >= self.options.limit):
+                self.summary.not_reached += 1
+                continue
+            queued += 1
+            yield recipient
+
+    # -- running -------------------------------------------------------------------------------
+
+    async def run(self, recipients: Iterable[Recipient]) -> SendSummary:
+        queue: asyncio.Queue[Recipient | None] = asyncio.Queue(maxsize=self.options.concurrency * 4)
+        workers = [
+            asyncio.create_task(self._worker(queue)) for _ in range(self.options.concurrency)
+        ]
+        try:
+            for recipient in self.selected(recipients):
+                if self.stopping:
+                    self.summary.not_reached += 1
+                    continue
+                await queue.put(recipient)
+        finally:
+            for _ in workers:
+                await queue.put(None)
+            await asyncio.gather(*workers)
+            self.log.sync()
+        if self.fatal is not None:
+            raise self.fatal
+        return self.summary
+
+    async def _worker(self, queue: asyncio.Queue[Recipient | None]) -> None:
+        connection: Connection | None = None
+        try:
+            while (recipient := await queue.get()) is not None:
+                if self.stopping:
+                    self.summary.not_reached += 1
+                    continue
+                connection = await self._deliver(recipient, connection)
+        except HebdoError as exc:
+            self.fatal = self.fatal or exc
+            self.stop(str(exc))
+            self.summary.not_reached += 1  # the recipient in hand was not mailed
+            while (await queue.get()) is not None:
+                self.summary.not_reached += 1
+        finally:
+            if connection is not None:
+                await connection.close()
+
+    async def _connect(self) -> Connection:
+        delay = 1.0
+        for attempt in range(1, CONNECT_TRIES + 1):
+            try:
+                return await self.transport.connect()
+            except TransportError:
+                if attempt == CONNECT_TRIES or self.stopping:
+                    raise
+                await asyncio.sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable")
+
+    async def _deliver(
+        self, recipient: Recipient, connection: Connection | None
+    ) -> Connection | None:
+        key = recipient.key
+        refusal = store_refusal(self.store, recipient, source_is_store=self.store_is_source)
+        if refusal:
+            self.log.event(key, "skipped", reply=refusal)
+            self._count("skipped")
+            return connection
+        edition = self.factory.edition_label(recipient)
+        message_id = self.factory.message_id(recipient)
+        try:
+            message = self.factory.message_bytes(recipient)
+        except MessageError as exc:
+            self.log.event(key, "failed", edition=edition, reply=exc.message)
+            self._count("failed")
+            return connection
+        previous = self.state.recipients.get(key)
+        attempt = previous.attempts if previous else 0
+        for try_number in range(1, self.options.attempts + 1):
+            await self.limiter.wait()
+            if connection is None or not connection.usable:
+                if connection is not None:
+                    await connection.close()
+                connection = None
+                connection = await self._connect()
+            attempt += 1
+
+            def record_attempt(number: int = attempt) -> None:
+                self.log.event(
+                    key, "attempt", edition=edition, message_id=message_id, attempt=number
+                )
+
+            reply = await connection.send(
+                self.envelope_sender, recipient.email, message, record_attempt
+            )
+            outcome = reply.outcome
+            if outcome == "unknown":
+                # The attempt line stays last: status reports it, --resend-unknown resends it.
+                self._count("unknown")
+                return connection
+            fields = {
+                "edition": edition,
+                "code": reply.code,
+                "reply": reply.text,
+                "message_id": message_id,
+                "attempt": attempt,
+            }
+            if outcome == "sent":
+                self.log.event(key, "sent", **fields)
+                self._count("sent")
+                return connection
+            if outcome == "failed":
+                self.log.event(key, "failed", **fields)
+                self._count("failed")
+                if reply.is_permanent_address_refusal and self.store is not None:
+                    self.store.record_refusal(recipient.email, reply.text)
+                return connection
+            self.log.event(key, "deferred", **fields)
+            if try_number < self.options.attempts and not self.stopping:
+                await asyncio.sleep(self.options.retry_delay * 2 ** (try_number - 1))
+        self._count("deferred")
+        return connection
+
+    def _count(self, outcome: str) -> None:
+        self.summary.counts[outcome] += 1
+        self.on_event(outcome)
+
+
+async def deliver_one(transport: Transport, sender: str, recipient: str, message: bytes) -> Reply:
+    """A single message outside any log (the --test copy)."""
+    connection = await transport.connect()
+    try:
+        return await connection.send(sender, recipient, message, lambda: None)
+    finally:
+        with contextlib.suppress(Exception):
+            await connection.close()

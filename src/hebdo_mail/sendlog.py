@@ -1,0 +1,186 @@
+"""The per-issue send log, ``logs/<issue-id>.jsonl``: the checkpoint that makes a send resumable.
+
+One JSON object per line, appended and never rewritten. For each recipient the last event decides:
+``sent``, ``failed`` and ``skipped`` are final; ``deferred`` is retried by the next run; an
+``attempt`` with nothing after it is ``unknown``: the message data was handed to the relay but its
+reply never came back (a crash, a lost connection after the final dot), so it may or may not have
+been accepted. Lines are written with one ``write`` each as events happen and fsync'd in batches.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from .errors import HebdoError
+
+EVENTS = ("attempt", "sent", "deferred", "failed", "skipped")
+FINAL = ("sent", "failed", "skipped")
+STATUS_KEYS = ("total", "sent", "deferred", "failed", "skipped", "unknown", "pending")
+
+
+class LogError(HebdoError):
+    """The send log cannot be read or written."""
+
+
+class RecipientEvent(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    time: str
+    recipient: str
+    edition: str | None = None
+    event: Literal["attempt", "sent", "deferred", "failed", "skipped"]
+    code: int | None = None
+    reply: str | None = None
+    message_id: str | None = None
+    attempt: int | None = None
+
+
+class RunEvent(BaseModel):
+    """Written when a run starts: what it sent to, and how many recipients the list held."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    time: str
+    event: Literal["run"]
+    total: int
+    source: str
+    transport: str
+
+
+@dataclass
+class RecipientState:
+    event: str
+    attempts: int
+    edition: str | None
+
+
+@dataclass
+class LogState:
+    recipients: dict[str, RecipientState] = field(default_factory=dict)
+    total: int = 0
+    transport: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def status_of(self, key: str) -> str:
+        """pending, sent, failed, skipped, deferred or unknown."""
+        state = self.recipients.get(key)
+        if state is None:
+            return "pending"
+        return "unknown" if state.event == "attempt" else state.event
+
+    def counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(STATUS_KEYS, 0)
+        for key in self.recipients:
+            counts[self.status_of(key)] += 1
+        accounted = sum(counts[k] for k in ("sent", "deferred", "failed", "skipped", "unknown"))
+        counts["total"] = max(self.total, accounted)
+        counts["pending"] = counts["total"] - accounted
+        return counts
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+
+
+def read_log(path: Path) -> LogState:
+    """Replay the log. A line cut short by a crash is skipped with a warning; any other damage is
+    an error naming the line, since guessing could mail someone twice."""
+    state = LogState()
+    if not path.exists():
+        return state
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise LogError(f"cannot be read ({exc.strerror})", path=path) from None
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        if not raw.strip():
+            continue
+        try:
+            record: Any = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            state.warnings.append(
+                f"{path}:{number}: an incomplete line (a write cut short by a crash) was ignored"
+            )
+            continue
+        try:
+            if isinstance(record, dict) and record.get("event") == "run":
+                run = RunEvent.model_validate(record)
+                state.total, state.transport = run.total, run.transport
+                continue
+            event = RecipientEvent.model_validate(record)
+        except ValidationError as exc:
+            problem = exc.errors()[0]
+            where = ".".join(str(p) for p in problem["loc"])
+            raise LogError(
+                f"is not a send log record ({where}: {problem['msg']}); restore the log from a "
+                "backup before sending again",
+                path=path,
+                line=number,
+            ) from None
+        previous = state.recipients.get(event.recipient)
+        attempts = (previous.attempts if previous else 0) + (event.event == "attempt")
+        state.recipients[event.recipient] = RecipientState(event.event, attempts, event.edition)
+    return state
+
+
+class LogWriter:
+    """Appends records; each goes to the file with one write() as it happens, so a killed process
+    loses none, and an fsync every ``sync_every`` records protects against power loss too."""
+
+    def __init__(self, path: Path, *, sync_every: int = 256) -> None:
+        self.path = path
+        self.sync_every = sync_every
+        self._unsynced = 0
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            size = os.fstat(self.fd).st_size
+            if size:
+                with path.open("rb") as handle:
+                    handle.seek(size - 1)
+                    if handle.read(1) != b"\n":
+                        # A crash cut the last line short: end it, so the next record starts clean.
+                        os.write(self.fd, b"\n")
+        except OSError as exc:
+            raise LogError(
+                f"cannot be written ({exc.strerror}); nothing was sent", path=path
+            ) from None
+
+    def write(self, record: dict[str, Any]) -> None:
+        line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+        try:
+            os.write(self.fd, line.encode())
+        except OSError as exc:
+            raise LogError(
+                f"cannot be written ({exc.strerror}); stopping so that no message goes unrecorded",
+                path=self.path,
+            ) from None
+        self._unsynced += 1
+        if self._unsynced >= self.sync_every:
+            self.sync()
+
+    def event(self, recipient: str, event: str, **fields: Any) -> None:
+        self.write(
+            {
+                "time": now(),
+                "recipient": recipient,
+                "event": event,
+                **{k: v for k, v in fields.items() if v is not None},
+            }
+        )
+
+    def sync(self) -> None:
+        if self._unsynced:
+            os.fsync(self.fd)
+            self._unsynced = 0
+
+    def close(self) -> None:
+        self.sync()
+        os.close(self.fd)

@@ -1,0 +1,93 @@
+"""Signed tokens for unsubscribe and confirmation links.
+
+A token is the address (base64url) and an HMAC-SHA256 of (purpose, list, address) under the
+workspace secret, so it cannot be forged, cannot be moved to another address or list, and is
+checked in constant time. The secret comes from ``HEBDO_SECRET`` or the workspace's
+``.hebdo-secret`` file (mode 0600, created on first use when missing).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import os
+import stat
+from pathlib import Path
+
+from .errors import ConfigError
+from .workspace_init import SECRET_NAME, write_secret
+
+SECRET_ENV = "HEBDO_SECRET"
+MIN_SECRET_LENGTH = 16
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def load_secret(workspace_root: Path, *, create: bool = True) -> tuple[bytes, bool]:
+    """The workspace secret and whether it was just created."""
+    from_env = os.environ.get(SECRET_ENV)
+    if from_env:
+        if len(from_env) < MIN_SECRET_LENGTH:
+            raise ConfigError(
+                f"{SECRET_ENV} is too short; use at least {MIN_SECRET_LENGTH} random characters"
+            )
+        return from_env.encode(), False
+    path = workspace_root / SECRET_NAME
+    created = False
+    if not path.exists():
+        if not create:
+            raise ConfigError(
+                f"no secret; set {SECRET_ENV} or run a send once to create it", path=path
+            )
+        write_secret(path)
+        created = True
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise ConfigError(
+            f"is readable by other users (mode {mode:o}); run `chmod 600 {path.name}`", path=path
+        )
+    secret = path.read_text(encoding="utf-8").strip()
+    if len(secret) < MIN_SECRET_LENGTH:
+        raise ConfigError(
+            "holds too short a secret; delete it and let hebdo-mail create a new one", path=path
+        )
+    return secret.encode(), created
+
+
+class Signer:
+    """Makes and checks tokens for one list."""
+
+    def __init__(self, secret: bytes, list_id: str) -> None:
+        self._secret = secret
+        self.list_id = list_id
+
+    def _mac(self, purpose: str, address: str) -> bytes:
+        message = f"{purpose}\n{self.list_id}\n{address.casefold()}".encode()
+        return hmac.new(self._secret, message, hashlib.sha256).digest()
+
+    def digest(self, purpose: str, text: str) -> str:
+        """A short keyed hash, e.g. for Message-IDs: stable for one input, unguessable."""
+        return self._mac(purpose, text).hex()[:24]
+
+    def token(self, address: str, purpose: str = "unsubscribe") -> str:
+        return f"{_b64(address.encode())}.{_b64(self._mac(purpose, address))}"
+
+    def verify(self, token: str, purpose: str = "unsubscribe") -> str | None:
+        """The address a token was made for, or None when it is not genuine."""
+        if not isinstance(token, str) or len(token) > 600 or token.count(".") != 1:
+            return None
+        encoded, signature = token.split(".")
+        try:
+            address = _unb64(encoded).decode("utf-8")
+            given = _unb64(signature)
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            return None
+        return address if hmac.compare_digest(given, self._mac(purpose, address)) else None
