@@ -179,4 +179,6 @@ class MessageFactory:
     def message_bytes(self, recipient: Recipient) -> bytes:
         """The whole message with CRLF line ends, ready for a mailbox or (dot-stuffed) for SMTP."""
         message = self.reference(recipient)
-        return message.as_bytes(policy=WIRE_POLICY if recipient.email.isascii() else WIRE_POLICY_UTF8)
+        return message.as_bytes(
+            policy=WIRE_POLICY if recipient.email.isascii() else WIRE_POLICY_UTF8
+        )

@@ -18,7 +18,7 @@ from .message import MessageError, MessageFactory
 from .recipients import Recipient
 from .sendlog import LogState, LogWriter
 from .subscribers import SubscriberStore
-from .transport import Connection, Reply, Transport, TransportError
+from .transport import Connection, RelayRefused, Reply, Transport, TransportError
 
 OUTCOMES = ("sent", "deferred", "failed", "skipped", "unknown")
 CONNECT_TRIES = 3
@@ -200,6 +200,8 @@ class Sender:
         for attempt in range(1, CONNECT_TRIES + 1):
             try:
                 return await self.transport.connect()
+            except RelayRefused:
+                raise
             except TransportError:
                 if attempt == CONNECT_TRIES or self.stopping:
                     raise

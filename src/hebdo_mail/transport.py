@@ -29,6 +29,10 @@ class TransportError(HebdoError, ConnectionError):
     """The relay cannot be used at all: unreachable, refusing us, or not secure as required."""
 
 
+class RelayRefused(TransportError):
+    """The relay answered but will not let us send (login refused, no STARTTLS): retrying is useless."""
+
+
 class SmtpUrlError(HebdoError):
     """The --smtp URL or [smtp] url is malformed."""
 
@@ -205,11 +209,21 @@ class SmtpTransport(Transport):
         try:
             await client.connect()
         except aiosmtplib.SMTPAuthenticationError as exc:
-            raise TransportError(
+            raise RelayRefused(
                 f"the relay refused the login of {target.username!r} ({exc.code}); check the user "
                 "in the URL and HEBDO_SMTP_PASSWORD",
                 where=target.where,
             ) from None
+        except aiosmtplib.SMTPConnectTimeoutError:
+            raise TransportError(
+                f"cannot connect (no answer within {self.timeout:g} s)", where=target.where
+            ) from None
+        except aiosmtplib.SMTPConnectError as exc:
+            cause = exc.__cause__
+            reason = (
+                cause.strerror if isinstance(cause, OSError) else None
+            ) or "connection refused"
+            raise TransportError(f"cannot connect ({reason})", where=target.where) from None
         except aiosmtplib.SMTPException as exc:
             reason = _describe(exc)
             if "STARTTLS" in str(exc):

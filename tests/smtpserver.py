@@ -1,0 +1,134 @@
+"""A real SMTP server for the tests: aiosmtpd on a free port (bound to port 0), in its own thread,
+recording every accepted message. Faults are injected with small handler hooks."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt: str
+    data: bytes
+
+    @property
+    def message(self) -> EmailMessage:
+        return message_from_bytes(self.data, policy=policy.default)  # type: ignore[return-value]
+
+
+# A hook sees (stage, recipient, times this recipient reached that stage) and returns None to go on,
+# an SMTP reply line to answer with, "drop" to close the connection without a reply, or
+# ("stall", seconds) to wait before answering normally.
+Hook = Callable[[str, str, int], Any]
+
+
+@dataclass
+class Recorder:
+    hook: Hook | None = None
+    received: list[Received] = field(default_factory=list)
+    seen: dict[tuple[str, str], int] = field(default_factory=dict)
+    delay: float = 0.0  # seconds before each DATA reply (a slow relay)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _decide(self, stage: str, rcpt: str) -> Any:
+        with self.lock:
+            count = self.seen.get((stage, rcpt), 0) + 1
+            self.seen[(stage, rcpt)] = count
+        return self.hook(stage, rcpt, count) if self.hook else None
+
+    async def _apply(self, server: SMTP, decision: Any) -> str | None:
+        if decision is None:
+            return None
+        if decision == "drop":
+            assert server.transport is not None
+            server.transport.close()
+            return "451 4.3.0 connection dropped"  # never reaches the client
+        if isinstance(decision, tuple) and decision[0] == "stall":
+            await asyncio.sleep(decision[1])
+            return None
+        if str(decision).startswith("421"):
+            asyncio.get_running_loop().call_soon(server.transport.close)  # type: ignore[union-attr]
+        return str(decision)
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        reply = await self._apply(server, self._decide("mail", "*"))
+        if reply:
+            return reply
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        reply = await self._apply(server, self._decide("rcpt", address))
+        if reply:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        rcpt = envelope.rcpt_tos[0]
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        reply = await self._apply(server, self._decide("data", rcpt))
+        if reply:
+            return reply
+        content = envelope.original_content or b""
+        with self.lock:
+            for address in envelope.rcpt_tos:
+                self.received.append(Received(str(envelope.mail_from), address, content))
+        return "250 2.0.0 Ok: queued"
+
+    def by_recipient(self) -> dict[str, list[Received]]:
+        result: dict[str, list[Received]] = {}
+        for item in self.received:
+            result.setdefault(item.rcpt, []).append(item)
+        return result
+
+
+class SmtpServer:
+    """aiosmtpd serving ``handler`` on 127.0.0.1 and a port the system chose."""
+
+    def __init__(self, handler: Any, **smtp_options: Any) -> None:
+        self.handler = handler
+        self.smtp_options = smtp_options
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.port = 0
+
+    def __enter__(self) -> SmtpServer:
+        self.server = self.loop.run_until_complete(
+            self.loop.create_server(
+                lambda: SMTP(self.handler, hostname="relay.test", **self.smtp_options),
+                "127.0.0.1",
+                0,
+            )
+        )
+        self.port = self.server.sockets[0].getsockname()[1]
+        self.thread.start()
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    def __exit__(self, *exc: object) -> None:
+        async def shutdown() -> None:
+            self.server.close()
+            await self.server.wait_closed()
+
+        asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(timeout=10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
