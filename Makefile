@@ -23,6 +23,7 @@ system-packages:
 
 demo: install
 	$(BIN)/hebdo-mail build issues/2006-50
+	$(BIN)/hebdo-mail send issues/2006-50 --subscribers subscribers.example.csv
 
 test: install-test
 	$(BIN)/ruff check src tests bench

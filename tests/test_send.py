@@ -661,3 +661,26 @@ def test_a_log_of_another_transport_is_not_mixed(ws: Path, cli: Callable[..., Re
         "already sent through outbox outbox/2006-50" in result.err
         and "move the log aside" in result.err
     )
+
+
+def test_ctrl_c_finishes_the_messages_in_flight_and_says_how_to_resume(ws: Path, cli: Callable[..., Result]) -> None:
+    write_list(ws / "list.csv", many(40))
+    recorder = Recorder(delay=0.05)
+    with SmtpServer(recorder) as server:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "hebdo_mail", "send", EXAMPLE_ISSUE, "--subscribers", "list.csv",
+             "--smtp", server.url, "--yes", "--concurrency", "3"],
+            cwd=ws, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        while len(recorder.received) < 6:
+            time.sleep(0.005)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+        assert process.returncode == 75, err
+        assert "stopped early (interrupted); run the same command again to resume" in err
+        assert "Traceback" not in err
+        interrupted = status(cli, ws)
+        assert interrupted["unknown"] == 0 and interrupted["sent"] == len(recorder.received) < 40
+        resumed = send(cli, ws, "--subscribers", "list.csv", "--smtp", server.url, "--yes")
+    assert resumed.code == 0
+    assert {r: len(c) for r, c in recorder.by_recipient().items()} == {r[0]: 1 for r in many(40)}
