@@ -185,3 +185,27 @@ def test_workspace_option_and_subfolder_discovery(
     assert cli("build", ".", cwd=workspace / "issues" / EXAMPLE_ISSUE).code == 0
     missing = cli("build", EXAMPLE_ISSUE, cwd=elsewhere)
     assert missing.code == 1 and "no hebdo.toml" in missing.err and "hebdo-mail init" in missing.err
+
+
+def test_build_warns_about_gmail_clipping_and_overlong_lines(
+    workspace: Path, cli: Callable[..., Result]
+) -> None:
+    issue = workspace / "issues" / EXAMPLE_ISSUE
+    paragraph = "Un paragraphe assez long pour peser dans le message final, répété encore. " * 40
+    body = "\n\n".join([paragraph] * 40) + "\n\n```\n" + "x" * 1200 + "\n```\n"
+    (issue / "annexe.md").write_text(
+        f"---\ntitle: Annexe\nsection: Opinion\n---\n{body}", encoding="utf-8"
+    )
+    result = cli("build", EXAMPLE_ISSUE, cwd=workspace)
+    assert result.code == 0
+    warnings = [line for line in result.err.splitlines() if line.startswith("warning: ")]
+    assert any(
+        "fr/email.html is" in w and "Gmail clips messages over about 102 KB" in w for w in warnings
+    )
+    assert any(
+        re.search(r"fr/email\.txt:\d+: line of 1204 octets passes the 998", w) for w in warnings
+    )
+    # Paragraphs are folded between words; only the preformatted line, which must not be, stays long.
+    html = (workspace / "build" / EXAMPLE_ISSUE / "fr" / "email.html").read_text()
+    long_lines = [line for line in html.splitlines() if len(line.encode()) > 998]
+    assert len(long_lines) == 1 and "x" * 1200 in long_lines[0]

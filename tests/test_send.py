@@ -663,14 +663,31 @@ def test_a_log_of_another_transport_is_not_mixed(ws: Path, cli: Callable[..., Re
     )
 
 
-def test_ctrl_c_finishes_the_messages_in_flight_and_says_how_to_resume(ws: Path, cli: Callable[..., Result]) -> None:
+def test_ctrl_c_finishes_the_messages_in_flight_and_says_how_to_resume(
+    ws: Path, cli: Callable[..., Result]
+) -> None:
     write_list(ws / "list.csv", many(40))
     recorder = Recorder(delay=0.05)
     with SmtpServer(recorder) as server:
         process = subprocess.Popen(
-            [sys.executable, "-m", "hebdo_mail", "send", EXAMPLE_ISSUE, "--subscribers", "list.csv",
-             "--smtp", server.url, "--yes", "--concurrency", "3"],
-            cwd=ws, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-m",
+                "hebdo_mail",
+                "send",
+                EXAMPLE_ISSUE,
+                "--subscribers",
+                "list.csv",
+                "--smtp",
+                server.url,
+                "--yes",
+                "--concurrency",
+                "3",
+            ],
+            cwd=ws,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         while len(recorder.received) < 6:
             time.sleep(0.005)
@@ -684,3 +701,50 @@ def test_ctrl_c_finishes_the_messages_in_flight_and_says_how_to_resume(ws: Path,
         resumed = send(cli, ws, "--subscribers", "list.csv", "--smtp", server.url, "--yes")
     assert resumed.code == 0
     assert {r: len(c) for r, c in recorder.by_recipient().items()} == {r[0]: 1 for r in many(40)}
+
+
+def test_the_rate_limit_spaces_messages_out(ws: Path, cli: Callable[..., Result]) -> None:
+    write_list(ws / "list.csv", many(6))
+    arrivals: list[float] = []
+    recorder = Recorder(
+        hook=lambda stage, rcpt, n: arrivals.append(time.monotonic()) if stage == "data" else None
+    )
+    with SmtpServer(recorder) as server:
+        result = send(
+            cli, ws, "--subscribers", "list.csv", "--smtp", server.url, "--yes", "--rate", "20"
+        )
+    assert result.code == 0
+    # A lower bound only: six messages at 20 a second cannot arrive in less than five intervals.
+    assert arrivals[-1] - arrivals[0] >= 5 / 20 * 0.9
+
+
+def test_a_terminal_shows_a_progress_bar(ws: Path) -> None:
+    import pty
+
+    write_list(ws / "list.csv", many(20))
+    command = [
+        sys.executable,
+        "-m",
+        "hebdo_mail",
+        "send",
+        EXAMPLE_ISSUE,
+        "--subscribers",
+        "list.csv",
+    ]
+    output = bytearray()
+
+    def read(fd: int) -> bytes:
+        data = os.read(fd, 1024)
+        output.extend(data)
+        return data
+
+    previous = os.getcwd()
+    os.chdir(ws)
+    try:
+        status_code = pty.spawn(command, read)
+    finally:
+        os.chdir(previous)
+    text = output.decode(errors="replace")
+    assert os.waitstatus_to_exitcode(status_code) == 0
+    assert "sending" in text and "msg/s" in text
+    assert "20 sent, 0 deferred, 0 failed, 0 skipped, 0 unknown" in text

@@ -318,3 +318,18 @@ def test_store_error_is_a_hebdo_error() -> None:
     from hebdo_mail.errors import HebdoError
 
     assert issubclass(StoreError, HebdoError)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--name", "Anne\r\nBcc: victim@example.org"], "has a line break"),
+        (["--lang", "klingon"], "is not a language code"),
+    ],
+)
+def test_add_refuses_values_that_could_not_be_mailed(
+    workspace: Path, cli: Callable[..., Result], args: list[str], message: str
+) -> None:
+    result = cli("subscribers", "add", "anne@example.org", *args, cwd=workspace)
+    assert result.code == 1 and message in result.err
+    assert store_rows(workspace / "hebdo.db") == []

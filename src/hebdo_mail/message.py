@@ -120,6 +120,11 @@ class MessageFactory:
     def headers(
         self, recipient: Recipient, *, date: dt.datetime, message_id: str
     ) -> list[tuple[str, str]]:
+        for what, value in (("name", recipient.name), ("address", recipient.email)):
+            if "\r" in value or "\n" in value:
+                raise MessageError(
+                    f"refusing to send to {recipient.email!r}: the {what} has a line break, which would inject a header"
+                )
         settings = self.settings
         prepared = self.edition_for(recipient)
         token = self.unsubscribe_token(recipient)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .addresses import InvalidAddress, address_key, normalise_address
+from .config import check_language
 from .csvfile import CsvSubscriber, Rejected, read_subscribers, write_csv
 from .errors import HebdoError
 
@@ -249,6 +250,17 @@ class SubscriberStore:
         Returns the subscriber and what happened: "added", "reactivated" or "updated".
         """
         address = self._address(email)
+        if any(c in name for c in "\r\n\0"):
+            raise StoreError(f"the name given for {address} has a line break; give it on one line")
+        if lang:
+            try:
+                check_language(lang)
+            except ValueError as exc:
+                raise StoreError(f"--lang: {exc}") from None
+        if format not in FORMATS or status not in STATUSES:
+            raise StoreError(
+                f"format must be one of {', '.join(FORMATS)} and status one of {', '.join(STATUSES)}"
+            )
         stamp = now()
         with self.transaction():
             existing = self.get(address)
