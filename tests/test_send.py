@@ -51,6 +51,17 @@ def send(cli: Callable[..., Result], ws: Path, *args: str) -> Result:
     return cli("send", EXAMPLE_ISSUE, *args, cwd=ws)
 
 
+def start_send(ws: Path, *args: str) -> subprocess.Popen[str]:
+    """``send`` as a separate process, to be interrupted or killed while it works."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "hebdo_mail", "send", EXAMPLE_ISSUE, *args],
+        cwd=ws,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def status(cli: Callable[..., Result], ws: Path) -> dict[str, int]:
     result = cli("status", EXAMPLE_ISSUE, "--json", cwd=ws)
     assert result.code == 0, result.err
@@ -448,24 +459,7 @@ def test_an_unsubscribe_during_the_send_is_honoured(ws: Path, cli: Callable[...,
         cli("subscribers", "add", address, cwd=ws)
     recorder = Recorder(delay=0.05)
     with SmtpServer(recorder) as server:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "hebdo_mail",
-                "send",
-                EXAMPLE_ISSUE,
-                "--smtp",
-                server.url,
-                "--yes",
-                "--concurrency",
-                "1",
-            ],
-            cwd=ws,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        process = start_send(ws, "--smtp", server.url, "--yes", "--concurrency", "1")
         while len(recorder.received) < 3:
             time.sleep(0.01)
         with SubscriberStore(ws / "hebdo.db") as store:
@@ -482,24 +476,8 @@ def test_a_killed_send_resumes_without_losing_or_doubling(
     write_list(ws / "list.csv", many(40))
     recorder = Recorder(delay=0.02)
     with SmtpServer(recorder) as server:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "hebdo_mail",
-                "send",
-                EXAMPLE_ISSUE,
-                "--subscribers",
-                "list.csv",
-                "--smtp",
-                server.url,
-                "--yes",
-                "--concurrency",
-                "4",
-            ],
-            cwd=ws,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+        process = start_send(
+            ws, "--subscribers", "list.csv", "--smtp", server.url, "--yes", "--concurrency", "4"
         )
         while len(recorder.received) < 12:
             time.sleep(0.005)
@@ -669,25 +647,8 @@ def test_ctrl_c_finishes_the_messages_in_flight_and_says_how_to_resume(
     write_list(ws / "list.csv", many(40))
     recorder = Recorder(delay=0.05)
     with SmtpServer(recorder) as server:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "hebdo_mail",
-                "send",
-                EXAMPLE_ISSUE,
-                "--subscribers",
-                "list.csv",
-                "--smtp",
-                server.url,
-                "--yes",
-                "--concurrency",
-                "3",
-            ],
-            cwd=ws,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
+        process = start_send(
+            ws, "--subscribers", "list.csv", "--smtp", server.url, "--yes", "--concurrency", "3"
         )
         while len(recorder.received) < 6:
             time.sleep(0.005)

@@ -229,12 +229,12 @@ class Sender:
         previous = self.state.recipients.get(key)
         attempt = previous.attempts if previous else 0
         for try_number in range(1, self.options.attempts + 1):
-            await self.limiter.wait()
             if connection is None or not connection.usable:
                 if connection is not None:
                     await connection.close()
                 connection = None
                 connection = await self._connect()
+            await self.limiter.wait()  # after connecting: the rate is of messages handed over
             attempt += 1
 
             def record_attempt(number: int = attempt) -> None:
