@@ -436,7 +436,7 @@ def test_a_list_with_a_bad_row_sends_nothing(ws: Path, cli: Callable[..., Result
     result = send(cli, ws, "--subscribers", "list.csv")
     assert result.code == 1
     assert result.err.startswith(
-        "hebdo-mail: error: list.csv:3: the name of bad@example.org spans several lines"
+        "hebdo-mail: error: list.csv:3: bad@example.org: the name spans several lines"
     )
     assert "nothing was sent" in result.err and not (ws / "outbox").exists()
 

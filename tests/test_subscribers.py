@@ -323,7 +323,7 @@ def test_store_error_is_a_hebdo_error() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--name", "Anne\r\nBcc: victim@example.org"], "has a line break"),
+        (["--name", "Anne\r\nBcc: victim@example.org"], "the name spans several lines"),
         (["--lang", "klingon"], "is not a language code"),
     ],
 )

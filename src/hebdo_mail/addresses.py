@@ -8,6 +8,7 @@ cost of validating an address.
 
 from __future__ import annotations
 
+import unicodedata
 from functools import lru_cache
 
 from email_validator import EmailNotValidError, validate_email
@@ -56,3 +57,17 @@ def normalise_address(text: str, *, check_dns: bool = False) -> str:
 def address_key(address: str) -> str:
     """What uniqueness is checked on: the normalised address, case-insensitively."""
     return address.casefold()
+
+
+MAX_NAME_LENGTH = 200
+
+
+def check_name(name: str) -> str:
+    """A display name that can go into a header: one line, no control characters, 200 at most."""
+    if any(c in name for c in "\r\n"):
+        raise InvalidAddress("the name spans several lines; put it on one line")
+    if any(unicodedata.category(c) == "Cc" for c in name):
+        raise InvalidAddress("the name holds a control character (a tab?); remove it")
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidAddress(f"the name is longer than {MAX_NAME_LENGTH} characters; shorten it")
+    return name

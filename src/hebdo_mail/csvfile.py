@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from .addresses import InvalidAddress, normalise_address
+from .addresses import InvalidAddress, check_name, normalise_address
 from .config import check_language
 from .errors import HebdoError
 
@@ -214,8 +214,10 @@ def _row(row: list[str], header: Header, line: int, check_dns: bool) -> CsvSubsc
         name = " ".join(
             p for p in (_cell(row, header, "first_name"), _cell(row, header, "last_name")) if p
         )
-    if "\n" in name or "\r" in name:
-        return Rejected(line, f"the name of {email} spans several lines; put it on one line")
+    try:
+        check_name(name)
+    except InvalidAddress as exc:
+        return Rejected(line, f"{email}: {exc}")
     lang = _cell(row, header, "lang") or None
     if lang:
         try:

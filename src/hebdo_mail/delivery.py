@@ -134,7 +134,7 @@ def _send_test(
     recipient = Recipient(email=email)
     if isinstance(transport, OutboxTransport):
         transport = OutboxTransport(workspace.outbox_dir / "test", "outbox/test")
-    reply = asyncio.run(deliver_one(transport, sender, email, factory.message_bytes(recipient)))
+    reply = asyncio.run(deliver_one(transport, sender, email, factory.wire(recipient)))
     if reply.outcome != "sent":
         raise HebdoError(
             f"the test copy to {email} was not accepted: {reply.code} {reply.text}",
@@ -321,7 +321,12 @@ def _print_summary(summary: SendSummary, path: Path) -> None:
         extras.append(f"{summary.already_done} already done before")
     if summary.not_reached:
         extras.append(f"{summary.not_reached} not reached")
-    print(f"{line}{' (' + '; '.join(extras) + ')' if extras else ''}; log: {display_path(path)}")
+    timing = ""
+    if summary.handled and summary.elapsed > 0:
+        timing = f"; {summary.elapsed:.1f} s, {summary.handled / summary.elapsed:,.0f} msg/s"
+    print(
+        f"{line}{' (' + '; '.join(extras) + ')' if extras else ''}; log: {display_path(path)}{timing}"
+    )
     if summary.stopped:
         print(
             f"stopped early ({summary.stopped}); run the same command again to resume",

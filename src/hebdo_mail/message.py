@@ -3,13 +3,22 @@
 Per recipient, only their own fields change: To, Message-ID, Date, the unsubscribe link and token,
 and the subscriber fields the templates print. Everything else (subject, parts, inlined CSS) was
 prepared once per edition.
+
+Two paths build the same message. ``reference`` is the slow, obvious one: an ``EmailMessage`` per
+recipient. ``wire`` is the one delivery uses: each edition and format is prepared once in its SMTP
+DATA form (headers encoded, parts quoted-printable, CRLF, dot-stuffed), and per recipient only the
+personal header lines and the few body lines that hold a personal field are encoded and spliced
+in. Tests check that both parse to the same headers and the same decoded parts.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import email.policy
+import hashlib
 import html
+import re
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from email.headerregistry import Address
@@ -23,6 +32,15 @@ from .recipients import Recipient
 from .render import RenderedEdition
 from .slots import Personalised, SlotSpec
 from .tokens import Signer
+from .wireformat import (
+    CRLF,
+    END_OF_DATA,
+    dot_stuff_lines,
+    from_wire,
+    mailbox_header,
+    qp_lines,
+    to_wire,
+)
 
 # CRLF line ends; parts are encoded with 76-column quoted-printable lines.
 POLICY = email.policy.SMTP
@@ -54,6 +72,124 @@ class PreparedEdition:
         )
 
 
+@dataclass(frozen=True)
+class PersonalLine:
+    """A body line holding personal fields: filled and encoded per recipient."""
+
+    text: Personalised
+    escape_html: bool
+
+    def encode(self, values: Sequence[str]) -> bytes:
+        filled = self.text.fill(values, html.escape if self.escape_html else None)
+        # As the email package does: any line separator inside a value starts a new line.
+        return dot_stuff_lines(qp_lines("\n".join(filled.splitlines())))
+
+
+@dataclass(frozen=True)
+class PersonalHeaders:
+    """The header lines that differ per recipient, already encoded."""
+
+    to: bytes
+    date: bytes
+    message_id: bytes
+    list_unsubscribe: bytes
+
+
+class WireTemplate:
+    """One edition in one format, in DATA form, with gaps for what differs per recipient."""
+
+    def __init__(self, factory: MessageFactory, prepared: PreparedEdition, fmt: str) -> None:
+        settings = factory.settings
+        edition = prepared.edition
+        self.slots = edition.slots
+        self.from_header = _header_lines([("From", settings.sender)])
+        self.subject_header = _header_lines([("Subject", edition.subject)])
+        middle = [("Reply-To", settings.reply_to)] if settings.reply_to else []
+        middle.append(("List-Id", f"{settings.name} <{settings.list_identifier}>"))
+        self.middle_headers = _header_lines(middle)
+        post = _header_lines([("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")])
+        mime = b"MIME-Version: 1.0\r\n"
+        text_type = b'Content-Type: text/plain; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable\r\n'
+        html_type = b'Content-Type: text/html; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable\r\n'
+        body: list[bytes | PersonalLine] = []
+        if fmt == "text":
+            # In the order the email package writes them, so both paths read the same.
+            tail_bytes = post + text_type + mime + CRLF
+            body += _part(edition.text, edition.marker_pattern, escape_html=False)
+        else:
+            # QP never produces "==", so a boundary made of it cannot occur in the parts.
+            seed = hashlib.sha256(f"{factory.issue_id}/{edition.lang}".encode()).hexdigest()[:20]
+            boundary = f"==============={seed}=="
+            tail_bytes = (
+                post
+                + mime
+                + f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n'.encode()
+            )
+            delimiter = f"--{boundary}\r\n".encode()
+            body += [delimiter + text_type + CRLF]
+            body += _part(edition.text, edition.marker_pattern, escape_html=False)
+            body += [CRLF + delimiter + html_type + CRLF]
+            body += _part(edition.html, edition.marker_pattern, escape_html=True)
+            body += [f"\r\n--{boundary}--\r\n".encode()]
+        self.tail_headers = tail_bytes
+        self.body = _merge_fixed(body)
+
+    def assemble(self, headers: PersonalHeaders, values: Sequence[str]) -> bytes:
+        pieces = [
+            self.from_header,
+            headers.to,
+            self.subject_header,
+            headers.date,
+            headers.message_id,
+            self.middle_headers,
+            headers.list_unsubscribe,
+            self.tail_headers,
+        ]
+        for piece in self.body:
+            pieces.append(piece if isinstance(piece, bytes) else piece.encode(values))
+        pieces.append(END_OF_DATA)
+        return b"".join(pieces)
+
+
+def _header_lines(pairs: Sequence[tuple[str, str]]) -> bytes:
+    """Header lines encoded by the email package itself, once, so both paths agree."""
+    message = EmailMessage(policy=WIRE_POLICY)
+    for name, value in pairs:
+        message[name] = value
+    return dot_stuff_lines(message.as_bytes().split(CRLF + CRLF)[0] + CRLF)
+
+
+def _part(
+    source: str, pattern: re.Pattern[str], *, escape_html: bool
+) -> list[bytes | PersonalLine]:
+    """A part's lines: runs of fixed lines encoded now, lines with personal fields kept apart.
+
+    Lines are split as the email package splits them (str.splitlines), so both paths agree."""
+    pieces: list[bytes | PersonalLine] = []
+    fixed: list[str] = []
+    for line in source.splitlines():
+        if not pattern.search(line):
+            fixed.append(line)
+            continue
+        if fixed:
+            pieces.append(dot_stuff_lines(qp_lines("\n".join(fixed))))
+            fixed = []
+        pieces.append(PersonalLine(Personalised.split(line, pattern), escape_html))
+    if fixed:
+        pieces.append(dot_stuff_lines(qp_lines("\n".join(fixed))))
+    return pieces
+
+
+def _merge_fixed(pieces: list[bytes | PersonalLine]) -> list[bytes | PersonalLine]:
+    merged: list[bytes | PersonalLine] = []
+    for piece in pieces:
+        if isinstance(piece, bytes) and merged and isinstance(merged[-1], bytes):
+            merged[-1] += piece
+        else:
+            merged.append(piece)
+    return merged
+
+
 class MessageFactory:
     """Builds the message each recipient gets, in their edition and format."""
 
@@ -71,6 +207,9 @@ class MessageFactory:
         self.default_lang = default_lang
         self.settings = settings
         self.signer = signer
+        self._templates: dict[tuple[str, str], WireTemplate] = {}
+        self._date_second = -1
+        self._date_header = b""
 
     # -- per-recipient facts -------------------------------------------------------------------
 
@@ -99,7 +238,9 @@ class MessageFactory:
         digest = self.signer.digest(f"message-id {self.issue_id}", recipient.email)
         return f"<{self.issue_id}.{digest}@{self.settings.sender_domain}>"
 
-    def slot_values(self, recipient: Recipient, slots: Sequence[SlotSpec]) -> list[str]:
+    def slot_values(
+        self, recipient: Recipient, slots: Sequence[SlotSpec], unsubscribe_url: str | None = None
+    ) -> list[str]:
         values = []
         for spec in slots:
             if spec.field == "email":
@@ -111,24 +252,31 @@ class MessageFactory:
             elif spec.field == "format":
                 value = recipient.format
             elif spec.field == "unsubscribe_url":
-                value = self.unsubscribe_url(recipient)
+                value = unsubscribe_url or self.unsubscribe_url(recipient)
             else:
                 value = str(recipient.attributes.get(spec.key, ""))
             values.append(value or spec.default)
         return values
 
-    def headers(
-        self, recipient: Recipient, *, date: dt.datetime, message_id: str
-    ) -> list[tuple[str, str]]:
+    def _check_header_values(self, recipient: Recipient) -> None:
         for what, value in (("name", recipient.name), ("address", recipient.email)):
             if "\r" in value or "\n" in value:
                 raise MessageError(
                     f"refusing to send to {recipient.email!r}: the {what} has a line break, which would inject a header"
                 )
+
+    def _list_unsubscribe(self, token: str) -> str:
+        settings = self.settings
+        mailto = f"mailto:{settings.unsubscribe_address}?subject={quote('unsubscribe ' + token)}"
+        return f"<{settings.base_url}/unsubscribe/{token}>, <{mailto}>"
+
+    def headers(
+        self, recipient: Recipient, *, date: dt.datetime, message_id: str
+    ) -> list[tuple[str, str]]:
+        self._check_header_values(recipient)
         settings = self.settings
         prepared = self.edition_for(recipient)
         token = self.unsubscribe_token(recipient)
-        mailto = f"mailto:{settings.unsubscribe_address}?subject={quote('unsubscribe ' + token)}"
         headers = [
             ("From", settings.sender),
             ("To", str(Address(display_name=recipient.name, addr_spec=recipient.email))),
@@ -140,7 +288,7 @@ class MessageFactory:
             headers.append(("Reply-To", settings.reply_to))
         headers += [
             ("List-Id", f"{settings.name} <{settings.list_identifier}>"),
-            ("List-Unsubscribe", f"<{settings.base_url}/unsubscribe/{token}>, <{mailto}>"),
+            ("List-Unsubscribe", self._list_unsubscribe(token)),
             ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
         ]
         for name, value in headers:
@@ -181,9 +329,53 @@ class MessageFactory:
             )
         return message
 
-    def message_bytes(self, recipient: Recipient) -> bytes:
-        """The whole message with CRLF line ends, ready for a mailbox or (dot-stuffed) for SMTP."""
+    def reference_bytes(self, recipient: Recipient) -> bytes:
+        """The reference message serialised, CRLF line ends (as a mailbox stores it)."""
         message = self.reference(recipient)
         return message.as_bytes(
             policy=WIRE_POLICY if recipient.email.isascii() else WIRE_POLICY_UTF8
         )
+
+    def reference_wire(self, recipient: Recipient) -> bytes:
+        return to_wire(self.reference_bytes(recipient))
+
+    # -- the fast path -------------------------------------------------------------------------
+
+    def _template(self, prepared: PreparedEdition, fmt: str) -> WireTemplate:
+        key = (prepared.edition.lang, fmt)
+        template = self._templates.get(key)
+        if template is None:
+            template = self._templates[key] = WireTemplate(self, prepared, fmt)
+        return template
+
+    def _date(self) -> bytes:
+        """The Date line, formatted once a second rather than once a message."""
+        second = int(time.time())
+        if second != self._date_second:
+            stamp = dt.datetime.fromtimestamp(second, dt.UTC)
+            self._date_second, self._date_header = (
+                second,
+                f"Date: {format_datetime(stamp)}\r\n".encode(),
+            )
+        return self._date_header
+
+    def wire(self, recipient: Recipient) -> bytes:
+        """The recipient's message in SMTP DATA form: CRLF, dot-stuffed, ending with the dot."""
+        self._check_header_values(recipient)
+        prepared = self.edition_for(recipient)
+        template = self._template(prepared, "text" if recipient.format == "text" else "html")
+        token = self.unsubscribe_token(recipient)
+        unsubscribe_url = f"{self.settings.base_url}/unsubscribe/{token}"
+        headers = PersonalHeaders(
+            to=mailbox_header(recipient.name, recipient.email),
+            date=self._date(),
+            message_id=f"Message-ID: {self.message_id(recipient)}\r\n".encode(),
+            list_unsubscribe=f"List-Unsubscribe: {self._list_unsubscribe(token)}\r\n".encode(),
+        )
+        return template.assemble(
+            headers, self.slot_values(recipient, template.slots, unsubscribe_url)
+        )
+
+    def message_bytes(self, recipient: Recipient) -> bytes:
+        """The message as a mailbox stores it (the wire form without its SMTP framing)."""
+        return from_wire(self.wire(recipient))

@@ -41,6 +41,11 @@ class SendSummary:
     unknown_left: int = 0  # unknown from earlier runs, not resent
     not_reached: int = 0  # left pending by --limit or a stop
     stopped: str | None = None  # why the run stopped early, if it did
+    elapsed: float = 0.0  # seconds from the first message queued to the last reply
+
+    @property
+    def handled(self) -> int:
+        return sum(self.counts.values())
 
     @property
     def incomplete(self) -> bool:
@@ -162,6 +167,7 @@ class Sender:
         workers = [
             asyncio.create_task(self._worker(queue)) for _ in range(self.options.concurrency)
         ]
+        started = asyncio.get_running_loop().time()
         try:
             for recipient in self.selected(recipients):
                 if self.stopping:
@@ -173,6 +179,7 @@ class Sender:
                 await queue.put(None)
             await asyncio.gather(*workers)
             self.log.sync()
+            self.summary.elapsed = asyncio.get_running_loop().time() - started
         if self.fatal is not None:
             raise self.fatal
         return self.summary
@@ -221,7 +228,7 @@ class Sender:
         edition = self.factory.edition_label(recipient)
         message_id = self.factory.message_id(recipient)
         try:
-            message = self.factory.message_bytes(recipient)
+            message = self.factory.wire(recipient)
         except MessageError as exc:
             self.log.event(key, "failed", edition=edition, reply=exc.message)
             self._count("failed")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .addresses import InvalidAddress, address_key, normalise_address
+from .addresses import InvalidAddress, address_key, check_name, normalise_address
 from .config import check_language
 from .csvfile import CsvSubscriber, Rejected, read_subscribers, write_csv
 from .errors import HebdoError
@@ -250,8 +250,10 @@ class SubscriberStore:
         Returns the subscriber and what happened: "added", "reactivated" or "updated".
         """
         address = self._address(email)
-        if any(c in name for c in "\r\n\0"):
-            raise StoreError(f"the name given for {address} has a line break; give it on one line")
+        try:
+            check_name(name)
+        except InvalidAddress as exc:
+            raise StoreError(f"{address}: {exc}") from None
         if lang:
             try:
                 check_language(lang)

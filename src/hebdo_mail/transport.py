@@ -13,6 +13,7 @@ import re
 import socket
 import ssl
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from urllib.parse import unquote, urlsplit
 import aiosmtplib
 
 from .errors import HebdoError
+from .wireformat import CRLF, END_OF_DATA, from_wire
 
 DEFAULT_PORTS = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}
 
@@ -99,14 +101,6 @@ def parse_smtp_url(url: str) -> SmtpTarget:
     )
 
 
-def dot_stuff(message: bytes) -> bytes:
-    """The DATA form: CRLF line ends, a leading dot doubled, the final ``.\\r\\n`` added."""
-    body = re.sub(rb"\r?\n", b"\r\n", message)
-    if not body.endswith(b"\r\n"):
-        body += b"\r\n"
-    return re.sub(rb"(?m)^\.", b"..", body) + b".\r\n"
-
-
 class Connection:
     @property
     def usable(self) -> bool:
@@ -116,6 +110,10 @@ class Connection:
     async def send(
         self, sender: str, recipient: str, message: bytes, before_content: Callable[[], None]
     ) -> Reply:
+        """Carry one message; ``message`` is in DATA form (CRLF, dot-stuffed, final dot).
+
+        ``before_content`` runs just before the content is handed over: the moment after which a
+        lost reply leaves the outcome unknown."""
         raise NotImplementedError
 
     async def close(self) -> None:
@@ -168,7 +166,7 @@ class OutboxConnection(Connection):
         envelope = f"Return-Path: <{sender}>\r\nDelivered-To: {recipient}\r\n".encode()
         before_content()
         try:
-            temporary.write_bytes(envelope + message)
+            temporary.write_bytes(envelope + from_wire(message))
             os.rename(temporary, self.transport.folder / "new" / name)
         except OSError as exc:
             temporary.unlink(missing_ok=True)
@@ -208,6 +206,11 @@ class SmtpTransport(Transport):
         )
         try:
             await client.connect()
+            if client.is_ehlo_or_helo_needed:  # connect() greets only when TLS or a login needed it
+                try:
+                    await client.ehlo()
+                except aiosmtplib.SMTPHeloError:
+                    await client.helo()
         except aiosmtplib.SMTPAuthenticationError as exc:
             raise RelayRefused(
                 f"the relay refused the login of {target.username!r} ({exc.code}); check the user "
@@ -248,70 +251,170 @@ def _describe(exc: BaseException) -> str:
     return f"{code} {message}" if code else message
 
 
+class ReplyReader(asyncio.Protocol):
+    """Parses SMTP replies off the connection as they arrive, any number per read, so commands
+    can be pipelined (RFC 2920). It takes over the transport aiosmtplib opened."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        self.buffer = bytearray()
+        self.replies: deque[tuple[int, str]] = deque()
+        self.lines: list[bytes] = []
+        self.waiter: asyncio.Future[None] | None = None
+        self.lost: Exception | None = None
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while (end := self.buffer.find(b"\n")) >= 0:
+            line = bytes(self.buffer[: end + 1]).rstrip(b"\r\n")
+            del self.buffer[: end + 1]
+            self.lines.append(line)
+            if line[3:4] != b"-":  # the last line of a reply
+                try:
+                    code = int(self.lines[0][:3])
+                except ValueError:
+                    code = 0
+                text = "\n".join(part[4:].decode("utf-8", "replace") for part in self.lines)
+                self.replies.append((code, text))
+                self.lines = []
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self._fail(ConnectionResetError("the relay closed the connection"))
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(exc or ConnectionResetError("the connection was closed"))
+
+    def _fail(self, exc: Exception) -> None:
+        if self.lost is None:
+            self.lost = exc
+        self._wake()
+
+    def _wake(self) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    async def read(self, timeout: float) -> tuple[int, str]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not self.replies:
+            if self.lost is not None:
+                raise self.lost
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError(f"no reply within {timeout:g} s")
+            self.waiter = loop.create_future()
+            timer = loop.call_later(remaining, self._wake)
+            try:
+                await self.waiter
+            finally:
+                timer.cancel()
+                self.waiter = None
+        return self.replies.popleft()
+
+    def write(self, data: bytes) -> None:
+        if self.lost is not None or self.transport.is_closing():
+            raise self.lost or ConnectionResetError("the connection was closed")
+        self.transport.write(data)
+
+
 class SmtpConnection(Connection):
+    """One SMTP session, opened (EHLO, STARTTLS, AUTH) by aiosmtplib, then driven directly: with
+    PIPELINING, MAIL, RCPT and DATA go out in one write and the content in a second, so a message
+    costs two round trips instead of four."""
+
     def __init__(self, client: aiosmtplib.SMTP, timeout: float) -> None:
-        self.client = client
+        transport = client.transport
+        assert isinstance(transport, asyncio.Transport)
+        self.pipelining = client.supports_extension("pipelining")
+        self.smtputf8 = client.supports_extension("smtputf8")
         self.timeout = timeout
+        self.reader = ReplyReader(transport)
+        transport.set_protocol(self.reader)
+        self.transport = transport
 
     @property
     def usable(self) -> bool:
-        return self.client.is_connected
+        return self.reader.lost is None and not self.transport.is_closing()
 
     async def send(
         self, sender: str, recipient: str, message: bytes, before_content: Callable[[], None]
     ) -> Reply:
-        client = self.client
+        utf8 = not (sender.isascii() and recipient.isascii())
+        if utf8 and not self.smtputf8:
+            return Reply(
+                553,
+                "5.6.7 the relay does not accept internationalised addresses (SMTPUTF8)",
+                "rcpt",
+            )
+        option = b" SMTPUTF8" if utf8 else b""
+        commands = [
+            (b"MAIL FROM:<" + sender.encode() + b">" + option + CRLF, "mail"),
+            (b"RCPT TO:<" + recipient.encode() + b">" + CRLF, "rcpt"),
+            (b"DATA" + CRLF, "data"),
+        ]
         stage = "mail"
         try:
-            options = ["SMTPUTF8"] if not recipient.isascii() else []
-            if options and not client.supports_extension("smtputf8"):
-                return Reply(
-                    553,
-                    "5.6.7 the relay does not accept internationalised addresses (SMTPUTF8)",
-                    "rcpt",
-                )
-            try:
-                await client.mail(sender, options=options)
-                stage = "rcpt"
-                await client.rcpt(recipient, encoding="utf-8" if options else "ascii")
-            except aiosmtplib.SMTPResponseException as exc:
-                await self._reset()
-                return Reply(exc.code, exc.message, stage)
-            stage = "data"
-            response = await client.execute_command(b"DATA")
-            if response.code != 354:
-                await self._reset()
-                return Reply(response.code, response.message, stage)
+            replies: list[tuple[int, str, str]] = []
+            if self.pipelining:
+                self.reader.write(b"".join(command for command, _ in commands))
+                for _, stage in commands:
+                    try:
+                        code, text = await self.reader.read(self.timeout)
+                    except (OSError, TimeoutError):
+                        if any(c >= 400 for c, _, _ in replies):
+                            break  # e.g. a 421 to MAIL, then the relay hung up: report the 421
+                        raise
+                    replies.append((code, text, stage))
+            else:
+                for command, stage in commands:
+                    self.reader.write(command)
+                    code, text = await self.reader.read(self.timeout)
+                    replies.append((code, text, stage))
+                    if code >= 400:
+                        break
+            refusal = next(((c, t, st) for c, t, st in replies if c not in (250, 251, 354)), None)
+            if refusal is not None:
+                if replies[-1][0] == 354 and self.usable:  # a relay that opened DATA anyway: send an empty end
+                    self.reader.write(END_OF_DATA)
+                    await self.reader.read(self.timeout)
+                await self._reset(refusal[0])
+                return Reply(refusal[0], refusal[1], refusal[2])
             # Recorded before the content goes out: a crash from here on shows up as "unknown".
             before_content()
-            protocol = client.protocol
-            assert protocol is not None
-            protocol.write(dot_stuff(message))
+            stage = "content-writing"
+            self.reader.write(message)
             stage = "content"
-            response = await protocol.read_response(timeout=self.timeout)
-            if response.code == 421:  # the relay is closing the session
-                client.close()
-            return Reply(response.code, response.message, stage, content_sent=True)
-        except (
-            aiosmtplib.SMTPServerDisconnected,
-            aiosmtplib.SMTPTimeoutError,
-            ConnectionError,
-            OSError,
-        ) as exc:
-            client.close()
-            return Reply(None, _describe(exc), stage, content_sent=stage == "content")
+            code, text = await self.reader.read(self.timeout)
+            if code == 421:  # the relay is closing the session
+                self.transport.close()
+            return Reply(code, text, stage, content_sent=True)
+        except (OSError, TimeoutError) as exc:
+            self.transport.close()
+            return Reply(
+                None,
+                _describe(exc),
+                stage.removesuffix("-writing"),
+                content_sent=stage == "content",
+            )
 
-    async def _reset(self) -> None:
+    async def _reset(self, code: int) -> None:
         """After a refusal the transaction must be reset before the next MAIL."""
-        if self.client.is_connected:
-            try:
-                await self.client.rset()
-            except (aiosmtplib.SMTPException, OSError):
-                self.client.close()
+        if code == 421 or not self.usable:
+            self.transport.close()
+            return
+        try:
+            self.reader.write(b"RSET" + CRLF)
+            await self.reader.read(self.timeout)
+        except (OSError, TimeoutError):
+            self.transport.close()
 
     async def close(self) -> None:
-        if self.client.is_connected:
+        if self.usable:
             try:
-                await asyncio.wait_for(self.client.quit(), timeout=5)
-            except (aiosmtplib.SMTPException, OSError, TimeoutError):
-                self.client.close()
+                self.reader.write(b"QUIT" + CRLF)
+                await self.reader.read(min(self.timeout, 5))
+            except (OSError, TimeoutError):
+                pass
+        self.transport.close()

@@ -1,0 +1,62 @@
+"""Byte-level helpers for the form a message takes on the wire (RFC 5321/5322/2045/2047).
+
+Used by the fast path of message.py, which prepares an edition once and then only encodes the few
+lines and header values that differ per recipient, and by the transports.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+
+CRLF = b"\r\n"
+END_OF_DATA = b".\r\n"
+_SPECIALS = re.compile(r'[()<>\[\]:;@\\,."]')
+
+
+def qp_lines(text: str) -> bytes:
+    """Quoted-printable (UTF-8) of text, CRLF line ends, a CRLF after the last line too.
+
+    binascii's encoder is C: it escapes '=', non-ASCII and trailing white space and adds soft
+    breaks so that no encoded line passes 76 characters.
+    """
+    encoded = binascii.b2a_qp(text.encode("utf-8"), istext=True)
+    return encoded.replace(b"\n", CRLF) + CRLF
+
+
+def dot_stuff_lines(data: bytes) -> bytes:
+    """Double a dot that starts a line (the data must start at a line start and use CRLF)."""
+    stuffed = data.replace(b"\r\n.", b"\r\n..")
+    return b"." + stuffed if stuffed.startswith(b".") else stuffed
+
+
+def to_wire(message: bytes) -> bytes:
+    """A whole message (any line ends) in DATA form: CRLF, dot-stuffed, the final dot added."""
+    body = re.sub(rb"\r?\n", b"\r\n", message)
+    if not body.endswith(CRLF):
+        body += CRLF
+    return dot_stuff_lines(body) + END_OF_DATA
+
+
+def from_wire(wire: bytes) -> bytes:
+    """The message a DATA form carries: the final dot removed, stuffed dots undone."""
+    body = wire.removesuffix(END_OF_DATA)
+    unstuffed = body.replace(b"\r\n..", b"\r\n.")
+    return unstuffed[1:] if unstuffed.startswith(b"..") else unstuffed
+
+
+def mailbox_header(name: str, address: str, header: str = "To") -> bytes:
+    """``Name <address>`` as a header line: the name as is, quoted when it holds specials, or one
+    RFC 2047 word when it is not plain ASCII. One word, however long (names are capped at 200
+    characters, so the line stays far below 998 octets): split words come back from some
+    decoders, Python's among them, with spaces inserted between them."""
+    if not name:
+        return f"{header}: {address}\r\n".encode()
+    if name.isascii() and name.isprintable() and "=?" not in name:
+        shown = name
+        if _SPECIALS.search(name) or name != name.strip():
+            shown = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    else:
+        shown = "=?utf-8?b?" + base64.b64encode(name.encode("utf-8")).decode("ascii") + "?="
+    return f"{header}: {shown} <{address}>\r\n".encode()
