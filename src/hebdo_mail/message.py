@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
-from urllib.parse import quote
 
 from .config import NewsletterSettings
 from .errors import HebdoError
@@ -207,6 +206,9 @@ class MessageFactory:
         self.default_lang = default_lang
         self.settings = settings
         self.signer = signer
+        # Derived once: parsing the sender's address per message showed up first in profiles.
+        self._mailto = f"mailto:{settings.unsubscribe_address}?subject=unsubscribe%20"
+        self._message_id_domain = settings.sender_domain
         self._templates: dict[tuple[str, str], WireTemplate] = {}
         self._date_second = -1
         self._date_header = b""
@@ -236,7 +238,7 @@ class MessageFactory:
     def message_id(self, recipient: Recipient) -> str:
         """Stable for one issue and address, so a resent copy can be recognised as the same."""
         digest = self.signer.digest(f"message-id {self.issue_id}", recipient.email)
-        return f"<{self.issue_id}.{digest}@{self.settings.sender_domain}>"
+        return f"<{self.issue_id}.{digest}@{self._message_id_domain}>"
 
     def slot_values(
         self, recipient: Recipient, slots: Sequence[SlotSpec], unsubscribe_url: str | None = None
@@ -266,9 +268,8 @@ class MessageFactory:
                 )
 
     def _list_unsubscribe(self, token: str) -> str:
-        settings = self.settings
-        mailto = f"mailto:{settings.unsubscribe_address}?subject={quote('unsubscribe ' + token)}"
-        return f"<{settings.base_url}/unsubscribe/{token}>, <{mailto}>"
+        # Tokens are URL-safe base64 with a dot: nothing in them needs escaping in a mailto URL.
+        return f"<{self.settings.base_url}/unsubscribe/{token}>, <{self._mailto}{token}>"
 
     def headers(
         self, recipient: Recipient, *, date: dt.datetime, message_id: str

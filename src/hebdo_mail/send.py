@@ -74,14 +74,41 @@ def store_refusal(
     unsubscribe recorded while a send runs is honoured for everyone not yet handed to the relay."""
     if store is None:
         return None
-    subscriber = store.get(recipient.email)
-    if subscriber is None:
+    status = store.status_of(recipient.email)
+    if status is None:
         return "no longer in the list" if source_is_store else None
-    if subscriber.status in ("unsubscribed", "bounced"):
-        return subscriber.status
-    if source_is_store and subscriber.status != "active":
-        return subscriber.status
+    if status in ("unsubscribed", "bounced"):
+        return status
+    if source_is_store and status != "active":
+        return status
     return None
+
+
+class StoreWatch:
+    """Answers store_refusal() for every message without a query per message in the usual case.
+
+    While no other process has committed to the store since the run began (PRAGMA data_version
+    is unchanged), what was read at the start still holds: active subscribers streamed from the
+    store are still active, and the unsubscribed and bounced addresses are those loaded then. From
+    the first change on (an unsubscribe made while the send runs), every message asks the store.
+    """
+
+    def __init__(self, store: SubscriberStore | None, *, source_is_store: bool) -> None:
+        self.store = store
+        self.source_is_store = source_is_store
+        self.changed = False
+        if store is not None:
+            self.version = store.data_version()
+            self.blocked = {} if source_is_store else store.not_mailable()
+
+    def refusal(self, recipient: Recipient) -> str | None:
+        store = self.store
+        if store is None:
+            return None
+        if not self.changed and store.data_version() == self.version:
+            return None if self.source_is_store else self.blocked.get(recipient.key)
+        self.changed = True
+        return store_refusal(store, recipient, source_is_store=self.source_is_store)
 
 
 def count_to_send(state: LogState, recipients: Iterable[Recipient], options: SendOptions) -> int:
@@ -132,6 +159,7 @@ class Sender:
         self.on_event = on_event
         self.summary = SendSummary()
         self.limiter = RateLimiter(options.rate)
+        self.watch = StoreWatch(store, source_is_store=store_is_source)
         self.stopping = False
         self.fatal: HebdoError | None = None
 
@@ -220,7 +248,7 @@ class Sender:
         self, recipient: Recipient, connection: Connection | None
     ) -> Connection | None:
         key = recipient.key
-        refusal = store_refusal(self.store, recipient, source_is_store=self.store_is_source)
+        refusal = self.watch.refusal(recipient)
         if refusal:
             self.log.event(key, "skipped", reply=refusal)
             self._count("skipped")
@@ -257,24 +285,15 @@ class Sender:
                 # The attempt line stays last: status reports it, --resend-unknown resends it.
                 self._count("unknown")
                 return connection
-            fields = {
-                "edition": edition,
-                "code": reply.code,
-                "reply": reply.text,
-                "message_id": message_id,
-                "attempt": attempt,
-            }
-            if outcome == "sent":
-                self.log.event(key, "sent", **fields)
-                self._count("sent")
-                return connection
-            if outcome == "failed":
-                self.log.event(key, "failed", **fields)
-                self._count("failed")
-                if reply.is_permanent_address_refusal and self.store is not None:
+            self.log.event(
+                key, outcome, edition=edition, code=reply.code, reply=reply.text,
+                message_id=message_id, attempt=attempt,
+            )  # fmt: skip
+            if outcome != "deferred":
+                self._count(outcome)
+                if outcome == "failed" and reply.is_permanent_address_refusal and self.store:
                     self.store.record_refusal(recipient.email, reply.text)
                 return connection
-            self.log.event(key, "deferred", **fields)
             if try_number < self.options.attempts and not self.stopping:
                 await asyncio.sleep(self.options.retry_delay * 2 ** (try_number - 1))
         self._count("deferred")

@@ -9,10 +9,13 @@ been accepted. Lines are written with one ``write`` each as events happen and fs
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import os
+import time
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring as _quote
 from pathlib import Path
 from typing import Any, Literal
 
@@ -85,8 +88,19 @@ class LogState:
         return counts
 
 
+_stamp_second = -1
+_stamp_prefix = ""
+
+
 def now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+    """UTC time to the millisecond, ISO 8601; the date part is formatted once a second."""
+    global _stamp_second, _stamp_prefix
+    moment = time.time()
+    second = int(moment)
+    if second != _stamp_second:
+        _stamp_second = second
+        _stamp_prefix = dt.datetime.fromtimestamp(second, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{_stamp_prefix}.{int((moment - second) * 1000):03d}+00:00"
 
 
 def read_log(path: Path) -> LogState:
@@ -131,13 +145,22 @@ def read_log(path: Path) -> LogState:
 
 
 class LogWriter:
-    """Appends records; each goes to the file with one write() as it happens, so a killed process
-    loses none, and an fsync every ``sync_every`` records protects against power loss too."""
+    """Appends records to the log.
+
+    An ``attempt`` line is written at once, with whatever is pending before it: it must be in the
+    file before the message content leaves. Outcome lines of the same event-loop turn are grouped
+    into one write at the end of that turn, so a killed process loses at most the outcomes of
+    replies it had just read (which then show as unknown, never as pending). Every ``sync_every``
+    lines the file is fsync'd, in a worker thread when a loop is running.
+    """
 
     def __init__(self, path: Path, *, sync_every: int = 256) -> None:
         self.path = path
         self.sync_every = sync_every
         self._unsynced = 0
+        self._pending: list[str] = []
+        self._flush_scheduled = False
+        self._syncing = False
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
@@ -154,32 +177,79 @@ class LogWriter:
             ) from None
 
     def write(self, record: dict[str, Any]) -> None:
-        line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+        """A record of any shape, written at once."""
+        self._pending.append(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+        self.flush()
+
+    def event(
+        self,
+        recipient: str,
+        event: str,
+        *,
+        edition: str | None = None,
+        code: int | None = None,
+        reply: str | None = None,
+        message_id: str | None = None,
+        attempt: int | None = None,
+    ) -> None:
+        # Written by hand rather than by json.dumps: this runs twice per message.
+        line = f'{{"time":"{now()}","recipient":{_quote(recipient)},"event":"{event}"'
+        if edition is not None:
+            line += f',"edition":{_quote(edition)}'
+        if code is not None:
+            line += f',"code":{int(code)}'
+        if reply is not None:
+            line += f',"reply":{_quote(reply)}'
+        if message_id is not None:
+            line += f',"message_id":{_quote(message_id)}'
+        if attempt is not None:
+            line += f',"attempt":{int(attempt)}'
+        self._pending.append(line + "}\n")
+        if event == "attempt":
+            self.flush()
+        elif not self._flush_scheduled:
+            try:
+                asyncio.get_running_loop().call_soon(self.flush)
+                self._flush_scheduled = True
+            except RuntimeError:  # no loop: write now
+                self.flush()
+
+    def flush(self) -> None:
+        self._flush_scheduled = False
+        if not self._pending:
+            return
+        data = "".join(self._pending).encode()
+        count = len(self._pending)
+        self._pending = []
         try:
-            os.write(self.fd, line.encode())
+            os.write(self.fd, data)
         except OSError as exc:
             raise LogError(
                 f"cannot be written ({exc.strerror}); stopping so that no message goes unrecorded",
                 path=self.path,
             ) from None
-        self._unsynced += 1
-        if self._unsynced >= self.sync_every:
-            self.sync()
+        self._unsynced += count
+        if self._unsynced >= self.sync_every and not self._syncing:
+            self._sync_soon()
 
-    def event(self, recipient: str, event: str, **fields: Any) -> None:
-        self.write(
-            {
-                "time": now(),
-                "recipient": recipient,
-                "event": event,
-                **{k: v for k, v in fields.items() if v is not None},
-            }
-        )
+    def _sync_soon(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.sync()
+            return
+        self._syncing = True
+        self._unsynced = 0
+
+        def done(_: object) -> None:
+            self._syncing = False
+
+        loop.run_in_executor(None, os.fsync, self.fd).add_done_callback(done)
 
     def sync(self) -> None:
-        if self._unsynced:
-            os.fsync(self.fd)
-            self._unsynced = 0
+        self.flush()
+        os.fsync(self.fd)
+        self._unsynced = 0
 
     def close(self) -> None:
         self.sync()

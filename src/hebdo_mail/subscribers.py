@@ -176,6 +176,24 @@ class SubscriberStore:
         ).fetchone()
         return Subscriber.from_row(row) if row else None
 
+    def status_of(self, email: str) -> str | None:
+        """The current status of one address, or None when unknown: read just before each send."""
+        row = self.db.execute(
+            "SELECT status FROM subscribers WHERE email_key = ?", (address_key(email),)
+        ).fetchone()
+        return row[0] if row else None
+
+    def data_version(self) -> int:
+        """Changes whenever another connection commits: a cheap way to know nothing changed."""
+        return int(self.db.execute("PRAGMA data_version").fetchone()[0])
+
+    def not_mailable(self) -> dict[str, str]:
+        """email_key -> status of everyone unsubscribed or bounced."""
+        rows = self.db.execute(
+            "SELECT email_key, status FROM subscribers WHERE status IN ('unsubscribed', 'bounced')"
+        )
+        return {key: status for key, status in rows}
+
     def statuses(self, emails: Sequence[str]) -> dict[str, str]:
         """Current status of each known address (by normalised address), in one query per 500."""
         found: dict[str, str] = {}
