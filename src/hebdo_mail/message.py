@@ -85,6 +85,14 @@ class PersonalLine:
 
 
 @dataclass(frozen=True)
+class Personal:
+    """What one HMAC per recipient gives: the unsubscribe token and the Message-ID."""
+
+    token: str
+    message_id: str
+
+
+@dataclass(frozen=True)
 class PersonalHeaders:
     """The header lines that differ per recipient, already encoded."""
 
@@ -209,6 +217,7 @@ class MessageFactory:
         # Derived once: parsing the sender's address per message showed up first in profiles.
         self._mailto = f"mailto:{settings.unsubscribe_address}?subject=unsubscribe%20"
         self._message_id_domain = settings.sender_domain
+        self._message_id_salt = f"message-id {issue_id}\n".encode()
         self._templates: dict[tuple[str, str], WireTemplate] = {}
         self._date_second = -1
         self._date_header = b""
@@ -229,16 +238,18 @@ class MessageFactory:
     def edition_label(self, recipient: Recipient) -> str:
         return f"{self.edition_for(recipient).edition.lang}/{recipient.format}"
 
-    def unsubscribe_token(self, recipient: Recipient) -> str:
-        return self.signer.token(recipient.email)
+    def personal(self, recipient: Recipient) -> Personal:
+        """The recipient's token, and a Message-ID derived from its MAC: stable for one issue and
+        address (a resent copy is recognisable as the same), unguessable without the secret."""
+        token, mac = self.signer.signed(recipient.email)
+        digest = hashlib.sha256(self._message_id_salt + mac).hexdigest()[:24]
+        return Personal(token, f"<{self.issue_id}.{digest}@{self._message_id_domain}>")
 
     def unsubscribe_url(self, recipient: Recipient) -> str:
-        return f"{self.settings.base_url}/unsubscribe/{self.unsubscribe_token(recipient)}"
+        return f"{self.settings.base_url}/unsubscribe/{self.personal(recipient).token}"
 
     def message_id(self, recipient: Recipient) -> str:
-        """Stable for one issue and address, so a resent copy can be recognised as the same."""
-        digest = self.signer.digest(f"message-id {self.issue_id}", recipient.email)
-        return f"<{self.issue_id}.{digest}@{self._message_id_domain}>"
+        return self.personal(recipient).message_id
 
     def slot_values(
         self, recipient: Recipient, slots: Sequence[SlotSpec], unsubscribe_url: str | None = None
@@ -277,7 +288,7 @@ class MessageFactory:
         self._check_header_values(recipient)
         settings = self.settings
         prepared = self.edition_for(recipient)
-        token = self.unsubscribe_token(recipient)
+        token = self.personal(recipient).token
         headers = [
             ("From", settings.sender),
             ("To", str(Address(display_name=recipient.name, addr_spec=recipient.email))),
@@ -360,17 +371,18 @@ class MessageFactory:
             )
         return self._date_header
 
-    def wire(self, recipient: Recipient) -> bytes:
+    def wire(self, recipient: Recipient, personal: Personal | None = None) -> bytes:
         """The recipient's message in SMTP DATA form: CRLF, dot-stuffed, ending with the dot."""
         self._check_header_values(recipient)
         prepared = self.edition_for(recipient)
         template = self._template(prepared, "text" if recipient.format == "text" else "html")
-        token = self.unsubscribe_token(recipient)
+        personal = personal or self.personal(recipient)
+        token = personal.token
         unsubscribe_url = f"{self.settings.base_url}/unsubscribe/{token}"
         headers = PersonalHeaders(
             to=mailbox_header(recipient.name, recipient.email),
             date=self._date(),
-            message_id=f"Message-ID: {self.message_id(recipient)}\r\n".encode(),
+            message_id=f"Message-ID: {personal.message_id}\r\n".encode(),
             list_unsubscribe=f"List-Unsubscribe: {self._list_unsubscribe(token)}\r\n".encode(),
         )
         return template.assemble(

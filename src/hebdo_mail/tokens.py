@@ -72,12 +72,13 @@ class Signer:
         message = f"{purpose}\n{self.list_id}\n{address.casefold()}".encode()
         return hmac.digest(self._secret, message, "sha256")  # the one-shot C function: fast
 
-    def digest(self, purpose: str, text: str) -> str:
-        """A short keyed hash, e.g. for Message-IDs: stable for one input, unguessable."""
-        return self._mac(purpose, text).hex()[:24]
+    def signed(self, address: str, purpose: str = "unsubscribe") -> tuple[str, bytes]:
+        """The token and its MAC (from which other per-address values can be derived)."""
+        mac = self._mac(purpose, address)
+        return f"{_b64(address.encode())}.{_b64(mac)}", mac
 
     def token(self, address: str, purpose: str = "unsubscribe") -> str:
-        return f"{_b64(address.encode())}.{_b64(self._mac(purpose, address))}"
+        return self.signed(address, purpose)[0]
 
     def verify(self, token: str, purpose: str = "unsubscribe") -> str | None:
         """The address a token was made for, or None when it is not genuine."""
