@@ -9,14 +9,18 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
-from .build import build_issue
-from .config import Workspace, load_workspace
-from .delivery import cmd_send, cmd_status
 from .errors import HebdoError, display_path
-from .subscribers import STATUSES, SubscriberStore
-from .workspace_init import init_workspace
+from .vocabulary import FORMATS, STATUSES
+
+if TYPE_CHECKING:
+    from .config import Workspace
+    from .subscribers import SubscriberStore
+
+# Each command imports what it needs when it runs: `build` should not pay for SMTP and SQLite,
+# nor `status` for premailer (start-up time is most of a small command's time).
 
 
 def _human_size(size: int) -> str:
@@ -30,11 +34,15 @@ def warn(message: str) -> None:
 
 
 def workspace_from(args: argparse.Namespace) -> Workspace:
+    from .config import load_workspace
+
     folder = getattr(args, "workspace", None)
     return load_workspace(Path(folder) if folder else None, explicit=folder is not None)
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    from .workspace_init import init_workspace
+
     created = init_workspace(Path(args.folder), args.name)
     for path in created:
         print(f"created {display_path(path)}")
@@ -43,6 +51,8 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
+    from .build import build_issue
+
     workspace = workspace_from(args)
     report = build_issue(workspace.issue_folder(args.issue), workspace)
     for output in report.outputs:
@@ -55,6 +65,8 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def open_store(args: argparse.Namespace, *, create: bool = True) -> SubscriberStore:
+    from .subscribers import SubscriberStore
+
     return SubscriberStore(workspace_from(args).store_path, create=create)
 
 
@@ -150,6 +162,18 @@ def cmd_subscribers_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_send(args: argparse.Namespace) -> int:
+    from .delivery import cmd_send as send
+
+    return send(args)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .delivery import cmd_status as status
+
+    return status(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -238,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("email", metavar="EMAIL")
     add.add_argument("--name")
     add.add_argument("--lang")
-    add.add_argument("--format", choices=["html", "text"], default="html")
+    add.add_argument("--format", choices=FORMATS, default="html")
     add.set_defaults(handler=cmd_subscribers_add)
     rem = sub.add_parser("remove", help="forget a reader entirely", parents=[common])
     rem.add_argument("email", metavar="EMAIL")

@@ -23,9 +23,9 @@ from typing import TextIO
 from .addresses import InvalidAddress, check_name, normalise_address
 from .config import check_language
 from .errors import HebdoError
+from .vocabulary import STATUSES
 
 FORMATS = {"html": "html", "text": "text", "texte": "text", "txt": "text", "plain": "text"}
-STATUSES = ("pending", "active", "unsubscribed", "bounced")
 
 # Header aliases, compared case-insensitively after trimming spaces, '_' and '-'.
 ALIASES = {

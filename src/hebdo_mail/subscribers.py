@@ -19,9 +19,7 @@ from .addresses import InvalidAddress, address_key, check_name, normalise_addres
 from .config import check_language
 from .csvfile import CsvSubscriber, Rejected, read_subscribers, write_csv
 from .errors import HebdoError
-
-STATUSES = ("pending", "active", "unsubscribed", "bounced")
-FORMATS = ("html", "text")
+from .vocabulary import FORMATS, STATUSES
 
 # Each entry moves the schema one version up; PRAGMA user_version records where a store stands.
 MIGRATIONS: list[str] = [
