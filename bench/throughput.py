@@ -14,7 +14,6 @@ Needs Debian's postfix package for smtp-sink and smtp-source (`make test` instal
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
 import signal
@@ -51,7 +50,11 @@ def start_sink() -> tuple[subprocess.Popen[bytes], int]:
 
 def hebdo(workspace: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "hebdo_mail", *args], cwd=workspace, capture_output=True, text=True, check=True
+        [sys.executable, "-m", "hebdo_mail", *args],
+        cwd=workspace,
+        capture_output=True,
+        text=True,
+        check=True,
     )
 
 
@@ -65,7 +68,9 @@ def prepare(workspace: Path, n: int, concurrency: int) -> None:
         handle.write("email,name,lang,format,city\n")
         for i in range(n):
             fmt = "text" if i % 10 == 0 else "html"
-            handle.write(f"reader{i}@example{i % 50}.org,{names[i % 5]} {i},fr,{fmt},Ville {i % 40}\n")
+            handle.write(
+                f"reader{i}@example{i % 50}.org,{names[i % 5]} {i},fr,{fmt},Ville {i % 40}\n"
+            )
     hebdo(workspace, "subscribers", "import", "list.csv")
 
 
@@ -75,8 +80,20 @@ def run_sender(workspace: Path, port: int) -> tuple[float, float, int, str]:
         shutil.rmtree(workspace / stale, ignore_errors=True)
     started = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, "-m", "hebdo_mail", "send", ISSUE, "--smtp", f"smtp://127.0.0.1:{port}", "--yes"],
-        cwd=workspace, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "hebdo_mail",
+            "send",
+            ISSUE,
+            "--smtp",
+            f"smtp://127.0.0.1:{port}",
+            "--yes",
+        ],
+        cwd=workspace,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     out, err = process.communicate()
     wall = time.perf_counter() - started
@@ -111,10 +128,18 @@ def sample_message(workspace: Path) -> Path:
     issue, editions = render_issue(workspace / "issues" / ISSUE, ws)
     secret, _ = load_secret(workspace)
     factory = MessageFactory(
-        issue_id=issue.id, editions=editions, default_lang="fr", settings=ws.settings.newsletter,
+        issue_id=issue.id,
+        editions=editions,
+        default_lang="fr",
+        settings=ws.settings.newsletter,
         signer=Signer(secret, ws.settings.newsletter.list_identifier),
     )
-    recipient = Recipient(email="reader1@example1.org", name="Marc Dubois 1", lang="fr", attributes={"city": "Ville 1"})
+    recipient = Recipient(
+        email="reader1@example1.org",
+        name="Marc Dubois 1",
+        lang="fr",
+        attributes={"city": "Ville 1"},
+    )
     data = factory.message_bytes(recipient)
     path = workspace / "sample.eml"
     path.write_bytes(data.replace(b"\r\n", b"\n"))
@@ -124,8 +149,21 @@ def sample_message(workspace: Path) -> Path:
 def run_source(message: Path, port: int, n: int, sessions: int) -> float:
     started = time.perf_counter()
     subprocess.run(
-        [SOURCE, "-d", "-s", str(sessions), "-m", str(n), "-F", str(message), "-f", "hebdo@example.org",
-         "-t", "reader@example.org", f"127.0.0.1:{port}"],
+        [
+            SOURCE,
+            "-d",
+            "-s",
+            str(sessions),
+            "-m",
+            str(n),
+            "-F",
+            str(message),
+            "-f",
+            "hebdo@example.org",
+            "-t",
+            "reader@example.org",
+            f"127.0.0.1:{port}",
+        ],
         check=True,
     )
     return time.perf_counter() - started
@@ -182,12 +220,18 @@ def main() -> None:
         size = message.stat().st_size
     sender, source = statistics.median(sender_rates), statistics.median(source_rates)
     print()
-    print(f"messages:              {args.n:,} ({size / 1024:.0f} KB each), {args.concurrency} connections")
-    print(f"hebdo-mail send:       {sender:,.0f} msg/s median (whole command incl. start-up: {statistics.median(wall_rates):,.0f} msg/s)")
+    print(
+        f"messages:              {args.n:,} ({size / 1024:.0f} KB each), {args.concurrency} connections"
+    )
+    print(
+        f"hebdo-mail send:       {sender:,.0f} msg/s median (whole command incl. start-up: {statistics.median(wall_rates):,.0f} msg/s)"
+    )
     print(f"smtp-source -F:        {source:,.0f} msg/s median")
     print(f"ratio:                 {sender / source:.2f} (target >= 0.80)")
     print(f"sender peak RSS:       {peak / 1024 / 1024:.0f} MB (target < 150 MB at 100,000)")
-    print(f"build the issue:       {render * 1000:.0f} ms in-process, {build_wall * 1000:.0f} ms for `hebdo-mail build` (target < 1 s)")
+    print(
+        f"build the issue:       {render * 1000:.0f} ms in-process, {build_wall * 1000:.0f} ms for `hebdo-mail build` (target < 1 s)"
+    )
 
 
 if __name__ == "__main__":

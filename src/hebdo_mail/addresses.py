@@ -64,7 +64,7 @@ MAX_NAME_LENGTH = 200
 
 def check_name(name: str) -> str:
     """A display name that can go into a header: one line, no control characters, 200 at most."""
-    if any(c in name for c in "\r\n"):
+    if any(c in name for c in "\r\n") or any(unicodedata.category(c) in ("Zl", "Zp") for c in name):
         raise InvalidAddress("the name spans several lines; put it on one line")
     if any(unicodedata.category(c) == "Cc" for c in name):
         raise InvalidAddress("the name holds a control character (a tab?); remove it")

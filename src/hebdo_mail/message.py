@@ -38,6 +38,7 @@ from .wireformat import (
     from_wire,
     mailbox_header,
     qp_lines,
+    split_lines,
     to_wire,
 )
 
@@ -80,8 +81,8 @@ class PersonalLine:
 
     def encode(self, values: Sequence[str]) -> bytes:
         filled = self.text.fill(values, html.escape if self.escape_html else None)
-        # As the email package does: any line separator inside a value starts a new line.
-        return dot_stuff_lines(qp_lines("\n".join(filled.splitlines())))
+        # As the email package does: a CR or LF inside a value starts a new line.
+        return dot_stuff_lines(qp_lines("\n".join(split_lines(filled))))
 
 
 @dataclass(frozen=True)
@@ -158,6 +159,12 @@ class WireTemplate:
         return b"".join(pieces)
 
 
+def _address(recipient: Recipient) -> Address:
+    # Given in parts: parsing an addr_spec would refuse an internationalised local part.
+    username, _, domain = recipient.email.rpartition("@")
+    return Address(display_name=recipient.name, username=username, domain=domain)
+
+
 def _header_lines(pairs: Sequence[tuple[str, str]]) -> bytes:
     """Header lines encoded by the email package itself, once, so both paths agree."""
     message = EmailMessage(policy=WIRE_POLICY)
@@ -171,10 +178,10 @@ def _part(
 ) -> list[bytes | PersonalLine]:
     """A part's lines: runs of fixed lines encoded now, lines with personal fields kept apart.
 
-    Lines are split as the email package splits them (str.splitlines), so both paths agree."""
+    Lines are cut where the email package cuts them, so both paths agree."""
     pieces: list[bytes | PersonalLine] = []
     fixed: list[str] = []
-    for line in source.splitlines():
+    for line in split_lines(source):
         if not pattern.search(line):
             fixed.append(line)
             continue
@@ -291,7 +298,7 @@ class MessageFactory:
         token = self.personal(recipient).token
         headers = [
             ("From", settings.sender),
-            ("To", str(Address(display_name=recipient.name, addr_spec=recipient.email))),
+            ("To", str(_address(recipient))),
             ("Subject", prepared.edition.subject),
             ("Date", format_datetime(date)),
             ("Message-ID", message_id),

@@ -18,10 +18,22 @@ from .message import MessageError, MessageFactory
 from .recipients import Recipient
 from .sendlog import LogState, LogWriter
 from .subscribers import SubscriberStore
-from .transport import Connection, RelayRefused, Reply, Transport, TransportError
+from .transport import Connection, Outgoing, RelayRefused, Reply, Transport, TransportError
 
 OUTCOMES = ("sent", "deferred", "failed", "skipped", "unknown")
 CONNECT_TRIES = 3
+BATCH = 8  # messages a connection carries back to back, pipelined, before looking at the queue
+
+
+@dataclass
+class Job:
+    """One recipient's message on its way, with the attempts so far (earlier runs included)."""
+
+    recipient: Recipient
+    edition: str
+    message_id: str
+    message: bytes
+    attempt: int
 
 
 @dataclass
@@ -112,7 +124,6 @@ class StoreWatch:
         self.changed = True
         return store_refusal(store, recipient, source_is_store=self.source_is_store)
 
-
     def _checked(self) -> None:
         """One data_version read serves every message of the same event-loop turn (the PRAGMA
         takes a read lock, which showed in profiles at several thousand messages a second)."""
@@ -176,6 +187,8 @@ class Sender:
         self.summary = SendSummary()
         self.limiter = RateLimiter(options.rate)
         self.watch = StoreWatch(store, source_is_store=store_is_source)
+        # A rate limit spaces messages out one by one, which a pipelined batch would defeat.
+        self.batch_size = 1 if options.rate > 0 else BATCH
         self.stopping = False
         self.fatal: HebdoError | None = None
 
@@ -207,7 +220,9 @@ class Sender:
     # -- running -------------------------------------------------------------------------------
 
     async def run(self, recipients: Iterable[Recipient]) -> SendSummary:
-        queue: asyncio.Queue[Recipient | None] = asyncio.Queue(maxsize=self.options.concurrency * 4)
+        queue: asyncio.Queue[Recipient | None] = asyncio.Queue(
+            maxsize=self.options.concurrency * BATCH * 2
+        )
         workers = [
             asyncio.create_task(self._worker(queue)) for _ in range(self.options.concurrency)
         ]
@@ -228,20 +243,43 @@ class Sender:
             raise self.fatal
         return self.summary
 
+    async def _take(self, queue: asyncio.Queue[Recipient | None]) -> tuple[list[Recipient], bool]:
+        """Up to batch_size recipients: the first waited for, the rest only if already queued.
+        Returns them and whether this worker's end-of-work marker came too."""
+        first = await queue.get()
+        if first is None:
+            return [], True
+        batch = [first]
+        while len(batch) < self.batch_size:
+            try:
+                item = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                break
+            if item is None:
+                return batch, True
+            batch.append(item)
+        return batch, False
+
     async def _worker(self, queue: asyncio.Queue[Recipient | None]) -> None:
         connection: Connection | None = None
+        finished = False
+        batch: list[Recipient] = []
         try:
-            while (recipient := await queue.get()) is not None:
+            while not finished:
+                batch, finished = await self._take(queue)
                 if self.stopping:
-                    self.summary.not_reached += 1
+                    self.summary.not_reached += len(batch)
                     continue
-                connection = await self._deliver(recipient, connection)
+                if batch:
+                    connection = await self._deliver(batch, connection)
+                batch = []
         except HebdoError as exc:
             self.fatal = self.fatal or exc
             self.stop(str(exc))
-            self.summary.not_reached += 1  # the recipient in hand was not mailed
-            while (await queue.get()) is not None:
-                self.summary.not_reached += 1
+            self.summary.not_reached += len(batch)  # the recipients in hand were not mailed
+            while not finished:
+                rest, finished = await self._take(queue)
+                self.summary.not_reached += len(rest)
         finally:
             if connection is not None:
                 await connection.close()
@@ -260,61 +298,93 @@ class Sender:
                 delay *= 2
         raise AssertionError("unreachable")
 
-    async def _deliver(
-        self, recipient: Recipient, connection: Connection | None
-    ) -> Connection | None:
+    def _prepare(self, recipient: Recipient) -> Job | None:
+        """The recipient's message, or None when it is skipped or cannot be built (logged)."""
         key = recipient.key
         refusal = self.watch.refusal(recipient)
         if refusal:
             self.log.event(key, "skipped", reply=refusal)
             self._count("skipped")
-            return connection
+            return None
         edition = self.factory.edition_label(recipient)
         personal = self.factory.personal(recipient)
-        message_id = personal.message_id
         try:
             message = self.factory.wire(recipient, personal)
         except MessageError as exc:
             self.log.event(key, "failed", edition=edition, reply=exc.message)
             self._count("failed")
-            return connection
+            return None
         previous = self.state.recipients.get(key)
-        attempt = previous.attempts if previous else 0
+        return Job(
+            recipient, edition, personal.message_id, message, previous.attempts if previous else 0
+        )
+
+    async def _deliver(
+        self, recipients: list[Recipient], connection: Connection | None
+    ) -> Connection | None:
+        """Send a batch over one connection; 4xx answers are retried with backoff, together."""
+        jobs = [job for r in recipients if (job := self._prepare(r)) is not None]
         for try_number in range(1, self.options.attempts + 1):
+            if not jobs:
+                return connection
             if connection is None or not connection.usable:
                 if connection is not None:
                     await connection.close()
                 connection = None
                 connection = await self._connect()
-            await self.limiter.wait()  # after connecting: the rate is of messages handed over
-            attempt += 1
-
-            def record_attempt(number: int = attempt) -> None:
-                self.log.event(
-                    key, "attempt", edition=edition, message_id=message_id, attempt=number
+            for _ in jobs:
+                await self.limiter.wait()  # after connecting: the rate is of messages handed over
+            deferred: list[Job] = []
+            outgoing = [
+                Outgoing(
+                    self.envelope_sender,
+                    job.recipient.email,
+                    job.message,
+                    self._attempt_recorder(job),
                 )
+                for job in jobs
+            ]
 
-            reply = await connection.send(
-                self.envelope_sender, recipient.email, message, record_attempt
-            )
-            outcome = reply.outcome
-            if outcome == "unknown":
-                # The attempt line stays last: status reports it, --resend-unknown resends it.
-                self._count("unknown")
-                return connection
-            self.log.event(
-                key, outcome, edition=edition, code=reply.code, reply=reply.text,
-                message_id=message_id, attempt=attempt,
-            )  # fmt: skip
-            if outcome != "deferred":
-                self._count(outcome)
-                if outcome == "failed" and reply.is_permanent_address_refusal and self.store:
-                    self.store.record_refusal(recipient.email, reply.text)
-                return connection
-            if try_number < self.options.attempts and not self.stopping:
+            def on_reply(
+                index: int, reply: Reply, jobs: list[Job] = jobs, deferred: list[Job] = deferred
+            ) -> None:
+                if self._record(jobs[index], reply) == "deferred":
+                    deferred.append(jobs[index])
+
+            await connection.send_many(outgoing, on_reply)
+            jobs = deferred
+            if jobs and try_number < self.options.attempts and not self.stopping:
                 await asyncio.sleep(self.options.retry_delay * 2 ** (try_number - 1))
-        self._count("deferred")
+        for _ in jobs:
+            self._count("deferred")
         return connection
+
+    def _attempt_recorder(self, job: Job) -> Callable[[], None]:
+        def record() -> None:
+            job.attempt += 1
+            self.log.event(
+                job.recipient.key, "attempt", edition=job.edition, message_id=job.message_id,
+                attempt=job.attempt,
+            )  # fmt: skip
+
+        return record
+
+    def _record(self, job: Job, reply: Reply) -> str:
+        """Log a reply; returns its outcome."""
+        outcome = reply.outcome
+        if outcome == "unknown":
+            # The attempt line stays last: status reports it, --resend-unknown resends it.
+            self._count("unknown")
+            return outcome
+        self.log.event(
+            job.recipient.key, outcome, edition=job.edition, code=reply.code, reply=reply.text,
+            message_id=job.message_id, attempt=job.attempt or None,
+        )  # fmt: skip
+        if outcome != "deferred":
+            self._count(outcome)
+            if outcome == "failed" and reply.is_permanent_address_refusal and self.store:
+                self.store.record_refusal(job.recipient.email, reply.text)
+        return outcome
 
     def _count(self, outcome: str) -> None:
         self.summary.counts[outcome] += 1
@@ -325,7 +395,7 @@ async def deliver_one(transport: Transport, sender: str, recipient: str, message
     """A single message outside any log (the --test copy)."""
     connection = await transport.connect()
     try:
-        return await connection.send(sender, recipient, message, lambda: None)
+        return await connection.send(Outgoing(sender, recipient, message, lambda: None))
     finally:
         with contextlib.suppress(Exception):
             await connection.close()

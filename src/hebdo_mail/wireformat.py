@@ -15,6 +15,16 @@ END_OF_DATA = b".\r\n"
 _SPECIALS = re.compile(r'[()<>\[\]:;@\\,."]')
 
 
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def split_lines(text: str) -> list[str]:
+    """Lines as the email package cuts a body: at CRLF, CR or LF only (bytes.splitlines), unlike
+    str.splitlines, which also cuts at form feeds and Unicode separators."""
+    lines = _LINE_BREAK.split(text)
+    return lines[:-1] if lines and lines[-1] == "" else lines
+
+
 def qp_lines(text: str) -> bytes:
     """Quoted-printable (UTF-8) of text, CRLF line ends, a CRLF after the last line too.
 
