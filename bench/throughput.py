@@ -14,6 +14,7 @@ Needs Debian's postfix package for smtp-sink and smtp-source (`make test` instal
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import signal
@@ -95,24 +96,17 @@ def run_sender(workspace: Path, port: int) -> tuple[float, float, int, str]:
         stderr=subprocess.PIPE,
         text=True,
     )
-    out, err = process.communicate()
+    assert process.stdout is not None and process.stderr is not None
+    out, err = process.stdout.read(), process.stderr.read()
+    # wait4 gives this child's own peak RSS (ru_maxrss, in kilobytes on Linux), not the largest of
+    # every child so far (the import run before it would count too).
+    _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - started
-    # communicate() has reaped the child; its peak RSS is in the children's usage.
-    rss = _child_peak_rss()
+    process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         raise SystemExit(f"send failed ({process.returncode}): {err.strip()}")
     match = re.search(r"; ([\d.]+) s, [\d,]+ msg/s", out)
-    return float(match.group(1)) if match else wall, wall, rss, out.strip()
-
-
-_PREVIOUS_MAX = 0
-
-
-def _child_peak_rss() -> int:
-    """ru_maxrss of children is the largest of all reaped children so far (kilobytes on Linux)."""
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    return float(match.group(1)) if match else wall, wall, usage.ru_maxrss * 1024, out.strip()
 
 
 def sample_message(workspace: Path) -> Path:
