@@ -16,6 +16,7 @@ from .conftest import EXAMPLE_ISSUE, Result, run_process
 
 ISSUE = Path("issues") / EXAMPLE_ISSUE
 LEAD = ISSUE / "visite-kazakhstan.md"
+LEAD_EN = ISSUE / "visite-kazakhstan.en.md"  # read first: files are read in name order
 
 
 def replace_in(path: Path, old: str, new: str) -> None:
@@ -68,7 +69,7 @@ def break_no_front_matter(ws: Path) -> tuple[str, str]:
 def break_missing_media(ws: Path) -> tuple[str, str]:
     (ws / ISSUE / "point-de-presse.mp3").unlink()
     return (
-        f"{LEAD}:{line_of(ws / LEAD, 'file: point-de-presse.mp3')}:",
+        f"{LEAD_EN}:{line_of(ws / LEAD_EN, 'file: point-de-presse.mp3')}:",
         "media file 'point-de-presse.mp3' is not in the issue folder",
     )
 
@@ -106,7 +107,7 @@ def break_issue_toml_value(ws: Path) -> tuple[str, str]:
 
 def break_subject_field(ws: Path) -> tuple[str, str]:
     replace_in(ws / ISSUE / "issue.toml", "{name} n°{number}", "{name.__class__} n°{number}")
-    return f"{ISSUE}/issue.toml:5:", "only {name}, {number} and {date} are available"
+    return f"{ISSUE}/issue.toml:4:", "only {name}, {number} and {date} are available"
 
 
 def break_hebdo_toml_key(ws: Path) -> tuple[str, str]:

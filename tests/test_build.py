@@ -24,10 +24,11 @@ def built(workspace: Path, cli: Callable[..., Result]) -> Path:
     return workspace / "build" / EXAMPLE_ISSUE / "fr"
 
 
+@pytest.mark.parametrize("lang", ["fr", "en"])
 @pytest.mark.parametrize("name", ["email.html", "email.txt", "index.html"])
-def test_output_matches_golden_file(built: Path, name: str) -> None:
-    produced = (built / name).read_text(encoding="utf-8")
-    golden = GOLDEN / "fr" / name
+def test_output_matches_golden_file(built: Path, name: str, lang: str) -> None:
+    produced = (built.parent / lang / name).read_text(encoding="utf-8")
+    golden = GOLDEN / lang / name
     if UPDATE:
         golden.parent.mkdir(parents=True, exist_ok=True)
         golden.write_text(produced, encoding="utf-8")
@@ -41,7 +42,7 @@ def test_build_prints_each_output_with_its_size(
 ) -> None:
     result = cli("build", f"issues/{EXAMPLE_ISSUE}", cwd=workspace)
     assert result.code == 0
-    for name in ["fr/email.html", "fr/email.txt", "fr/index.html", "files/point-de-presse.mp3"]:
+    for name in ["fr/email.html", "en/email.txt", "fr/index.html", "files/point-de-presse.mp3"]:
         path = workspace / "build" / EXAMPLE_ISSUE / name
         line = next(
             row

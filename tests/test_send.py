@@ -181,12 +181,14 @@ def test_outbox_default_writes_parseable_eml_and_a_rerun_sends_nothing(
     assert result.code == 0, result.err
     files = sorted((ws / "outbox" / EXAMPLE_ISSUE / "new").glob("*.eml"))
     assert len(files) == 5
-    delivered = set()
+    delivered = {}
     for path in files:
         message = email.message_from_bytes(path.read_bytes(), policy=policy.default)
-        delivered.add(message["Delivered-To"])
+        delivered[message["Delivered-To"]] = message["Subject"]
         assert message["Return-Path"] == "<hebdo@example.org>"
-        assert message["Subject"] == "OTAN Hebdo n°50 — 15 décembre 2006"
+    # French readers get the French edition, English readers the English one.
+    assert delivered["helene.lefevre@example.org"] == "OTAN Hebdo n°50 — 15 décembre 2006"
+    assert delivered["j.oconnor@example.org"] == "NATO Update No. 50 — December 15, 2006"
     assert len(delivered) == 5
     again = send(cli, ws, "--subscribers", "subscribers.example.csv")
     assert again.out.startswith(

@@ -64,6 +64,26 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_catalogue(args: argparse.Namespace) -> int:
+    from .config import check_language
+    from .i18n import extract_messages, write_catalogue
+    from .templating import package_templates_dir
+
+    try:
+        check_language(args.lang)
+    except ValueError as exc:
+        raise HebdoError(str(exc)) from None
+    workspace = workspace_from(args)
+    path = workspace.locale_dir / args.lang / "LC_MESSAGES" / "messages.po"
+    existed = path.exists()
+    messages = extract_messages([workspace.templates_dir, package_templates_dir()])
+    total, missing = write_catalogue(path, args.lang, messages)
+    print(
+        f"{'updated' if existed else 'created'} {display_path(path)}: {total} strings, {missing} to translate"
+    )
+    return 0
+
+
 def open_store(args: argparse.Namespace, *, create: bool = True) -> SubscriberStore:
     from .subscribers import SubscriberStore
 
@@ -201,6 +221,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     build.add_argument("issue", metavar="ISSUE", help="the issue folder, or its id under issues/")
     build.set_defaults(handler=cmd_build)
+
+    catalogue = commands.add_parser(
+        "catalogue",
+        help="create or update a language's catalogue of template strings",
+        parents=[common],
+    )
+    catalogue.add_argument("lang", metavar="LANG", help="a language code: de, es, pt-BR…")
+    catalogue.set_defaults(handler=cmd_catalogue)
 
     send = commands.add_parser(
         "send", help="mail the issue to every recipient (resumable)", parents=[common]

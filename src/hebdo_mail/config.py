@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from email.utils import parseaddr
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -65,6 +65,10 @@ class NewsletterSettings(StrictModel):
     contact: str | None = None
     # A Babel date pattern ("dd-MMM-yyyy" gives the bulletin's "15-Dec-2006") or short/medium/long/full.
     date_format: str = "long"
+    names: dict[str, str] = Field(
+        default_factory=dict
+    )  # the name in other languages: en = "NATO Update"
+    fallback: Literal["default", "omit"] = "default"  # an article missing in a language
     list_id: str | None = None  # default: derived from the name and the sender's domain
     unsubscribe_mailbox: str | None = None  # the mailto: of List-Unsubscribe; default: the sender
 
@@ -80,6 +84,26 @@ class NewsletterSettings(StrictModel):
         if not re.match(r"^https?://[^\s/?#]+[^\s]*$", value):
             raise ValueError(f"{value!r} is not an http(s) URL such as 'https://hebdo.example.org'")
         return value.rstrip("/")
+
+    @field_validator("names")
+    @classmethod
+    def _names(cls, value: dict[str, str]) -> dict[str, str]:
+        for lang, name in value.items():
+            check_language(lang)
+            check_single_line(name)
+        return value
+
+    def name_in(self, lang: str) -> str:
+        return self.names.get(lang) or self.names.get(lang.split("-")[0]) or self.name
+
+    def sender_in(self, lang: str) -> str:
+        """From: the configured sender, shown under the newsletter's name in that language."""
+        name = self.name_in(lang)
+        if name == self.name:
+            return self.sender
+        from email.headerregistry import Address
+
+        return str(Address(display_name=name, addr_spec=self.sender_address))
 
     @property
     def sender_address(self) -> str:
@@ -239,6 +263,8 @@ def toml_key_line(text: str, loc: tuple[str | int, ...]) -> int | None:
             current = [part.strip().strip('"') for part in header.group(1).split(".")]
             if current == table:
                 table_line = number
+            if current[: len(table) + 1] == [*table, key]:
+                return number  # the key is itself a table: [subject] or [sections.fr]
             continue
         if current == table and re.match(rf'^"?{re.escape(key)}"?\s*=', line):
             return number

@@ -87,3 +87,75 @@ def format_size(size: int, language: str) -> str:
     if index == 0:
         return f"{size}\u00a0{units[0]}"
     return f"{format_decimal(value, format='#,##0.#', locale=locale(language))}\u00a0{units[index]}"
+
+
+def N_(message: str) -> str:
+    """Marks a string for the catalogues where it is translated later (e.g. a default subject)."""
+    return message
+
+
+def extract_messages(template_dirs: list[Path]) -> dict[str, list[str]]:
+    """Every translatable string of the templates and of the package's code, with where it is."""
+    from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
+
+    jinja_options = {
+        "extensions": "jinja2.ext.i18n",
+        "trim_blocks": "True",
+        "lstrip_blocks": "True",
+    }
+    keywords = {**DEFAULT_KEYWORDS, "N_": None}
+    found: dict[str, list[str]] = {}
+    sources: list[tuple[Path, list[tuple[str, str]]]] = [
+        (Path(__file__).parent, [("**.py", "python")]),
+        *((d, [("**.html", "jinja2"), ("**.txt", "jinja2")]) for d in template_dirs if d.is_dir()),
+    ]
+    for folder, method_map in sources:
+        options = {pattern: jinja_options for pattern, method in method_map if method == "jinja2"}
+        for filename, lineno, message, _, _ in extract_from_dir(
+            folder, method_map, options, keywords=keywords
+        ):
+            if isinstance(message, str):
+                found.setdefault(message, []).append(f"{folder.name}/{filename}:{lineno}")
+    return found
+
+
+def write_catalogue(path: Path, language: str, messages: dict[str, list[str]]) -> tuple[int, int]:
+    """Create or update a .po file: every message listed, existing translations kept, strings no
+    longer used dropped. Returns (strings, strings still to translate)."""
+    from babel.messages.catalog import Catalog
+    from babel.messages.pofile import write_po
+
+    old: dict[str, str] = {}
+    if path.is_file():
+        with path.open("rb") as handle:
+            old = {str(m.id): str(m.string) for m in read_po(handle) if m.id and m.string}
+    fixed = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)  # stable headers: regenerating changes nothing
+    catalog = Catalog(
+        locale=language.replace("-", "_"),
+        project="hebdo-mail",
+        version="",
+        copyright_holder="the hebdo-mail authors",
+        msgid_bugs_address="",
+        creation_date=fixed,
+        revision_date=fixed,
+        last_translator="",
+        language_team="",
+        fuzzy=False,
+        header_comment=(
+            "# The fixed strings of hebdo-mail's templates and pages, in one language.\n"
+            "# Strings left empty fall back to English."
+        ),
+    )
+    english = locale(language).language == "en"
+    for message, places in sorted(messages.items()):
+        translation = old.get(message) or (message if english else "")
+        catalog.add(
+            message,
+            translation,
+            locations=[(p.rsplit(":", 1)[0], int(p.rsplit(":", 1)[1])) for p in places],
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as handle:
+        write_po(handle, catalog, omit_header=False, width=100)
+    missing = sum(1 for m in catalog if m.id and not m.string)
+    return len(messages), missing

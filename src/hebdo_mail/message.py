@@ -110,7 +110,7 @@ class WireTemplate:
         settings = factory.settings
         edition = prepared.edition
         self.slots = edition.slots
-        self.from_header = _header_lines([("From", settings.sender)])
+        self.from_header = _header_lines([("From", settings.sender_in(edition.lang))])
         self.subject_header = _header_lines([("Subject", edition.subject)])
         middle = [("Reply-To", settings.reply_to)] if settings.reply_to else []
         middle.append(("List-Id", f"{settings.name} <{settings.list_identifier}>"))
@@ -297,7 +297,7 @@ class MessageFactory:
         prepared = self.edition_for(recipient)
         token = self.personal(recipient).token
         headers = [
-            ("From", settings.sender),
+            ("From", settings.sender_in(prepared.edition.lang)),
             ("To", str(_address(recipient))),
             ("Subject", prepared.edition.subject),
             ("Date", format_datetime(date)),

@@ -131,7 +131,7 @@ def _context(
         return ArticleView(
             title=article.title,
             anchor=f"article-{article.stem}",
-            section=article.section,
+            section=edition.section_names[article.section],
             summary=article.summary,
             author=article.author,
             date=article.date,
@@ -152,7 +152,7 @@ def _context(
     views = {a.path: view(a, 3 if a is edition.lead else 4) for a in edition.articles}
     return {
         "newsletter": {
-            "name": settings.name,
+            "name": edition.newsletter_name,
             "base_url": settings.base_url,
             "contact": settings.contact or settings.reply_to or settings.sender_address,
         },
