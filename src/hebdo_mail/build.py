@@ -51,6 +51,14 @@ def preview_values(edition: RenderedEdition, workspace: Workspace) -> list[str]:
     return values
 
 
+def preview_email(edition: RenderedEdition, workspace: Workspace) -> tuple[str, str]:
+    """The email's HTML and text as a sample reader would get them."""
+    values = preview_values(edition, workspace)
+    pattern = edition.marker_pattern
+    html = Personalised.split(edition.html, pattern).fill(values, html_lib.escape)
+    return html, Personalised.split(edition.text, pattern).fill(values)
+
+
 def render_issue(folder: Path, workspace: Workspace) -> tuple[Issue, dict[str, RenderedEdition]]:
     issue = load_issue(folder, workspace)
     return issue, {lang: render_edition(issue, lang, workspace) for lang in issue.editions}
@@ -62,11 +70,7 @@ def build_issue(folder: Path, workspace: Workspace) -> BuildReport:
 
     files: dict[str, bytes] = {}
     for lang, edition in editions.items():
-        values = preview_values(edition, workspace)
-        email_html = Personalised.split(edition.html, edition.marker_pattern).fill(
-            values, html_lib.escape
-        )
-        email_text = Personalised.split(edition.text, edition.marker_pattern).fill(values)
+        email_html, email_text = preview_email(edition, workspace)
         files[f"{lang}/email.html"] = email_html.encode()
         files[f"{lang}/email.txt"] = email_text.encode()
         files[f"{lang}/index.html"] = edition.web_html.encode()

@@ -54,6 +54,10 @@ def cmd_build(args: argparse.Namespace) -> int:
     from .build import build_issue
 
     workspace = workspace_from(args)
+    if args.site:
+        return build_site(workspace, Path(args.site), args.issue)
+    if not args.issue:
+        raise HebdoError("give the issue to build (e.g. issues/2006-50), or --site DIR")
     report = build_issue(workspace.issue_folder(args.issue), workspace)
     for output in report.outputs:
         print(f"{display_path(output.path)}  {_human_size(output.size)}")
@@ -61,6 +65,62 @@ def cmd_build(args: argparse.Namespace) -> int:
         warn(message)
     editions = ", ".join(report.editions)
     print(f"built issue {report.issue.id} ({editions})")
+    return 0
+
+
+def build_site(workspace: Workspace, target: Path, issue: str | None) -> int:
+    from .archive import write_site
+
+    if issue:
+        raise HebdoError("--site writes the whole archive; give no issue with it")
+    written = write_site(workspace, target)
+    pages = sum(1 for p in written if p.name == "index.html")
+    print(
+        f"wrote the archive to {display_path(target)}: {pages} pages, {len(written) - pages} files"
+    )
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .web import create_app
+
+    workspace = workspace_from(args)
+    app = create_app(workspace)
+    print(
+        f"serving {workspace.settings.newsletter.name} on http://{args.host}:{args.port}/ (Ctrl-C to stop)"
+    )
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", proxy_headers=True)
+    return 0
+
+
+def cmd_preview(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .preview import create_preview_app
+
+    workspace = workspace_from(args)
+    folder = workspace.issue_folder(args.issue)
+    app = create_preview_app(workspace, folder)
+    print(
+        f"previewing {folder.name} on http://{args.host}:{args.port}/ (rebuilt on every change; Ctrl-C to stop)"
+    )
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def cmd_unsubscribes_process(args: argparse.Namespace) -> int:
+    from .mailbox import process_unsubscribes
+
+    workspace = workspace_from(args)
+    report = process_unsubscribes(workspace, Path(args.maildir))
+    for line in report.problems:
+        print(line, file=sys.stderr)
+    print(
+        f"{report.unsubscribed} unsubscribed, {report.already} already were, "
+        f"{len(report.problems)} left in place (no valid token)"
+    )
     return 0
 
 
@@ -219,8 +279,38 @@ def build_parser() -> argparse.ArgumentParser:
     build = commands.add_parser(
         "build", help="render an issue into build/<issue-id>/", parents=[common]
     )
-    build.add_argument("issue", metavar="ISSUE", help="the issue folder, or its id under issues/")
+    build.add_argument(
+        "issue", metavar="ISSUE", nargs="?", help="the issue folder, or its id under issues/"
+    )
+    build.add_argument(
+        "--site", metavar="DIR", help="write the archive of published issues as static files"
+    )
     build.set_defaults(handler=cmd_build)
+
+    serve = commands.add_parser(
+        "serve", help="the web app: unsubscribe, subscribe, archive", parents=[common]
+    )
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(handler=cmd_serve)
+
+    preview = commands.add_parser(
+        "preview", help="an editor's live preview of an issue", parents=[common]
+    )
+    preview.add_argument("issue", metavar="ISSUE")
+    preview.add_argument("--host", default="127.0.0.1")
+    preview.add_argument("--port", type=int, default=8001)
+    preview.set_defaults(handler=cmd_preview)
+
+    unsubscribes = commands.add_parser(
+        "unsubscribes", help="unsubscribe requests sent by mail", parents=[common]
+    )
+    unsub = unsubscribes.add_subparsers(dest="subcommand", required=True, metavar="ACTION")
+    process = unsub.add_parser(
+        "process", help="honour the mailto: unsubscribes of a Maildir", parents=[common]
+    )
+    process.add_argument("maildir", metavar="MAILDIR")
+    process.set_defaults(handler=cmd_unsubscribes_process)
 
     catalogue = commands.add_parser(
         "catalogue",

@@ -45,17 +45,28 @@ def log_path(workspace: Workspace, issue_id: str) -> Path:
 
 
 def make_transport(args: argparse.Namespace, workspace: Workspace, issue_id: str) -> Transport:
-    url = args.smtp or workspace.settings.smtp.url
+    return configured_transport(
+        workspace, url=args.smtp, outbox=f"outbox/{issue_id}", interactive=sys.stdin.isatty()
+    )
+
+
+def configured_transport(
+    workspace: Workspace, *, url: str | None, outbox: str, interactive: bool
+) -> Transport:
+    """The relay of --smtp or [smtp] url, else the outbox folder ``outbox`` of the workspace.
+    The password comes from HEBDO_SMTP_PASSWORD, or a prompt when ``interactive``."""
+    url = url or workspace.settings.smtp.url
     if not url:
-        return OutboxTransport(workspace.outbox_dir / issue_id, f"outbox/{issue_id}")
+        return OutboxTransport(workspace.root / outbox, outbox)
     target = parse_smtp_url(url)
     password = None
     if target.username:
         password = os.environ.get(PASSWORD_ENV)
         if password is None:
-            if not sys.stdin.isatty():
+            if not interactive:
                 raise ConfigError(
-                    f"the relay {target.where} needs the password of {target.username!r}; set {PASSWORD_ENV}"
+                    f"the relay {target.where} needs the password of {target.username!r}; "
+                    f"set {PASSWORD_ENV}"
                 )
             password = getpass.getpass(f"SMTP password for {target.username} at {target.where}: ")
     smtp = workspace.settings.smtp
@@ -133,7 +144,7 @@ def _send_test(
         raise ConfigError(f"--test: {exc}") from None
     recipient = Recipient(email=email)
     if isinstance(transport, OutboxTransport):
-        transport = OutboxTransport(workspace.outbox_dir / "test", "outbox/test")
+        transport = OutboxTransport(workspace.root / "outbox/test", "outbox/test")
     reply = asyncio.run(deliver_one(transport, sender, email, factory.wire(recipient)))
     if reply.outcome != "sent":
         raise HebdoError(

@@ -67,6 +67,15 @@ def locale(language: str) -> Locale:
     return Locale.parse(language.replace("-", "_"))
 
 
+def language_name(code: str) -> str:
+    """A language as its speakers write it: "Français", "English", "Deutsch"."""
+    try:
+        name = locale(code).get_display_name(locale(code)) or code
+    except (ValueError, LookupError):
+        return code
+    return name[:1].upper() + name[1:]
+
+
 def format_date(value: dt.date, language: str, pattern: str = "long") -> str:
     """'15 décembre 2006' (fr, long), '15 December 2006' (en), or a Babel pattern like dd-MMM-yyyy."""
     text = str(babel_format_date(value, format=pattern, locale=locale(language)))

@@ -72,13 +72,7 @@ def render_edition(issue: Issue, lang: str, workspace: Workspace) -> RenderedEdi
     def absolute(name: str) -> str:
         return file_url(workspace, issue.id, name)
 
-    def relative(name: str) -> str:
-        return f"../files/{name}"
-
-    def width_of(name: str) -> int | None:
-        return image_width(issue.folder / name)
-
-    email_context = _context(issue, edition, workspace, absolute, width_of, gettext)
+    email_context = _context(issue, edition, workspace, absolute, gettext)
     email_context["subscriber"] = SubscriberFields(registry)
     email_context["unsubscribe_url"] = registry.marker(SlotSpec("unsubscribe_url"))
 
@@ -87,21 +81,28 @@ def render_edition(issue: Issue, lang: str, workspace: Workspace) -> RenderedEdi
     html = fold_long_lines(inline_css(html))
     text = render(env, "email.txt", email_context)
     registry.check(text, "email.txt")
-
-    web_context = _context(issue, edition, workspace, relative, width_of, gettext)
-    # Relative, so the page works wherever the archive is served from (build --site included).
-    web_context["archive_url"] = "../../"
-    web_html = render(env, "web.html", web_context)
     return RenderedEdition(
         issue_id=issue.id,
         lang=lang,
         subject=edition.subject,
         html=html,
         text=normalise_text(text),
-        web_html=web_html,
+        web_html=render_web(issue, lang, workspace),
         slots=tuple(registry.specs),
         marker_pattern=registry.pattern(),
     )
+
+
+def render_web(issue: Issue, lang: str, workspace: Workspace) -> str:
+    """The edition as a standalone web page. Its links are relative (``../files/…`` and the cover
+    page at ``../../``), so it works wherever the archive is served from, build --site included."""
+    env = environment(workspace.templates_dir, workspace.locale_dir, lang)
+    gettext = i18n.translations(lang, workspace.locale_dir).gettext
+    context = _context(
+        issue, issue.editions[lang], workspace, lambda name: f"../files/{name}", gettext
+    )
+    context["archive_url"] = "../../"
+    return render(env, "web.html", context)
 
 
 def _context(
@@ -109,10 +110,12 @@ def _context(
     edition: Edition,
     workspace: Workspace,
     url_for: Callable[[str], str],
-    width_of: Callable[[str], int | None],
     gettext: Callable[[str], str],
 ) -> dict[str, Any]:
     settings = workspace.settings.newsletter
+
+    def width_of(name: str) -> int | None:
+        return image_width(issue.folder / name)
 
     def view(article: Any, heading_base: int) -> ArticleView:
         writer = PlainTextWriter(

@@ -347,6 +347,62 @@ class SubscriberStore:
         assert result is not None
         return result
 
+    def mark_unsubscribed(self, email: str, *, source: str) -> Subscriber:
+        """Unsubscribe an address, recording it even when the store did not know it (a reader
+        of a CSV send): later sends skip it either way. Idempotent."""
+        address = self._address(email)
+        stamp = now()
+        with self.transaction():
+            self.db.execute(
+                "INSERT INTO subscribers (email, email_key, status, source, created_at, updated_at,"
+                " unsubscribed_at) VALUES (?, ?, 'unsubscribed', ?, ?, ?, ?)"
+                " ON CONFLICT (email_key) DO UPDATE SET status = 'unsubscribed',"
+                " updated_at = excluded.updated_at,"
+                " unsubscribed_at = coalesce(subscribers.unsubscribed_at, excluded.unsubscribed_at)"
+                " WHERE subscribers.status != 'unsubscribed'",
+                (address, address_key(address), source, stamp, stamp, stamp),
+            )
+        result = self.get(address)
+        assert result is not None
+        return result
+
+    def request_subscription(
+        self, email: str, *, name: str, lang: str | None, format: str, source: str
+    ) -> Subscriber:
+        """A subscribe form was sent: a new address becomes pending; a known one is left as it
+        is until its owner confirms (the form proves nothing about who sent it)."""
+        address = self._address(email)
+        stamp = now()
+        with self.transaction():
+            self.db.execute(
+                "INSERT INTO subscribers (email, email_key, name, lang, format, status, source,"
+                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)"
+                " ON CONFLICT (email_key) DO UPDATE SET name = excluded.name, lang = excluded.lang,"
+                " format = excluded.format, updated_at = excluded.updated_at"
+                " WHERE subscribers.status = 'pending'",
+                (address, address_key(address), name, lang, format, source, stamp, stamp),
+            )
+        result = self.get(address)
+        assert result is not None
+        return result
+
+    def confirm(self, email: str, *, source: str) -> Subscriber:
+        """The owner of the address confirmed: active from now on (and re-activated if they had
+        left: confirming is an explicit new consent)."""
+        address = self._address(email)
+        stamp = now()
+        with self.transaction():
+            self.db.execute(
+                "INSERT INTO subscribers (email, email_key, status, source, created_at, updated_at)"
+                " VALUES (?, ?, 'active', ?, ?, ?)"
+                " ON CONFLICT (email_key) DO UPDATE SET status = 'active', updated_at = excluded.updated_at,"
+                " unsubscribed_at = NULL, bounce_score = 0 WHERE subscribers.status != 'active'",
+                (address, address_key(address), source, stamp, stamp),
+            )
+        result = self.get(address)
+        assert result is not None
+        return result
+
     def remove(self, email: str) -> None:
         address = self._address(email)
         with self.transaction():

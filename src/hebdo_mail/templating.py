@@ -48,6 +48,7 @@ def environment(
     env.filters["wrap"] = _wrap_filter
     env.filters["filesize"] = lambda size: i18n.format_size(int(size), lang)
     env.filters["date"] = lambda value, pattern="long": i18n.format_date(value, lang, pattern)
+    env.filters["language_name"] = i18n.language_name
     return env
 
 

@@ -13,6 +13,7 @@ import binascii
 import hmac
 import os
 import stat
+import time
 from pathlib import Path
 
 from .errors import ConfigError
@@ -79,6 +80,31 @@ class Signer:
 
     def token(self, address: str, purpose: str = "unsubscribe") -> str:
         return self.signed(address, purpose)[0]
+
+    def timed_token(self, address: str, purpose: str, now: float | None = None) -> str:
+        """A token that also carries when it was made, so it can expire (confirmation links)."""
+        stamp = str(int(now if now is not None else time.time()))
+        mac = self._mac(purpose, f"{address}\n{stamp}")
+        return f"{_b64(address.encode())}.{_b64(stamp.encode())}.{_b64(mac)}"
+
+    def verify_timed(
+        self, token: str, purpose: str, max_age: float, now: float | None = None
+    ) -> str | None:
+        """The address of a genuine token younger than ``max_age`` seconds, else None."""
+        if not isinstance(token, str) or len(token) > 600 or token.count(".") != 2:
+            return None
+        encoded, stamp_part, signature = token.split(".")
+        try:
+            address = _unb64(encoded).decode("utf-8")
+            stamp = _unb64(stamp_part).decode("ascii")
+            given = _unb64(signature)
+            made = int(stamp)
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            return None
+        if not hmac.compare_digest(given, self._mac(purpose, f"{address}\n{stamp}")):
+            return None
+        age = (now if now is not None else time.time()) - made
+        return address if 0 <= age <= max_age else None
 
     def verify(self, token: str, purpose: str = "unsubscribe") -> str | None:
         """The address a token was made for, or None when it is not genuine."""
