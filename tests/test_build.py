@@ -165,7 +165,7 @@ def test_text_part_is_plain_and_wrapped(built: Path) -> None:
 def test_web_version_links_back_to_the_cover_page(built: Path) -> None:
     document = lxml_html.fromstring((built / "index.html").read_bytes())
     back = document.xpath("//a[normalize-space()='Retour à la page de garde']/@href")
-    assert back == ["../../"]
+    assert back == ["../../../"]
     assert document.get("lang") == "fr"
     assert document.xpath("//img/@src")[0] == "../files/rose-des-vents.png"
     assert (built.parent / "files" / "rose-des-vents.png").is_file()

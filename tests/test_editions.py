@@ -50,7 +50,7 @@ def test_the_example_issue_ships_in_french_and_english(
     web = lxml_html.fromstring(
         (workspace / "build" / EXAMPLE_ISSUE / "en" / "index.html").read_bytes()
     )
-    assert web.xpath("//a[normalize-space()='Back to the cover page']/@href") == ["../../"]
+    assert web.xpath("//a[normalize-space()='Back to the cover page']/@href") == ["../../../"]
 
 
 def test_a_mixed_list_gets_the_right_edition_and_format(

@@ -95,13 +95,13 @@ def render_edition(issue: Issue, lang: str, workspace: Workspace) -> RenderedEdi
 
 def render_web(issue: Issue, lang: str, workspace: Workspace) -> str:
     """The edition as a standalone web page. Its links are relative (``../files/…`` and the cover
-    page at ``../../``), so it works wherever the archive is served from, build --site included."""
+    page at ``../../../``), so it works wherever the archive is served from, build --site included."""
     env = environment(workspace.templates_dir, workspace.locale_dir, lang)
     gettext = i18n.translations(lang, workspace.locale_dir).gettext
     context = _context(
         issue, issue.editions[lang], workspace, lambda name: f"../files/{name}", gettext
     )
-    context["archive_url"] = "../../"
+    context["archive_url"] = "../../../"
     return render(env, "web.html", context)
 
 
