@@ -101,8 +101,9 @@ class Recorder:
 class SmtpServer:
     """aiosmtpd serving ``handler`` on 127.0.0.1 and a port the system chose."""
 
-    def __init__(self, handler: Any, **smtp_options: Any) -> None:
+    def __init__(self, handler: Any, *, implicit_tls: Any = None, **smtp_options: Any) -> None:
         self.handler = handler
+        self.implicit_tls = implicit_tls  # an SSLContext: TLS from the first byte (smtps)
         self.smtp_options = smtp_options
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
@@ -114,6 +115,7 @@ class SmtpServer:
                 lambda: SMTP(self.handler, hostname="relay.test", **self.smtp_options),
                 "127.0.0.1",
                 0,
+                ssl=self.implicit_tls,
             )
         )
         self.port = self.server.sockets[0].getsockname()[1]

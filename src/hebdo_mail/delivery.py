@@ -182,7 +182,13 @@ def _send(
     state = read_log(path)
     for warning in state.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    if state.transport and state.transport != transport.description and not args.dry_run:
+    # Resuming through another relay is fine (a failover); mixing the outbox, which mails nobody,
+    # with a relay, which mails people, would make the log lie about who got the issue.
+    if (
+        state.transport
+        and _kind(state.transport) != _kind(transport.description)
+        and not args.dry_run
+    ):
         raise HebdoError(
             f"this issue was already sent through {state.transport}; to send it through "
             f"{transport.description} as well, move the log aside first "
@@ -257,6 +263,10 @@ def _dry_run(
         f"done, {counts['unknown']} unknown; nothing was written or sent"
     )
     return 0
+
+
+def _kind(description: str) -> str:
+    return "outbox" if description.startswith("outbox") else "relay"
 
 
 def _confirm(issue_id: str, count: int, where: str) -> None:

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from .errors import HebdoError
+from .errors import HebdoError, display_path
 
 EVENTS = ("attempt", "sent", "deferred", "failed", "skipped")
 FINAL = ("sent", "failed", "skipped")
@@ -120,7 +120,7 @@ def read_log(path: Path) -> LogState:
             record: Any = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError):
             state.warnings.append(
-                f"{path}:{number}: an incomplete line (a write cut short by a crash) was ignored"
+                f"{display_path(path)}:{number}: an incomplete line (a write cut short by a crash) was ignored"
             )
             continue
         try:
