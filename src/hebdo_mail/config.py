@@ -141,6 +141,23 @@ class SendSettings(StrictModel):
     )  # seconds before the first retry, doubled each time
 
 
+class BounceSettings(StrictModel):
+    # VERP: each message's envelope sender names its reader (bounces+<token>@domain), so any
+    # bounce finds them. Off by default: some relays rewrite the envelope sender.
+    verp: bool = False
+    prefix: str = Field(default="bounces", pattern=r"^[A-Za-z0-9._-]{1,30}$")
+    domain: str | None = None  # default: the sender's domain; its MX must deliver to your box
+    threshold: float = Field(default=3.0, gt=0)  # hard bounce 1, soft 0.5; at this score: bounced
+    expire_days: int = Field(default=90, ge=1)  # bounces older than this no longer count
+
+
+class DkimSettings(StrictModel):
+    domain: str
+    selector: str = Field(pattern=r"^[A-Za-z0-9._-]{1,63}$")
+    key_file: str  # relative to the workspace
+    algorithm: Literal["rsa-sha256", "ed25519-sha256"] = "rsa-sha256"
+
+
 class StoreSettings(StrictModel):
     path: str = "hebdo.db"  # relative to the workspace
 
@@ -150,6 +167,8 @@ class Settings(StrictModel):
     store: StoreSettings = StoreSettings()
     smtp: SmtpSettings = SmtpSettings()
     send: SendSettings = SendSettings()
+    bounces: BounceSettings = BounceSettings()
+    dkim: DkimSettings | None = None
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from .send import (
     store_refusal,
 )
 from .sendlog import STATUS_KEYS, LogState, LogWriter, now, read_log
+from .signing import load_signer
 from .subscribers import SubscriberStore
 from .tokens import Signer, load_secret
 from .transport import OutboxTransport, SmtpTransport, Transport, parse_smtp_url
@@ -88,9 +89,13 @@ def recipient_source(
     if args.subscribers:
         source = CsvRecipients(Path(args.subscribers))
         # The store still has the last word on who left: unsubscribed and bounced are skipped.
-        store = SubscriberStore(store_path, create=False) if store_path.exists() else None
+        store = (
+            SubscriberStore(store_path, create=False, bounces=workspace.settings.bounces)
+            if store_path.exists()
+            else None
+        )
         return source, store
-    store = SubscriberStore(store_path, create=False)
+    store = SubscriberStore(store_path, create=False, bounces=workspace.settings.bounces)
     return StoreRecipients(store), store
 
 
@@ -113,16 +118,16 @@ def cmd_send(args: argparse.Namespace) -> int:
         default_lang=issue.default_language,
         settings=settings.newsletter,
         signer=Signer(secret, settings.newsletter.list_identifier),
+        bounces=settings.bounces,
+        dkim=load_signer(workspace),
     )
     transport = make_transport(args, workspace, issue.id)
-    sender_address = settings.newsletter.sender_address
-
     if args.test:
-        return _send_test(args.test, factory, transport, sender_address, workspace, issue.id)
+        return _send_test(args.test, factory, transport, workspace, issue.id)
 
     source, store = recipient_source(args, workspace)
     try:
-        return _send(args, workspace, issue.id, factory, transport, source, store, sender_address)
+        return _send(args, workspace, issue.id, factory, transport, source, store)
     finally:
         if store is not None:
             store.close()
@@ -132,7 +137,6 @@ def _send_test(
     address: str,
     factory: MessageFactory,
     transport: Transport,
-    sender: str,
     workspace: Workspace,
     issue_id: str,
 ) -> int:
@@ -145,6 +149,7 @@ def _send_test(
     recipient = Recipient(email=email)
     if isinstance(transport, OutboxTransport):
         transport = OutboxTransport(workspace.root / "outbox/test", "outbox/test")
+    sender = factory.envelope_sender(recipient)
     reply = asyncio.run(deliver_one(transport, sender, email, factory.wire(recipient)))
     if reply.outcome != "sent":
         raise HebdoError(
@@ -165,7 +170,6 @@ def _send(
     transport: Transport,
     source: RecipientSource,
     store: SubscriberStore | None,
-    sender_address: str,
 ) -> int:
     settings = workspace.settings.send
     options = SendOptions(
@@ -219,7 +223,6 @@ def _send(
         transport=transport,
         log=log,
         state=state,
-        envelope_sender=sender_address,
         store=store,
         store_is_source=store_is_source,
         options=options,

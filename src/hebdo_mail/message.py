@@ -25,10 +25,11 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
 
-from .config import NewsletterSettings
+from .config import BounceSettings, NewsletterSettings
 from .errors import HebdoError
 from .recipients import Recipient
 from .render import RenderedEdition
+from .signing import Signer as DkimSigner
 from .slots import Personalised, SlotSpec
 from .tokens import Signer
 from .wireformat import (
@@ -215,6 +216,8 @@ class MessageFactory:
         default_lang: str,
         settings: NewsletterSettings,
         signer: Signer,
+        bounces: BounceSettings | None = None,
+        dkim: DkimSigner | None = None,
     ) -> None:
         self.issue_id = issue_id
         self.editions = {lang: PreparedEdition.of(e) for lang, e in editions.items()}
@@ -226,6 +229,10 @@ class MessageFactory:
         self._message_id_domain = settings.sender_domain
         self._message_id_salt = f"message-id {issue_id}\n".encode()
         self._templates: dict[tuple[str, str], WireTemplate] = {}
+        self.dkim = dkim
+        self._verp: tuple[str, str] | None = None
+        if bounces is not None and bounces.verp:
+            self._verp = (bounces.prefix, bounces.domain or settings.sender_domain)
         self._date_second = -1
         self._date_header = b""
 
@@ -244,6 +251,13 @@ class MessageFactory:
 
     def edition_label(self, recipient: Recipient) -> str:
         return f"{self.edition_for(recipient).edition.lang}/{recipient.format}"
+
+    def envelope_sender(self, recipient: Recipient) -> str:
+        """MAIL FROM: with VERP, bounces+<token>@domain, so a bounce names its reader."""
+        if self._verp is None:
+            return self.settings.sender_address
+        prefix, domain = self._verp
+        return f"{prefix}+{self.signer.verp_token(recipient.email)}@{domain}"
 
     def personal(self, recipient: Recipient) -> Personal:
         """The recipient's token, and a Message-ID derived from its MAC: stable for one issue and
@@ -392,9 +406,13 @@ class MessageFactory:
             message_id=f"Message-ID: {personal.message_id}\r\n".encode(),
             list_unsubscribe=f"List-Unsubscribe: {self._list_unsubscribe(token)}\r\n".encode(),
         )
-        return template.assemble(
+        wire = template.assemble(
             headers, self.slot_values(recipient, template.slots, unsubscribe_url)
         )
+        if self.dkim is not None:
+            # The signature covers the message as delivered, without SMTP's dot-stuffing.
+            wire = self.dkim.sign(from_wire(wire)) + wire
+        return wire
 
     def message_bytes(self, recipient: Recipient) -> bytes:
         """The message as a mailbox stores it (the wire form without its SMTP framing)."""

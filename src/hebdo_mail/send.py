@@ -169,7 +169,6 @@ class Sender:
         transport: Transport,
         log: LogWriter,
         state: LogState,
-        envelope_sender: str,
         store: SubscriberStore | None,
         store_is_source: bool,
         options: SendOptions,
@@ -179,7 +178,6 @@ class Sender:
         self.transport = transport
         self.log = log
         self.state = state
-        self.envelope_sender = envelope_sender
         self.store = store
         self.store_is_source = store_is_source
         self.options = options
@@ -337,7 +335,7 @@ class Sender:
             deferred: list[Job] = []
             outgoing = [
                 Outgoing(
-                    self.envelope_sender,
+                    self.factory.envelope_sender(job.recipient),
                     job.recipient.email,
                     job.message,
                     self._attempt_recorder(job),
@@ -383,7 +381,11 @@ class Sender:
         if outcome != "deferred":
             self._count(outcome)
             if outcome == "failed" and reply.is_permanent_address_refusal and self.store:
-                self.store.record_refusal(job.recipient.email, reply.text)
+                self.store.record_refusal(
+                    job.recipient.email,
+                    f"{reply.code} {reply.text}",
+                    source=f"send {job.message_id}",
+                )
         return outcome
 
     def _count(self, outcome: str) -> None:

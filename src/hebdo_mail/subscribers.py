@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .addresses import InvalidAddress, address_key, check_name, normalise_address
-from .config import check_language
+from .config import BounceSettings, check_language
 from .csvfile import CsvSubscriber, Rejected, read_subscribers, write_csv
 from .errors import HebdoError
 from .vocabulary import FORMATS, STATUSES
@@ -41,6 +41,19 @@ MIGRATIONS: list[str] = [
         bounce_score REAL NOT NULL DEFAULT 0
     );
     CREATE INDEX subscribers_by_status ON subscribers (status, id);
+    """,
+    """
+    CREATE TABLE bounce_events (
+        id INTEGER PRIMARY KEY,
+        email_key TEXT NOT NULL,
+        email TEXT NOT NULL,
+        day TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('hard', 'soft')),
+        reason TEXT NOT NULL DEFAULT '',
+        source TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX bounce_events_by_address ON bounce_events (email_key, day);
     """,
 ]
 
@@ -113,8 +126,11 @@ EXPORT_COLUMNS = [
 class SubscriberStore:
     """One open store. Use as a context manager so the connection is always closed."""
 
-    def __init__(self, path: Path, *, create: bool = True) -> None:
+    def __init__(
+        self, path: Path, *, create: bool = True, bounces: BounceSettings | None = None
+    ) -> None:
         self.path = path
+        self.bounce_policy = bounces or BounceSettings()
         if not path.exists() and not create:
             raise StoreError(
                 "no subscriber store here yet; import a list first "
@@ -412,13 +428,94 @@ class SubscriberStore:
         if not deleted:
             raise StoreError(f"{address} is not in the list; nothing was removed")
 
-    def record_refusal(self, email: str, reason: str) -> None:
-        """A relay refused the address for good (5.1.x): it counts as a hard bounce."""
+    def record_refusal(self, email: str, reason: str, *, source: str) -> str:
+        """A relay refused the address for good at send time (5.1.x): a hard bounce."""
+        return self.record_bounce(email, "hard", reason, source=source)
+
+    def record_bounce(
+        self, email: str, kind: str, reason: str, *, source: str, day: dt.date | None = None
+    ) -> str:
+        """Count a bounce: hard 1, soft 0.5, at most one per address and day (the hardest), only
+        the last ``expire_days`` count. At the threshold a subscriber becomes ``bounced``; an
+        address the store did not know (a reader of a CSV send) is recorded as bounced then.
+
+        Returns "counted", or "duplicate" when this ``source`` was counted before."""
+        address = address_key(email)
+        today = (day or dt.datetime.now(dt.UTC).date()).isoformat()
         with self.transaction():
+            inserted = self.db.execute(
+                "INSERT INTO bounce_events (email_key, email, day, kind, reason, source, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source) DO NOTHING",
+                (address, email, today, kind, reason[:500], source, now()),
+            ).rowcount
+            if not inserted:
+                return "duplicate"
+            score = self._bounce_score(address, day or dt.datetime.now(dt.UTC).date())
             self.db.execute(
-                "UPDATE subscribers SET bounce_score = bounce_score + 1, updated_at = ? WHERE email_key = ?",
-                (now(), address_key(email)),
+                "UPDATE subscribers SET bounce_score = ?, updated_at = ? WHERE email_key = ?",
+                (score, now(), address),
             )
+            if score >= self.bounce_policy.threshold:
+                stamp = now()
+                self.db.execute(
+                    "INSERT INTO subscribers (email, email_key, status, source, created_at, updated_at,"
+                    " bounce_score) VALUES (?, ?, 'bounced', 'bounces', ?, ?, ?)"
+                    " ON CONFLICT (email_key) DO UPDATE SET status = 'bounced', updated_at = excluded.updated_at"
+                    " WHERE subscribers.status IN ('active', 'pending')",
+                    (email, address, stamp, stamp, score),
+                )
+        return "counted"
+
+    def _bounce_score(self, key: str, today: dt.date) -> float:
+        since = (today - dt.timedelta(days=self.bounce_policy.expire_days - 1)).isoformat()
+        rows = self.db.execute(
+            "SELECT day, max(CASE kind WHEN 'hard' THEN 1.0 ELSE 0.5 END) FROM bounce_events"
+            " WHERE email_key = ? AND day >= ? GROUP BY day",
+            (key, since),
+        )
+        return float(sum(weight for _, weight in rows))
+
+    def bounce_report(self, today: dt.date | None = None) -> list[dict[str, Any]]:
+        """Every address with bounces: current score, status, last bounce and its reason."""
+        day = today or dt.datetime.now(dt.UTC).date()
+        keys = [
+            k
+            for (k,) in self.db.execute(
+                "SELECT DISTINCT email_key FROM bounce_events ORDER BY email_key"
+            )
+        ]
+        report = []
+        for key in keys:
+            last = self.db.execute(
+                "SELECT email, day, kind, reason FROM bounce_events WHERE email_key = ? ORDER BY day DESC, id DESC LIMIT 1",
+                (key,),
+            ).fetchone()
+            status = self.db.execute(
+                "SELECT status FROM subscribers WHERE email_key = ?", (key,)
+            ).fetchone()
+            report.append({
+                "email": last["email"], "score": self._bounce_score(key, day),
+                "status": status[0] if status else "-", "last_day": last["day"],
+                "last_kind": last["kind"], "last_reason": last["reason"],
+            })  # fmt: skip
+        return sorted(report, key=lambda r: (-r["score"], r["email"]))
+
+    def reset_bounces(self, email: str) -> Subscriber | None:
+        """Forget an address's bounces; if they had made it ``bounced``, it is active again."""
+        address = self._address(email)
+        with self.transaction():
+            removed = self.db.execute(
+                "DELETE FROM bounce_events WHERE email_key = ?", (address_key(address),)
+            ).rowcount
+            self.db.execute(
+                "UPDATE subscribers SET bounce_score = 0, updated_at = ?,"
+                " status = CASE status WHEN 'bounced' THEN 'active' ELSE status END WHERE email_key = ?",
+                (now(), address_key(address)),
+            )
+        subscriber = self.get(address)
+        if subscriber is None and not removed:
+            raise StoreError(f"{address} has no bounces and is not in the list")
+        return subscriber
 
     @staticmethod
     def _address(email: str) -> str:

@@ -78,6 +78,11 @@ class Signer:
         mac = self._mac(purpose, address)
         return f"{_b64(address.encode())}.{_b64(mac)}", mac
 
+    def verp_token(self, address: str) -> str:
+        """16 hex digits naming an address in a VERP return path (case-proof, short enough for
+        a local part); bounces.py finds the address again by computing it for every reader."""
+        return self._mac("verp", address)[:8].hex()
+
     def token(self, address: str, purpose: str = "unsubscribe") -> str:
         return self.signed(address, purpose)[0]
 
