@@ -4,75 +4,104 @@ whose address failed and why, and scores it in the store (see SubscriberStore.re
 Each message is read as an RFC 3464 delivery status notification when it is one, else as the
 text the common mail systems write (Postfix, Exim, Sendmail, Gmail, Outlook/Exchange, qmail).
 The reader is found by the VERP token of the address the bounce came back to, else by the
-report's recipient fields, else by the To of the returned original. Auto-replies and
-challenge messages are recognised and set aside, never counted. A message that cannot be read is
-reported and kept where it is; processing a mailbox twice changes nothing the second time.
+report's recipient, else by the unsubscribe token or the To of the returned original.
+Auto-replies and challenge messages are recognised and set aside, never counted. A message that
+cannot be read is reported and kept where it is. Each bounce is recorded under a hash of the
+message, so processing a mailbox twice changes nothing the second time.
+
+The same command sweeps the send logs: a relay's permanent refusal of a recipient during a send
+is a bounce too (the sender records it at once when a store is open; the sweep catches the
+rest, such as a send to a CSV list).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import email
 import email.policy
 import hashlib
+import itertools
 import mailbox
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from email.message import EmailMessage
-from email.utils import getaddresses
+from email.message import EmailMessage, Message
+from email.utils import getaddresses, parsedate_to_datetime
 from pathlib import Path
 
 from .addresses import InvalidAddress, address_key, normalise_address
 from .config import Workspace
 from .errors import HebdoError, display_path
-from .mailbox import mark_seen
-from .sendlog import read_log
+from .mailbox import TOKEN, maildir_messages, mark_seen
+from .sendlog import RecipientEvent, recipient_events
 from .subscribers import SubscriberStore
 from .tokens import Signer, load_secret
 
-ADDRESS = r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?\.[A-Za-z]{2,}"
-ENHANCED_STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
-SMTP_REPLY = re.compile(r"\b([45])\d\d[ -]")
+ADDRESS = (
+    r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?\.[A-Za-z]{2,}"
+)
+# RFC 3463 class.subject.detail; the subject is one digit, which keeps version numbers
+# (Exim 4.96.2) and IP addresses out.
+ENHANCED_STATUS = re.compile(r"(?<![\d.])([245])\.([0-7])\.(\d{1,3})(?![\d.]*\d)")
+SMTP_REPLY = re.compile(r"(?<![\d.:])([45])[0-5]\d(?=[ :-])")
 
 # Where the non-standard reports put the failed address.
 RECIPIENT_PATTERNS = [
-    re.compile(rf"^\s*<({ADDRESS})>:", re.M),  # Postfix, qmail
-    re.compile(rf"address\(es\) failed:\s+<?({ADDRESS})>?", re.I),  # Exim
-    re.compile(rf"permanent fatal errors -----\s+<?({ADDRESS})>?", re.I),  # Sendmail
-    re.compile(rf"transient non-fatal errors -----\s+<?({ADDRESS})>?", re.I),  # Sendmail, delayed
-    re.compile(rf"following recipient[^:\n]*:\s+<?({ADDRESS})>?", re.I),  # Gmail (classic)
-    re.compile(rf"wasn't delivered to\s+<?({ADDRESS})>?", re.I),  # Gmail
-    re.compile(rf"recipients or groups:\s+<?({ADDRESS})>?", re.I),  # Outlook / Exchange
-    re.compile(rf"^\s*({ADDRESS})\s*$", re.M),  # a lone address on its line
+    re.compile(rf"^\s*<(?P<address>{ADDRESS})>:", re.M),  # Postfix, qmail
+    re.compile(rf"address\(es\) failed:\s+<?(?P<address>{ADDRESS})>?", re.I),  # Exim
+    re.compile(rf"fatal errors -----\s+<?(?P<address>{ADDRESS})>?", re.I),  # Sendmail
+    re.compile(rf"the following[^:\n]{{0,60}}:\s+<?(?P<address>{ADDRESS})>?", re.I),  # Gmail, GroupWise
+    re.compile(rf"(wasn't|was not|couldn't be|could not be) delivered to:?\s+<?(?P<address>{ADDRESS})>?", re.I),
+    re.compile(rf"message to\s+<?(?P<address>{ADDRESS})>?\s+(couldn't|could not|wasn't|was not)", re.I),
+    re.compile(rf"recipients or groups:\s+<?(?P<address>{ADDRESS})>?", re.I),  # Outlook / Exchange
+    re.compile(rf"^\s*<?(?P<address>{ADDRESS})>?\s*$", re.M),  # a lone address on its line
 ]
+# Replies that are about the reader's mailbox, not about the message.
+FULL_OR_GREYLISTED = re.compile(
+    r"mailbox (is )?full|over ?quota|quota exceeded|exceeded (the )?(storage|quota)|"
+    r"insufficient (system )?storage|greylist|grey-list|graylist",
+    re.I,
+)
 HARD_WORDS = re.compile(
-    r"user unknown|unknown user|no such user|does not exist|doesn't exist|address not found|"
-    r"couldn'?t be found|no mailbox|mailbox unavailable|recipient not found|invalid recipient|"
-    r"recipnotfound|host or domain name not found|domain not found|name service error|"
-    r"permanent(ly)? (error|failure|fatal)|failed permanently|account (has been )?disabled",
+    r"user unknown|unknown user|no such (user|recipient|mailbox|address)|does not exist|"
+    r"doesn't exist|address not found|couldn'?t be found|no mailbox here|mailbox unavailable|"
+    r"recipient not found|invalid recipient|recipnotfound|unrouteable address|"
+    r"host or domain name not found|domain not found|no such domain|name service error|"
+    r"permanent(ly)? (error|failure|fatal)|failed permanently|account (has been )?disabled|"
+    r"not listed in|doesn't have an? .{0,30}account|no longer (active|in use|valid)|"
+    r"mailbox (is )?(disabled|inactive)|invalid (mailbox|address)",
     re.I,
 )
 SOFT_WORDS = re.compile(
-    r"mailbox (is )?full|over ?quota|quota exceeded|insufficient (system )?storage|greylist|"
-    r"try again later|temporar(y|ily)|has been delayed|delivery delayed|will (be )?retr(y|ied)|"
-    r"non-fatal|could not send message for past",
+    r"try again later|temporar(y|ily)|has been delayed|delivery delayed|delayed \d+ hours?|"
+    r"will (be )?retr(y|ied)|still trying|non-fatal|could not send message for past",
     re.I,
 )
 AUTO_SUBJECT = re.compile(
-    r"out of (the )?office|automatic reply|auto[- ]?reply|auto[- ]?response|vacation|absence|"
-    r"absent|réponse automatique|abwesen|fuera de la oficina|congés",
+    r"out of (the )?office|automatic reply|auto[- ]?reply|auto[- ]?response|autoreply|vacation|"
+    r"absence|absent|réponse automatique|automatische antwort|abwesenheit|respuesta automática|"
+    r"fuera de la oficina|risposta automatica|fuori sede|automatisch antwoord|congés|en congé",
     re.I,
 )
 CHALLENGE = re.compile(
-    r"verify (that )?you are (a )?human|confirm (that )?you are not a robot|challenge[- ]response|"
-    r"please (click|confirm) .{0,40}(deliver|whitelist|approved sender)|approve your message|"
-    r"sender verification",
+    r"verify (that )?you are (a )?(human|real)|confirm (that )?you are not a (robot|spammer)|"
+    r"challenge[- ]response|approved senders?|whitelist|allow ?list|approve your message|"
+    r"sender verification|prove (that )?you are|pas un robot|liste blanche|mailinblack|"
+    r"boxtrapper|spam ?arrest|confirm(er)? (your|votre) (message|envoi)",
     re.I,
 )
 BOUNCE_SUBJECT = re.compile(
-    r"undeliver|delivery (status notification|failure|has failed)|returned mail|mail delivery failed|"
-    r"failure notice|non remis|non-remise|not delivered|delivery problem",
+    r"undeliver|delivery (status notification|failure|has failed|problem|delayed|incomplete)|"
+    r"returned mail|mail delivery failed|failure notice|non remis|non-remise|not delivered|"
+    r"warning: message .* delayed|could not be delivered",
     re.I,
+)
+# Where a report without MIME structure starts quoting the returned message.
+ORIGINAL_STARTS = re.compile(
+    r"^.*(below this line is a copy of the message|this is a copy of the message|"
+    r"original message (follows|headers)|----- original message -----|"
+    r"returned message follows|message headers follow).*$",
+    re.I | re.M,
 )
 
 
@@ -83,6 +112,8 @@ class Bounce:
     recipient: str | None  # as the report names it
     verp: str | None  # the VERP token of the address the bounce came back to
     original_to: str | None  # the To of the returned message, when it is included
+    tokens: tuple[str, ...]  # unsubscribe tokens found in the returned message
+    day: dt.date | None  # when the report was written
 
 
 @dataclass(frozen=True)
@@ -99,176 +130,319 @@ class Unreadable:
 class BounceReport:
     counted: int = 0
     duplicates: int = 0
+    refusals: int = 0  # from the send logs
+    became_bounced: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
 
-def analyse(raw: bytes, verp_prefix: str) -> Bounce | Ignored | Unreadable:
-    message: EmailMessage = email.message_from_bytes(raw, policy=email.policy.default)  # type: ignore[assignment]
-    verp = _verp_token(message, verp_prefix)
-    report = _delivery_status(message)
-    if report is not None:
-        kind, reason, recipient = report
-        return Bounce(kind, reason, recipient, verp, _original_to(message))
-    text = _text(message)
-    subject = str(message.get("Subject", ""))
-    looks_like_bounce = bool(BOUNCE_SUBJECT.search(subject)) or message.get_content_type() == "multipart/report"
-    sender = str(message.get("From", "")).lower()
-    if not looks_like_bounce and "mailer-daemon" not in sender and "postmaster" not in sender:
-        if CHALLENGE.search(subject) or CHALLENGE.search(text[:3000]) or message.get("X-Challenge"):
-            return Ignored("a challenge to prove a human sent the issue")
-        if (
-            message.get("X-Autoreply") or message.get("X-Autorespond")
-            or str(message.get("Precedence", "")).lower() == "auto_reply"
-            or str(message.get("Auto-Submitted", "no")).lower() not in ("no", "")
-            or AUTO_SUBJECT.search(subject)
-        ):  # fmt: skip
-            return Ignored("an automatic reply (absence, vacation…)")
-    kind = _classify(text)
-    if kind is None:
-        return Unreadable("no delivery failure found in it")
-    recipient = next((m.group(1) for p in RECIPIENT_PATTERNS if (m := p.search(text))), None)
-    return Bounce(kind, _reason(text), recipient, verp, _original_to(message))
+def classify(status: str | None, text: str) -> str | None:
+    """hard, soft, or None when nothing in it names a failure.
 
-
-def _verp_token(message: EmailMessage, prefix: str) -> str | None:
-    pattern = re.compile(rf"\b{re.escape(prefix)}\+([0-9a-f]{{16}})@", re.I)
-    for header in ("X-Original-To", "Delivered-To", "Envelope-To", "X-Envelope-To", "To", "Return-Path"):
-        for value in message.get_all(header) or []:
-            if match := pattern.search(str(value)):
-                return match.group(1).lower()
-    return None
-
-
-def _delivery_status(message: EmailMessage) -> tuple[str, str, str | None] | None:
-    """(kind, reason, recipient) of an RFC 3464 report's first failed or delayed recipient."""
-    for part in message.walk():
-        if part.get_content_type() != "message/delivery-status":
-            continue
-        blocks = part.get_payload()
-        if not isinstance(blocks, list):
-            continue
-        for block in blocks[1:]:  # the first block is about the reporting MTA
-            action = str(block.get("Action", "")).strip().lower()
-            if action not in ("failed", "delayed"):
-                continue
-            status = str(block.get("Status", "")).strip()
-            diagnostic = " ".join(str(block.get("Diagnostic-Code", "")).split())
-            recipient = _field_address(block.get("Final-Recipient")) or _field_address(block.get("Original-Recipient"))
-            if status.startswith("5") or (action == "failed" and not status.startswith("4")):
-                kind = "hard"
-            else:
-                kind = "soft"
-            return kind, (f"{status} {diagnostic}".strip() or action), recipient
-    return None
-
-
-def _field_address(value: object) -> str | None:
-    if value is None:
-        return None
-    text = str(value)
-    return text.split(";", 1)[1].strip().strip("<>") if ";" in text else text.strip().strip("<>")
-
-
-def _original_to(message: EmailMessage) -> str | None:
-    for part in message.walk():
-        inner: object = None
-        if part.get_content_type() == "message/rfc822":
-            payload = part.get_payload()
-            inner = payload[0] if isinstance(payload, list) and payload else None
-        elif part.get_content_type() == "text/rfc822-headers":
-            inner = email.message_from_string(part.get_content(), policy=email.policy.default)
-        if inner is not None:
-            to = inner.get("To")  # type: ignore[attr-defined]
-            addresses = getaddresses([str(to)]) if to else []
-            if addresses and addresses[0][1]:
-                return addresses[0][1]
-    return None
-
-
-def _text(message: EmailMessage) -> str:
-    parts = []
-    for part in message.walk():
-        if part.get_content_type() in ("text/plain", "text/html") and not part.is_attachment():
-            try:
-                content = part.get_content()
-            except (LookupError, UnicodeError):
-                continue
-            if part.get_content_type() == "text/html":
-                content = re.sub(r"<[^>]+>", " ", content)
-            parts.append(content)
-        if part.get_content_type() == "message/rfc822":
-            break  # the returned original's own words are not the report's
-    return "\n".join(parts)
-
-
-def _classify(text: str) -> str | None:
-    """hard or soft from the enhanced status code, else the SMTP reply, else the wording."""
-    codes = [m.group(1) for m in ENHANCED_STATUS.finditer(text) if m.group(1) != "2"]
+    A full mailbox or greylisting is soft whatever its code (5.2.2 is formally permanent but
+    usually passes); a policy refusal (5.7.x: blocked, spam) is soft too, since it is about the
+    message or the sender rather than the reader's address. Other 5.x.x are hard, 4.x.x soft;
+    without a code, the wording decides, then the SMTP reply code."""
+    if FULL_OR_GREYLISTED.search(text):
+        return "soft"
+    codes = [m.group(0) for m in ENHANCED_STATUS.finditer(text)]
+    if status and not (codes and status.endswith(".0.0")):  # X.0.0 says less than the text
+        codes = [status]
+    codes = [c for c in codes if not c.startswith("2")]
     if codes:
-        return "hard" if "5" in codes else "soft"
-    if SOFT_WORDS.search(text) and not HARD_WORDS.search(text):
+        if any(c.startswith("5") and not c.startswith("5.7.") for c in codes):
+            return "hard"
         return "soft"
     if HARD_WORDS.search(text):
         return "hard"
+    if SOFT_WORDS.search(text):
+        return "soft"
     replies = [m.group(1) for m in SMTP_REPLY.finditer(text)]
     if replies:
         return "hard" if "5" in replies else "soft"
     return None
 
 
+def analyse(raw: bytes, verp_prefix: str) -> Bounce | Ignored | Unreadable:
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    verp = _verp_token(message, verp_prefix)
+    report_text, original_text = _split_text(message)
+    returned = _returned_original(message, original_text)
+    tokens = tuple(TOKEN.findall(original_text + "\n" + _headers_text(returned)))
+    original_to = _first_address(returned.get("To")) if returned is not None else None
+    if original_to is None and (match := re.search(r"^To:\s*(.+)$", original_text, re.M)):
+        original_to = _first_address(match.group(1))
+    day = _day(message)
+
+    dsn = _delivery_status(message)
+    if isinstance(dsn, Ignored):
+        return dsn
+    if dsn is not None:
+        kind, reason, recipient = dsn
+        return Bounce(kind, reason, recipient, verp, original_to, tokens, day)
+
+    subject = str(message.get("Subject", ""))
+    sender = str(message.get("From", "")).lower()
+    from_mail_system = "mailer-daemon" in sender or "postmaster" in sender
+    if not from_mail_system and not BOUNCE_SUBJECT.search(subject):
+        if message.get("X-Challenge") or CHALLENGE.search(subject + "\n" + report_text[:3000]):
+            return Ignored("a challenge asking to prove a person sent the issue")
+        if (
+            message.get("X-Autoreply") or message.get("X-Autorespond")
+            or str(message.get("Precedence", "")).lower() == "auto_reply"
+            or str(message.get("Auto-Submitted", "no")).strip().lower() not in ("no", "")
+            or AUTO_SUBJECT.search(subject)
+        ):  # fmt: skip
+            return Ignored("an automatic reply (absence, vacation)")
+    found = classify(None, report_text)
+    if found is None:
+        return Unreadable("no delivery failure found in it")
+    recipient = _first_address(message.get("X-Failed-Recipients")) or next(  # Exim names it
+        (m.group("address") for p in RECIPIENT_PATTERNS if (m := p.search(report_text))),
+        None,
+    )
+    return Bounce(found, _reason(report_text), recipient, verp, original_to, tokens, day)
+
+
+def _verp_token(message: Message, prefix: str) -> str | None:
+    pattern = re.compile(rf"(?<![\w.+-]){re.escape(prefix)}\+([0-9a-f]{{16}})@", re.I)
+    for header in ("X-Original-To", "Delivered-To", "Envelope-To", "X-Envelope-To", "To"):
+        for value in message.get_all(header) or []:
+            if match := pattern.search(str(value)):
+                return match.group(1).lower()
+    return None
+
+
+def _delivery_status(message: Message) -> tuple[str, str, str | None] | Ignored | None:
+    """(kind, reason, recipient) of an RFC 3464 report's first failed or delayed recipient;
+    Ignored for a report that only says a message was delivered or relayed."""
+    for part in message.walk():
+        if part.get_content_type() != "message/delivery-status":
+            continue
+        blocks = part.get_payload()
+        if not isinstance(blocks, list) or len(blocks) < 2:
+            continue
+        actions = []
+        for block in blocks[1:]:  # the first block is about the reporting mail system
+            if not isinstance(block, Message):
+                continue
+            action = str(block.get("Action", "")).strip().lower()
+            actions.append(action)
+            if action not in ("failed", "delayed"):
+                continue
+            status = str(block.get("Status", "")).strip().split(" ")[0]
+            diagnostic = " ".join(str(block.get("Diagnostic-Code", "")).split())
+            diagnostic = diagnostic.partition(";")[2].strip() or diagnostic
+            kind = classify(status if ENHANCED_STATUS.fullmatch(status) else None, diagnostic)
+            if kind is None:
+                kind = "soft" if action == "delayed" else "hard"
+            if action == "delayed":
+                kind = "soft"  # a warning: the relay is still trying
+            recipient = _field_address(block.get("Final-Recipient")) or _field_address(
+                block.get("Original-Recipient")
+            )
+            reason = diagnostic if status in diagnostic else f"{status} {diagnostic}".strip()
+            return kind, reason or action, recipient
+        if actions and all(a in ("delivered", "relayed", "expanded") for a in actions):
+            return Ignored(f"a delivery report ({actions[0]}), not a failure")
+    return None
+
+
+def _field_address(value: object) -> str | None:
+    """The address of a DSN recipient field (``rfc822; someone@example.org``)."""
+    if value is None:
+        return None
+    text = str(value)
+    text = text.partition(";")[2] if ";" in text else text
+    return text.strip().strip("<>") or None
+
+
+def _first_address(value: object) -> str | None:
+    if not value:
+        return None
+    addresses = getaddresses([str(value)])
+    return addresses[0][1] if addresses and addresses[0][1] else None
+
+
+def _split_text(message: Message) -> tuple[str, str]:
+    """(the report's own words, the returned original's text): the original's words must not
+    be taken for the report's, or a reader's article on "temporary" jobs would look soft."""
+    report: list[str] = []
+    original: list[str] = []
+    inside_original = False
+    for part in message.walk():
+        kind = part.get_content_type()
+        if kind in ("message/rfc822", "text/rfc822-headers"):
+            inside_original = True
+        if (
+            not isinstance(part, EmailMessage)
+            or part.is_multipart()
+            or part.is_attachment()
+            or not kind.startswith("text/")
+        ):
+            continue
+        try:
+            content = part.get_content()
+        except (LookupError, UnicodeError, AssertionError):
+            content = part.get_payload(decode=True) or b""
+            content = content.decode("utf-8", "replace") if isinstance(content, bytes) else ""
+        if kind == "text/html":
+            content = re.sub(r"(?s)<(style|script)\b.*?</\1>", " ", content)
+            content = re.sub(r"<br\s*/?>|</p>|</div>|</tr>", "\n", content, flags=re.I)
+            content = re.sub(r"<[^>]+>", " ", content)
+        (original if inside_original else report).append(content)
+    report_text = "\n".join(report)
+    if not original and (start := ORIGINAL_STARTS.search(report_text)):
+        return report_text[: start.start()], report_text[start.end() :]
+    return report_text, "\n".join(original)
+
+
+def _returned_original(message: Message, original_text: str) -> Message | None:
+    for part in message.walk():
+        if part.get_content_type() == "message/rfc822":
+            payload = part.get_payload()
+            if isinstance(payload, list) and payload and isinstance(payload[0], Message):
+                return payload[0]
+        elif part.get_content_type() == "text/rfc822-headers" and isinstance(part, EmailMessage):
+            return email.message_from_string(str(part.get_content()), policy=email.policy.default)
+    return None
+
+
+def _headers_text(message: Message | None) -> str:
+    if message is None:
+        return ""
+    return "\n".join(f"{name}: {value}" for name, value in message.items())
+
+
+def _day(message: Message) -> dt.date | None:
+    try:
+        when = parsedate_to_datetime(str(message.get("Date", "")))
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return when.astimezone(dt.UTC).date()
+
+
 def _reason(text: str) -> str:
-    for line in text.splitlines():
-        if ENHANCED_STATUS.search(line) or SMTP_REPLY.search(line):
-            return " ".join(line.split())[:300]
-    for line in text.splitlines():
-        if HARD_WORDS.search(line) or SOFT_WORDS.search(line):
-            return " ".join(line.split())[:300]
+    """The first line that says what went wrong, with its indented continuation lines."""
+    lines = text.splitlines()
+    for pattern in (ENHANCED_STATUS, SMTP_REPLY, HARD_WORDS, FULL_OR_GREYLISTED, SOFT_WORDS):
+        for number, line in enumerate(lines):
+            if pattern.search(line):
+                following = itertools.takewhile(
+                    lambda next_line: next_line[:1] in (" ", "\t") and next_line.strip(),
+                    lines[number + 1 : number + 4],
+                )
+                return " ".join(" ".join([line, *following]).split())[:300]
     return ""
 
 
 def read_messages(path: Path) -> Iterator[tuple[str, bytes, Path | None]]:
-    """(message id for idempotence, raw bytes, its file in a Maildir or None for an mbox)."""
+    """(hash of the message, its bytes, its file in a Maildir or None in an mbox)."""
     if path.is_dir():
-        if not (path / "new").is_dir() and not (path / "cur").is_dir():
-            raise HebdoError("is not a Maildir (no new/ or cur/ in it) nor an mbox file", path=path)
-        for sub in ("new", "cur"):
-            for item in sorted((path / sub).glob("*")):
-                if item.is_file() and "S" not in item.name.partition(":2,")[2]:
-                    raw = item.read_bytes()
-                    yield hashlib.sha256(raw).hexdigest(), raw, item
+        # Seen ones too: an admin may have opened the bounce box in a mail client.
+        for item in maildir_messages(path, include_seen=True):
+            raw = item.read_bytes()
+            yield hashlib.sha256(raw).hexdigest(), raw, item
         return
     if not path.is_file():
         raise HebdoError("does not exist; give a Maildir folder or an mbox file", path=path)
-    box = mailbox.mbox(path, create=False)
     try:
-        for key in box.iterkeys():
+        box = mailbox.mbox(path, create=False)
+        keys = box.keys()
+    except (OSError, mailbox.Error) as exc:
+        raise HebdoError(f"cannot be read as an mbox ({exc})", path=path) from None
+    try:
+        for key in keys:
             raw = box.get_bytes(key)
             yield hashlib.sha256(raw).hexdigest(), raw, None
     finally:
         box.close()
 
 
-def known_addresses(workspace: Workspace, store: SubscriberStore) -> dict[str, str]:
-    """email_key -> address of every reader the store or a send log knows."""
-    known = {address_key(s.email): s.email for s in store.iter_subscribers()}
+class Readers:
+    """Finds the reader a bounce is about, among the store's subscribers and, when that fails,
+    every address a send log names (a send to a CSV list leaves no one in the store)."""
+
+    def __init__(self, workspace: Workspace, store: SubscriberStore, signer: Signer) -> None:
+        self.workspace = workspace
+        self.signer = signer
+        self.known = {address_key(s.email): s.email for s in store.iter_subscribers()}
+        self.by_verp = {signer.verp_token(a): a for a in self.known.values()}
+        self._logs_read = False
+
+    def _read_logs(self) -> None:
+        if self._logs_read:
+            return
+        self._logs_read = True
+        for event in send_log_events(self.workspace):
+            if event.recipient not in self.known:
+                self.known[event.recipient] = event.recipient
+                self.by_verp[self.signer.verp_token(event.recipient)] = event.recipient
+
+    def find(self, bounce: Bounce) -> str | None:
+        for lookup in (self._find_known, self._find_after_reading_logs):
+            if (address := lookup(bounce)) is not None:
+                return address
+        return None
+
+    def _find_after_reading_logs(self, bounce: Bounce) -> str | None:
+        self._read_logs()
+        return self._find_known(bounce)
+
+    def _find_known(self, bounce: Bounce) -> str | None:
+        if bounce.verp and bounce.verp in self.by_verp:
+            return self.by_verp[bounce.verp]
+        if found := self._known_address(bounce.recipient):
+            return found
+        for token in bounce.tokens:
+            if (address := self.signer.verify(token)) and (found := self._known_address(address)):
+                return found
+        return self._known_address(bounce.original_to)
+
+    def _known_address(self, candidate: str | None) -> str | None:
+        if not candidate:
+            return None
+        try:
+            return self.known.get(address_key(normalise_address(candidate)))
+        except InvalidAddress:
+            return None
+
+
+def send_log_events(workspace: Workspace) -> Iterator[RecipientEvent]:
     if workspace.logs_dir.is_dir():
-        for log in workspace.logs_dir.glob("*.jsonl"):
-            for key in read_log(log).recipients:
-                known.setdefault(key, key)
-    return known
+        for log in sorted(workspace.logs_dir.glob("*.jsonl")):
+            yield from recipient_events(log, warnings=[])
 
 
-def process_bounces(workspace: Workspace, path: Path) -> BounceReport:
+def refusal_kind(code: int | None, stage: str | None, reply: str) -> str | None:
+    """hard or soft for a relay's permanent refusal of a recipient during a send, else None.
+
+    Only refusals of the recipient (RCPT) or of its copy (after the data) count: a refused
+    MAIL FROM is about the sender and would otherwise bounce every reader at once."""
+    if code is None or code < 500 or stage not in ("rcpt", "content"):
+        return None
+    return classify(None, f"{code} {reply}") or "hard"
+
+
+def process_bounces(
+    workspace: Workspace, path: Path, *, on_message: Callable[[], None] | None = None
+) -> BounceReport:
     settings = workspace.settings
     secret, _ = load_secret(workspace.root, create=False)
     signer = Signer(secret, settings.newsletter.list_identifier)
     report = BounceReport()
     with SubscriberStore(workspace.store_path, bounces=settings.bounces) as store:
-        known = known_addresses(workspace, store)
-        by_verp = {signer.verp_token(address): address for address in known.values()}
+        readers = Readers(workspace, store, signer)
         for source, raw, item in read_messages(path):
-            where = display_path(item) if item is not None else f"{display_path(path)} ({source[:12]})"
+            if on_message is not None:
+                on_message()
+            where = (
+                display_path(item)
+                if item is not None
+                else f"{display_path(path)} (message {source[:12]})"
+            )
             result = analyse(raw, settings.bounces.prefix)
             if isinstance(result, Ignored):
                 report.ignored.append(f"{where}: {result.why}; not counted")
@@ -278,31 +452,56 @@ def process_bounces(workspace: Workspace, path: Path) -> BounceReport:
             if isinstance(result, Unreadable):
                 report.problems.append(f"{where}: {result.why}; left as it is")
                 continue
-            address = _whose(result, by_verp, known)
+            address = readers.find(result)
             if address is None:
-                named = result.recipient or result.original_to or "nobody"
-                report.problems.append(f"{where}: names {named}, not a reader of this list; left as it is")
+                named = result.recipient or result.original_to or "no address"
+                report.problems.append(
+                    f"{where}: a {result.kind} bounce for {named}, who is not a reader of this "
+                    "list; left as it is"
+                )
                 continue
-            outcome = store.record_bounce(address, result.kind, result.reason, source=f"bounce {source}")
-            if outcome == "counted":
-                report.counted += 1
-            else:
-                report.duplicates += 1
+            _count(
+                report, store, address, result.kind, result.reason, f"bounce {source}", result.day
+            )
             if item is not None:
                 mark_seen(item)
+        _sweep_send_logs(workspace, store, report)
     return report
 
 
-def _whose(bounce: Bounce, by_verp: dict[str, str], known: dict[str, str]) -> str | None:
-    if bounce.verp and bounce.verp in by_verp:
-        return by_verp[bounce.verp]
-    for candidate in (bounce.recipient, bounce.original_to):
-        if not candidate:
+def _sweep_send_logs(workspace: Workspace, store: SubscriberStore, report: BounceReport) -> None:
+    for event in send_log_events(workspace):
+        if event.event != "failed":
             continue
-        try:
-            key = address_key(normalise_address(candidate))
-        except InvalidAddress:
+        kind = refusal_kind(event.code, event.stage, event.reply or "")
+        if kind is None:
             continue
-        if key in known:
-            return known[key]
-    return None
+        before = report.counted
+        _count(
+            report, store, event.recipient, kind, f"{event.code} {event.reply}",
+            f"send {event.message_id}", dt.date.fromisoformat(event.time[:10]),
+        )  # fmt: skip
+        report.refusals += report.counted - before
+
+
+def _count(
+    report: BounceReport,
+    store: SubscriberStore,
+    address: str,
+    kind: str,
+    reason: str,
+    source: str,
+    day: dt.date | None,
+) -> None:
+    before = store.get(address)
+    if store.record_bounce(address, kind, reason, source=source, day=day) == "duplicate":
+        report.duplicates += 1
+        return
+    report.counted += 1
+    after = store.get(address)
+    if (
+        after is not None
+        and after.status == "bounced"
+        and (before is None or before.status != "bounced")
+    ):
+        report.became_bounced.append(after.email)

@@ -124,6 +124,79 @@ def cmd_unsubscribes_process(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bounces_process(args: argparse.Namespace) -> int:
+    from .bounces import process_bounces
+
+    report = process_bounces(workspace_from(args), Path(args.path))
+    for line in report.ignored:
+        print(line, file=sys.stderr)
+    for line in report.problems:
+        print(line, file=sys.stderr)
+    for address in report.became_bounced:
+        print(
+            f"{address} is now bounced and will not be mailed (`hebdo-mail bounces reset` undoes it)"
+        )
+    print(
+        f"{report.counted} bounces counted ({report.refusals} of them refusals from the send "
+        f"logs), {report.duplicates} already counted, {len(report.ignored)} auto-replies and "
+        f"challenges set aside, {len(report.problems)} left in place to look at"
+    )
+    return 1 if report.problems else 0
+
+
+def cmd_bounces_list(args: argparse.Namespace) -> int:
+    with bounce_store(args) as store:
+        rows = store.bounce_report()
+    for row in rows:
+        print(
+            f"{row['email']}  score {row['score']:g}  {row['status']}  last {row['last_day']} "
+            f"{row['last_kind']}: {row['last_reason'] or '-'}"
+        )
+    print(f"{len(rows)} address{'es' if len(rows) != 1 else ''} with bounces", file=sys.stderr)
+    return 0
+
+
+def cmd_bounces_reset(args: argparse.Namespace) -> int:
+    with bounce_store(args) as store:
+        subscriber = store.reset_bounces(args.email)
+    status = subscriber.status if subscriber else "not in the list"
+    print(f"{args.email}: bounces cleared ({status})")
+    return 0
+
+
+def bounce_store(args: argparse.Namespace) -> SubscriberStore:
+    from .subscribers import SubscriberStore
+
+    workspace = workspace_from(args)
+    return SubscriberStore(workspace.store_path, create=False, bounces=workspace.settings.bounces)
+
+
+def cmd_dkim_keygen(args: argparse.Namespace) -> int:
+    from .signing import dns_record, generate_key, txt_strings
+
+    workspace = workspace_from(args)
+    configured = workspace.settings.dkim
+    algorithm = args.algorithm or (configured.algorithm if configured else "rsa-sha256")
+    selector = args.selector or (configured.selector if configured else "hebdo")
+    domain = args.domain or (
+        configured.domain if configured else workspace.settings.newsletter.sender_domain
+    )
+    key_file = configured.key_file if configured else f"dkim/{selector}.pem"
+    path = workspace.root / key_file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = generate_key(path, algorithm)
+    print(
+        f"wrote {display_path(path)} (private: keep it out of version control and backups you share)"
+    )
+    print("publish this DNS TXT record, then send a --test copy and check its DKIM result:\n")
+    print(f"{selector}._domainkey.{domain}. IN TXT {txt_strings(dns_record(key))}\n")
+    if configured is None:
+        print("and add to hebdo.toml:\n")
+        print(f'[dkim]\ndomain = "{domain}"\nselector = "{selector}"\nkey_file = "{key_file}"')
+        print(f'algorithm = "{algorithm}"')
+    return 0
+
+
 def cmd_catalogue(args: argparse.Namespace) -> int:
     from .config import check_language
     from .i18n import extract_messages, write_catalogue
@@ -311,6 +384,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     process.add_argument("maildir", metavar="MAILDIR")
     process.set_defaults(handler=cmd_unsubscribes_process)
+
+    bounces = commands.add_parser(
+        "bounces", help="returned mail: score failing addresses", parents=[common]
+    )
+    bnc = bounces.add_subparsers(dest="subcommand", required=True, metavar="ACTION")
+    bproc = bnc.add_parser(
+        "process",
+        help="count the bounces of a Maildir or mbox, and the refusals in the send logs",
+        parents=[common],
+    )
+    bproc.add_argument("path", metavar="MAILDIR_OR_MBOX")
+    bproc.set_defaults(handler=cmd_bounces_process)
+    blist = bnc.add_parser("list", help="addresses with bounces, their scores", parents=[common])
+    blist.set_defaults(handler=cmd_bounces_list)
+    breset = bnc.add_parser(
+        "reset",
+        help="clear an address's bounces (a bounced reader is active again)",
+        parents=[common],
+    )
+    breset.add_argument("email", metavar="EMAIL")
+    breset.set_defaults(handler=cmd_bounces_reset)
+
+    dkim = commands.add_parser("dkim", help="DKIM signing keys", parents=[common])
+    dk = dkim.add_subparsers(dest="subcommand", required=True, metavar="ACTION")
+    keygen = dk.add_parser(
+        "keygen", help="write a key pair and print the DNS record to publish", parents=[common]
+    )
+    keygen.add_argument("--algorithm", choices=("rsa-sha256", "ed25519-sha256"))
+    keygen.add_argument("--selector", help="default: [dkim] selector, else hebdo")
+    keygen.add_argument("--domain", help="default: [dkim] domain, else the sender's domain")
+    keygen.set_defaults(handler=cmd_dkim_keygen)
 
     catalogue = commands.add_parser(
         "catalogue",

@@ -29,15 +29,18 @@ class UnsubscribeReport:
     problems: list[str] = field(default_factory=list)
 
 
-def maildir_messages(folder: Path) -> list[Path]:
+def maildir_messages(folder: Path, *, include_seen: bool = False) -> list[Path]:
     """Messages not yet handled: everything in new/, and what in cur/ is not marked seen."""
     if not (folder / "new").is_dir() and not (folder / "cur").is_dir():
-        raise HebdoError("is not a Maildir (no new/ or cur/ folder in it)", path=folder)
+        raise HebdoError(
+            "is not a Maildir (no new/ or cur/ folder in it); give a Maildir folder or an mbox file",
+            path=folder,
+        )
     return sorted(
         p
         for sub in ("new", "cur")
         for p in (folder / sub).glob("*")
-        if p.is_file() and "S" not in p.name.partition(":2,")[2]
+        if p.is_file() and (include_seen or "S" not in p.name.partition(":2,")[2])
     )
 
 

@@ -13,6 +13,7 @@ import contextlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from .bounces import refusal_kind
 from .errors import HebdoError
 from .message import MessageError, MessageFactory
 from .recipients import Recipient
@@ -374,18 +375,21 @@ class Sender:
             # The attempt line stays last: status reports it, --resend-unknown resends it.
             self._count("unknown")
             return outcome
+        failed = outcome == "failed"
         self.log.event(
             job.recipient.key, outcome, edition=job.edition, code=reply.code, reply=reply.text,
             message_id=job.message_id, attempt=job.attempt or None,
+            stage=reply.stage if failed else None,
         )  # fmt: skip
         if outcome != "deferred":
             self._count(outcome)
-            if outcome == "failed" and reply.is_permanent_address_refusal and self.store:
-                self.store.record_refusal(
-                    job.recipient.email,
-                    f"{reply.code} {reply.text}",
-                    source=f"send {job.message_id}",
-                )
+        kind = refusal_kind(reply.code, reply.stage, reply.text) if failed else None
+        if kind is not None and self.store is not None:
+            # The same source as `bounces process` gives it when it sweeps the log: counted once.
+            self.store.record_bounce(
+                job.recipient.email, kind, f"{reply.code} {reply.text}",
+                source=f"send {job.message_id}",
+            )  # fmt: skip
         return outcome
 
     def _count(self, outcome: str) -> None:

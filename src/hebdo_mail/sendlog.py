@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring as _quote
 from pathlib import Path
@@ -43,6 +44,7 @@ class RecipientEvent(BaseModel):
     reply: str | None = None
     message_id: str | None = None
     attempt: int | None = None
+    stage: str | None = None  # of a failure: where the relay refused (mail, rcpt, data, content)
 
 
 class RunEvent(BaseModel):
@@ -107,8 +109,26 @@ def read_log(path: Path) -> LogState:
     """Replay the log. A line cut short by a crash is skipped with a warning; any other damage is
     an error naming the line, since guessing could mail someone twice."""
     state = LogState()
+    for event in _records(path, state.warnings):
+        if isinstance(event, RunEvent):
+            state.total, state.transport = event.total, event.transport
+            continue
+        previous = state.recipients.get(event.recipient)
+        attempts = (previous.attempts if previous else 0) + (event.event == "attempt")
+        state.recipients[event.recipient] = RecipientState(event.event, attempts, event.edition)
+    return state
+
+
+def recipient_events(path: Path, warnings: list[str]) -> Iterator[RecipientEvent]:
+    """Every recipient event of a log, in order (warnings as read_log gives them)."""
+    for event in _records(path, warnings):
+        if isinstance(event, RecipientEvent):
+            yield event
+
+
+def _records(path: Path, warnings: list[str]) -> Iterator[RunEvent | RecipientEvent]:
     if not path.exists():
-        return state
+        return
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -119,16 +139,15 @@ def read_log(path: Path) -> LogState:
         try:
             record: Any = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError):
-            state.warnings.append(
+            warnings.append(
                 f"{display_path(path)}:{number}: an incomplete line (a write cut short by a crash) was ignored"
             )
             continue
         try:
             if isinstance(record, dict) and record.get("event") == "run":
-                run = RunEvent.model_validate(record)
-                state.total, state.transport = run.total, run.transport
-                continue
-            event = RecipientEvent.model_validate(record)
+                yield RunEvent.model_validate(record)
+            else:
+                yield RecipientEvent.model_validate(record)
         except ValidationError as exc:
             problem = exc.errors()[0]
             where = ".".join(str(p) for p in problem["loc"])
@@ -138,10 +157,6 @@ def read_log(path: Path) -> LogState:
                 path=path,
                 line=number,
             ) from None
-        previous = state.recipients.get(event.recipient)
-        attempts = (previous.attempts if previous else 0) + (event.event == "attempt")
-        state.recipients[event.recipient] = RecipientState(event.event, attempts, event.edition)
-    return state
 
 
 class LogWriter:
@@ -191,6 +206,7 @@ class LogWriter:
         reply: str | None = None,
         message_id: str | None = None,
         attempt: int | None = None,
+        stage: str | None = None,
     ) -> None:
         # Written by hand rather than by json.dumps: this runs twice per message.
         line = f'{{"time":"{now()}","recipient":{_quote(recipient)},"event":"{event}"'
@@ -204,6 +220,8 @@ class LogWriter:
             line += f',"message_id":{_quote(message_id)}'
         if attempt is not None:
             line += f',"attempt":{int(attempt)}'
+        if stage is not None:
+            line += f',"stage":"{stage}"'
         self._pending.append(line + "}\n")
         if event == "attempt":
             self.flush()

@@ -132,6 +132,11 @@ def dns_record(key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey) -> str:
     return f"v=DKIM1; k=ed25519; p={base64.b64encode(raw).decode()}"
 
 
+def txt_strings(record: str) -> str:
+    """The record as a zone file writes it: quoted strings of at most 255 characters each."""
+    return " ".join(f'"{record[i : i + 255]}"' for i in range(0, len(record), 255))
+
+
 def generate_key(path: Path, algorithm: str) -> rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey:
     """A new key pair written (0600, never over an existing file) as PEM."""
     key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey

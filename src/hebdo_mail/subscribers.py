@@ -428,10 +428,6 @@ class SubscriberStore:
         if not deleted:
             raise StoreError(f"{address} is not in the list; nothing was removed")
 
-    def record_refusal(self, email: str, reason: str, *, source: str) -> str:
-        """A relay refused the address for good at send time (5.1.x): a hard bounce."""
-        return self.record_bounce(email, "hard", reason, source=source)
-
     def record_bounce(
         self, email: str, kind: str, reason: str, *, source: str, day: dt.date | None = None
     ) -> str:
@@ -441,16 +437,17 @@ class SubscriberStore:
 
         Returns "counted", or "duplicate" when this ``source`` was counted before."""
         address = address_key(email)
-        today = (day or dt.datetime.now(dt.UTC).date()).isoformat()
+        today = dt.datetime.now(dt.UTC).date()
+        bounce_day = min(day or today, today)
         with self.transaction():
             inserted = self.db.execute(
                 "INSERT INTO bounce_events (email_key, email, day, kind, reason, source, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source) DO NOTHING",
-                (address, email, today, kind, reason[:500], source, now()),
+                (address, email, bounce_day.isoformat(), kind, reason[:500], source, now()),
             ).rowcount
             if not inserted:
                 return "duplicate"
-            score = self._bounce_score(address, day or dt.datetime.now(dt.UTC).date())
+            score = self._bounce_score(address, today)
             self.db.execute(
                 "UPDATE subscribers SET bounce_score = ?, updated_at = ? WHERE email_key = ?",
                 (score, now(), address),
@@ -490,12 +487,13 @@ class SubscriberStore:
                 "SELECT email, day, kind, reason FROM bounce_events WHERE email_key = ? ORDER BY day DESC, id DESC LIMIT 1",
                 (key,),
             ).fetchone()
-            status = self.db.execute(
-                "SELECT status FROM subscribers WHERE email_key = ?", (key,)
+            subscriber = self.db.execute(
+                "SELECT email, status FROM subscribers WHERE email_key = ?", (key,)
             ).fetchone()
             report.append({
-                "email": last["email"], "score": self._bounce_score(key, day),
-                "status": status[0] if status else "-", "last_day": last["day"],
+                "email": subscriber["email"] if subscriber else last["email"],
+                "score": self._bounce_score(key, day),
+                "status": subscriber["status"] if subscriber else "-", "last_day": last["day"],
                 "last_kind": last["kind"], "last_reason": last["reason"],
             })  # fmt: skip
         return sorted(report, key=lambda r: (-r["score"], r["email"]))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import socket
 import ssl
 import time
@@ -54,11 +53,6 @@ class Reply:
         if 200 <= self.code < 300:
             return "sent"
         return "failed" if self.code >= 500 else "deferred"
-
-    @property
-    def is_permanent_address_refusal(self) -> bool:
-        """5.1.x: the mailbox or domain does not exist (a hard bounce)."""
-        return self.code is not None and self.code >= 500 and bool(re.match(r"5\.1\.\d", self.text))
 
 
 @dataclass(frozen=True)
