@@ -1,12 +1,15 @@
 """Throughput of `hebdo-mail send` against Postfix's smtp-sink, side by side with smtp-source.
 
     .venv/bin/python bench/throughput.py [--n 20000] [--runs 3] [--concurrency 10]
+                                         [--dkim rsa-sha256|ed25519-sha256]
 
 In one run: N subscribers in the store, the example issue, `hebdo-mail send` (a real process)
 against `smtp-sink -u nobody 127.0.0.1:PORT 1000` on loopback; then `smtp-source -d -s 10 -m N -F
 message` sending one of the messages hebdo-mail produced, as many times with as many sessions.
 Both are repeated --runs times, alternating, and the medians are compared. Prints messages/s for
-both, the ratio, the sender's peak RSS, and the time to build the issue.
+both, the ratio, the sender's peak RSS, and the time to build the issue. With --dkim, each run
+also sends with DKIM signing on (a key made by `hebdo-mail dkim keygen`), and the signed rate is
+printed beside the others.
 
 Needs Debian's postfix package for smtp-sink and smtp-source (`make test` installs it).
 """
@@ -75,8 +78,19 @@ def prepare(workspace: Path, n: int, concurrency: int) -> None:
     hebdo(workspace, "subscribers", "import", "list.csv")
 
 
-def run_sender(workspace: Path, port: int) -> tuple[float, float, int, str]:
+def enable_dkim(workspace: Path, algorithm: str) -> tuple[str, str]:
+    """(hebdo.toml without signing, with it): keygen prints the section to add."""
+    plain = (workspace / "hebdo.toml").read_text()
+    out = hebdo(workspace, "dkim", "keygen", "--algorithm", algorithm).stdout
+    return plain, plain + "\n" + out[out.index("[dkim]") :]
+
+
+def run_sender(
+    workspace: Path, port: int, settings: str | None = None
+) -> tuple[float, float, int, str]:
     """(send-phase seconds as the command reports them, wall seconds, peak RSS bytes, summary)."""
+    if settings is not None:
+        (workspace / "hebdo.toml").write_text(settings)
     for stale in ("logs", "outbox"):
         shutil.rmtree(workspace / stale, ignore_errors=True)
     started = time.perf_counter()
@@ -186,17 +200,27 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=20_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=10)
+    parser.add_argument("--dkim", choices=("rsa-sha256", "ed25519-sha256"))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         workspace = Path(folder)
         prepare(workspace, args.n, args.concurrency)
         render, build_wall = build_time(workspace)
         message = sample_message(workspace)
+        plain, signed = enable_dkim(workspace, args.dkim) if args.dkim else (None, None)
         sink, port = start_sink()
-        sender_rates, wall_rates, source_rates, peak = [], [], [], 0
+        sender_rates, wall_rates, source_rates, signed_rates, peak = [], [], [], [], 0
         try:
             for run in range(args.runs):
-                send_seconds, wall, rss, summary = run_sender(workspace, port)
+                if signed is not None:
+                    signed_seconds, _, rss, _ = run_sender(workspace, port, signed)
+                    signed_rates.append(args.n / signed_seconds)
+                    peak = max(peak, rss)
+                    print(
+                        f"run {run + 1}: hebdo-mail with DKIM {args.dkim} {args.n / signed_seconds:,.0f} msg/s",
+                        flush=True,
+                    )
+                send_seconds, wall, rss, summary = run_sender(workspace, port, plain)
                 source_seconds = run_source(message, port, args.n, args.concurrency)
                 sender_rates.append(args.n / send_seconds)
                 wall_rates.append(args.n / wall)
@@ -220,6 +244,12 @@ def main() -> None:
     print(
         f"hebdo-mail send:       {sender:,.0f} msg/s median (whole command incl. start-up: {statistics.median(wall_rates):,.0f} msg/s)"
     )
+    if signed_rates:
+        signed_rate = statistics.median(signed_rates)
+        print(
+            f"with DKIM {args.dkim}: {signed_rate:,.0f} msg/s median "
+            f"({signed_rate / sender:.2f} of unsigned, {signed_rate / source:.2f} of smtp-source)"
+        )
     print(f"smtp-source -F:        {source:,.0f} msg/s median")
     print(f"ratio:                 {sender / source:.2f} (target >= 0.80)")
     print(f"sender peak RSS:       {peak / 1024 / 1024:.0f} MB (target < 150 MB at 100,000)")

@@ -237,6 +237,13 @@ def test_list_reset_and_bounced_readers_are_not_mailed(
     reset = cli("bounces", "reset", "Ines.Moreau@example.net", cwd=ws)
     assert reset.out == "Ines.Moreau@example.net: bounces cleared (active)\n"
     assert cli("bounces", "list", cwd=ws).out == ""
+    # Bounced again, then added back by hand: an explicit add starts them from nothing.
+    (ws / "two.mbox").write_bytes(
+        b"From MAILER-DAEMON Mon Dec  7 09:12:44 2026\n" + raw.replace(b"5D2A1C0", b"5D2A1C1")
+    )
+    assert "is now bounced" in cli("bounces", "process", "two.mbox", cwd=ws).out
+    assert cli("subscribers", "add", "ines.moreau@example.net", cwd=ws).code == 0
+    assert cli("bounces", "list", cwd=ws).out == ""
     unknown = cli("bounces", "reset", "nobody@example.org", cwd=ws)
     assert unknown.code == 1 and "nobody@example.org has no bounces" in unknown.err
 

@@ -320,6 +320,10 @@ class SubscriberStore:
                 outcome = (
                     "reactivated" if existing.status in ("unsubscribed", "bounced") else "updated"
                 )
+                if status == "active":  # a fresh start: old bounces must not re-bounce them
+                    self.db.execute(
+                        "DELETE FROM bounce_events WHERE email_key = ?", (address_key(address),)
+                    )
                 self.db.execute(
                     "UPDATE subscribers SET name = ?, lang = ?, format = ?, status = ?, attributes = ?,"
                     " updated_at = ?, unsubscribed_at = NULL,"
