@@ -12,6 +12,8 @@ from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hebdo_mail.bounces import Bounce, Ignored, Unreadable, analyse
 from hebdo_mail.config import BounceSettings
@@ -400,3 +402,23 @@ def test_a_live_send_records_refusals_that_the_sweep_then_skips(
     assert swept.out.splitlines()[-1].startswith(
         "0 bounces counted (0 of them refusals from the send logs), 1 already"
     )
+
+
+CORPUS_BYTES = [(CORPUS / name).read_bytes() for name in sorted(EXPECTED)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    base=st.sampled_from(CORPUS_BYTES),
+    cut=st.integers(min_value=0, max_value=6000),
+    noise=st.binary(max_size=300),
+    at=st.integers(min_value=0, max_value=6000),
+)
+def test_any_damaged_bounce_is_read_or_set_aside_never_a_crash(
+    base: bytes, cut: int, noise: bytes, at: int
+) -> None:
+    damaged = base[:at] + noise + base[at:cut] if cut > at else base[:at] + noise
+    result = analyse(damaged, "bounces")
+    assert isinstance(result, Bounce | Ignored | Unreadable)
+    if isinstance(result, Bounce):
+        assert result.kind in ("hard", "soft") and len(result.reason) <= 300

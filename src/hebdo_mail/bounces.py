@@ -164,6 +164,15 @@ def classify(status: str | None, text: str) -> str | None:
 
 
 def analyse(raw: bytes, verp_prefix: str) -> Bounce | Ignored | Unreadable:
+    try:
+        return _analyse(raw, verp_prefix)
+    except Exception as exc:
+        # The email package raises assorted errors (IndexError, HeaderParseError, …) on broken
+        # headers, and returned mail is often broken: one such message must not stop the rest.
+        return Unreadable(f"cannot be parsed ({type(exc).__name__})")
+
+
+def _analyse(raw: bytes, verp_prefix: str) -> Bounce | Ignored | Unreadable:
     message = email.message_from_bytes(raw, policy=email.policy.default)
     verp = _verp_token(message, verp_prefix)
     report_text, original_text = _split_text(message)

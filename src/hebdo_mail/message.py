@@ -392,8 +392,12 @@ class MessageFactory:
             )
         return self._date_header
 
-    def wire(self, recipient: Recipient, personal: Personal | None = None) -> bytes:
-        """The recipient's message in SMTP DATA form: CRLF, dot-stuffed, ending with the dot."""
+    def wire(
+        self, recipient: Recipient, personal: Personal | None = None, *, signed: bool = True
+    ) -> bytes:
+        """The recipient's message in SMTP DATA form: CRLF, dot-stuffed, ending with the dot.
+        ``signed=False`` leaves the DKIM signature to a later ``sign`` (the sender does it in a
+        worker thread)."""
         self._check_header_values(recipient)
         prepared = self.edition_for(recipient)
         template = self._template(prepared, "text" if recipient.format == "text" else "html")
@@ -409,10 +413,14 @@ class MessageFactory:
         wire = template.assemble(
             headers, self.slot_values(recipient, template.slots, unsubscribe_url)
         )
-        if self.dkim is not None:
-            # The signature covers the message as delivered, without SMTP's dot-stuffing.
-            wire = self.dkim.sign(from_wire(wire)) + wire
-        return wire
+        return self.sign(wire) if signed else wire
+
+    def sign(self, wire: bytes) -> bytes:
+        """The DATA form with its DKIM-Signature, when signing is on."""
+        if self.dkim is None:
+            return wire
+        # The signature covers the message as delivered, without SMTP's dot-stuffing.
+        return self.dkim.sign(from_wire(wire)) + wire
 
     def message_bytes(self, recipient: Recipient) -> bytes:
         """The message as a mailbox stores it (the wire form without its SMTP framing)."""

@@ -308,7 +308,7 @@ class Sender:
         edition = self.factory.edition_label(recipient)
         personal = self.factory.personal(recipient)
         try:
-            message = self.factory.wire(recipient, personal)
+            message = self.factory.wire(recipient, personal, signed=False)
         except MessageError as exc:
             self.log.event(key, "failed", edition=edition, reply=exc.message)
             self._count("failed")
@@ -323,6 +323,12 @@ class Sender:
     ) -> Connection | None:
         """Send a batch over one connection; 4xx answers are retried with backoff, together."""
         jobs = [job for r in recipients if (job := self._prepare(r)) is not None]
+        if self.factory.dkim is not None and jobs:
+            # The private-key operation releases the GIL: in a worker thread it runs on another
+            # core while this loop keeps the other connections busy.
+            signed = await asyncio.to_thread(lambda: [self.factory.sign(j.message) for j in jobs])
+            for job, message in zip(jobs, signed, strict=True):
+                job.message = message
         for try_number in range(1, self.options.attempts + 1):
             if not jobs:
                 return connection
