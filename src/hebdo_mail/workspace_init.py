@@ -19,6 +19,17 @@ from = "{name} <hebdo@example.org>"
 reply_to = "redaction@example.org"
 base_url = "https://hebdo.example.org"  # web version, archive and unsubscribe links
 language = "fr"
+
+# Returned mail (`hebdo-mail bounces process`); see the README.
+# [bounces]
+# verp = true          # envelope sender bounces+TOKEN@example.org, one per reader
+# threshold = 3.0      # hard bounce 1, soft 0.5; at this score a reader is no longer mailed
+
+# DKIM signing: `hebdo-mail dkim keygen` makes the key and prints this section.
+# [dkim]
+# domain = "example.org"
+# selector = "hebdo"
+# key_file = "dkim/hebdo.pem"
 """
 
 GITIGNORE = """\
@@ -28,6 +39,7 @@ logs/
 hebdo.db
 hebdo.db-*
 .hebdo-secret
+dkim/
 """
 
 
