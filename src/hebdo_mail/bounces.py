@@ -50,16 +50,26 @@ RECIPIENT_PATTERNS = [
     re.compile(rf"^\s*<(?P<address>{ADDRESS})>:", re.M),  # Postfix, qmail
     re.compile(rf"address\(es\) failed:\s+<?(?P<address>{ADDRESS})>?", re.I),  # Exim
     re.compile(rf"fatal errors -----\s+<?(?P<address>{ADDRESS})>?", re.I),  # Sendmail
-    re.compile(rf"the following[^:\n]{{0,60}}:\s+<?(?P<address>{ADDRESS})>?", re.I),  # Gmail, GroupWise
-    re.compile(rf"(wasn't|was not|couldn't be|could not be) delivered to:?\s+<?(?P<address>{ADDRESS})>?", re.I),
-    re.compile(rf"message to\s+<?(?P<address>{ADDRESS})>?\s+(couldn't|could not|wasn't|was not)", re.I),
+    re.compile(
+        rf"the following[^:\n]{{0,60}}:\s+<?(?P<address>{ADDRESS})>?", re.I
+    ),  # Gmail, GroupWise
+    re.compile(
+        rf"(wasn't|was not|couldn't be|could not be) delivered to:?\s+<?(?P<address>{ADDRESS})>?",
+        re.I,
+    ),
+    re.compile(
+        rf"message to\s+<?(?P<address>{ADDRESS})>?\s+(couldn't|could not|wasn't|was not|hasn't|has not)",
+        re.I,
+    ),
     re.compile(rf"recipients or groups:\s+<?(?P<address>{ADDRESS})>?", re.I),  # Outlook / Exchange
+    re.compile(rf"(recipient|empfänger|destinataire)\s*:\s*<?(?P<address>{ADDRESS})>?", re.I),
     re.compile(rf"^\s*<?(?P<address>{ADDRESS})>?\s*$", re.M),  # a lone address on its line
 ]
 # Replies that are about the reader's mailbox, not about the message.
 FULL_OR_GREYLISTED = re.compile(
     r"mailbox (is )?full|over ?quota|quota exceeded|exceeded (the )?(storage|quota)|"
-    r"insufficient (system )?storage|greylist|grey-list|graylist",
+    r"insufficient (system )?storage|greylist|grey-list|graylist|"
+    r"boîte (aux lettres )?(est )?pleine|quota dépassé|postfach (ist )?voll|speicherplatz",
     re.I,
 )
 HARD_WORDS = re.compile(
@@ -69,7 +79,9 @@ HARD_WORDS = re.compile(
     r"host or domain name not found|domain not found|no such domain|name service error|"
     r"permanent(ly)? (error|failure|fatal)|failed permanently|account (has been )?disabled|"
     r"not listed in|doesn't have an? .{0,30}account|no longer (active|in use|valid)|"
-    r"mailbox (is )?(disabled|inactive)|invalid (mailbox|address)",
+    r"mailbox (is )?(disabled|inactive)|invalid (mailbox|address)|retry timeout exceeded|"
+    r"adresse introuvable|destinataire inconnu|utilisateur inconnu|n'existe pas|"
+    r"empfänger unbekannt|unbekannte? (empfänger|adresse)|existiert nicht",
     re.I,
 )
 SOFT_WORDS = re.compile(
@@ -93,7 +105,8 @@ CHALLENGE = re.compile(
 BOUNCE_SUBJECT = re.compile(
     r"undeliver|delivery (status notification|failure|has failed|problem|delayed|incomplete)|"
     r"returned mail|mail delivery failed|failure notice|non remis|non-remise|not delivered|"
-    r"warning: message .* delayed|could not be delivered",
+    r"warning: message .* delayed|could not be delivered|unzustellbar|nicht zugestellt|"
+    r"no entregado|non recapitato|onbestelbaar",
     re.I,
 )
 # Where a report without MIME structure starts quoting the returned message.
@@ -183,6 +196,8 @@ def _analyse(raw: bytes, verp_prefix: str) -> Bounce | Ignored | Unreadable:
         original_to = _first_address(match.group(1))
     day = _day(message)
 
+    if message.get_param("report-type") == "disposition-notification":
+        return Ignored("a read receipt")
     dsn = _delivery_status(message)
     if isinstance(dsn, Ignored):
         return dsn
@@ -204,7 +219,9 @@ def _analyse(raw: bytes, verp_prefix: str) -> Bounce | Ignored | Unreadable:
         ):  # fmt: skip
             return Ignored("an automatic reply (absence, vacation)")
     found = classify(None, report_text)
-    if found is None:
+    speaks_smtp = ENHANCED_STATUS.search(report_text) or SMTP_REPLY.search(report_text)
+    if found is None or not (from_mail_system or BOUNCE_SUBJECT.search(subject) or speaks_smtp):
+        # Wording alone ("n'existe pas") from a person is not a bounce: a reader may write it.
         return Unreadable("no delivery failure found in it")
     recipient = _first_address(message.get("X-Failed-Recipients")) or next(  # Exim names it
         (m.group("address") for p in RECIPIENT_PATTERNS if (m := p.search(report_text))),
