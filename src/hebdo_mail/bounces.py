@@ -18,14 +18,16 @@ from __future__ import annotations
 
 import datetime as dt
 import email
-import email.policy
 import hashlib
+import html
 import itertools
 import mailbox
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from email.message import EmailMessage, Message
+from email.errors import HeaderParseError
+from email.header import decode_header, make_header
+from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
 from pathlib import Path
 
@@ -186,10 +188,13 @@ def analyse(raw: bytes, verp_prefix: str) -> Bounce | Ignored | Unreadable:
 
 
 def _analyse(raw: bytes, verp_prefix: str) -> Bounce | Ignored | Unreadable:
-    message = email.message_from_bytes(raw, policy=email.policy.default)
+    # The compat32 policy keeps headers as plain strings: several times faster than the
+    # header registry, and it does not choke on the broken headers returned mail often has.
+    message = email.message_from_bytes(raw)
+    parts = [(part, part.get_content_type()) for part in message.walk()]
     verp = _verp_token(message, verp_prefix)
-    report_text, original_text = _split_text(message)
-    returned = _returned_original(message, original_text)
+    report_text, original_text = _split_text(parts)
+    returned = _returned_original(parts)
     tokens = tuple(TOKEN.findall(original_text + "\n" + _headers_text(returned)))
     original_to = _first_address(returned.get("To")) if returned is not None else None
     if original_to is None and (match := re.search(r"^To:\s*(.+)$", original_text, re.M)):
@@ -198,22 +203,22 @@ def _analyse(raw: bytes, verp_prefix: str) -> Bounce | Ignored | Unreadable:
 
     if message.get_param("report-type") == "disposition-notification":
         return Ignored("a read receipt")
-    dsn = _delivery_status(message)
+    dsn = _delivery_status(parts)
     if isinstance(dsn, Ignored):
         return dsn
     if dsn is not None:
         kind, reason, recipient = dsn
         return Bounce(kind, reason, recipient, verp, original_to, tokens, day)
 
-    subject = str(message.get("Subject", ""))
-    sender = str(message.get("From", "")).lower()
+    subject = _decoded(message.get("Subject"))
+    sender = _decoded(message.get("From")).lower()
     from_mail_system = "mailer-daemon" in sender or "postmaster" in sender
     if not from_mail_system and not BOUNCE_SUBJECT.search(subject):
         if message.get("X-Challenge") or CHALLENGE.search(subject + "\n" + report_text[:3000]):
             return Ignored("a challenge asking to prove a person sent the issue")
         if (
             message.get("X-Autoreply") or message.get("X-Autorespond")
-            or str(message.get("Precedence", "")).lower() == "auto_reply"
+            or str(message.get("Precedence", "")).strip().lower() == "auto_reply"
             or str(message.get("Auto-Submitted", "no")).strip().lower() not in ("no", "")
             or AUTO_SUBJECT.search(subject)
         ):  # fmt: skip
@@ -230,6 +235,19 @@ def _analyse(raw: bytes, verp_prefix: str) -> Bounce | Ignored | Unreadable:
     return Bounce(found, _reason(report_text), recipient, verp, original_to, tokens, day)
 
 
+Parts = list[tuple[Message, str]]  # each part of a message with its content type
+
+
+def _decoded(value: object) -> str:
+    """A header's text, RFC 2047 encoded words decoded."""
+    if value is None:
+        return ""
+    try:
+        return str(make_header(decode_header(str(value))))
+    except (LookupError, UnicodeError, ValueError, HeaderParseError):
+        return str(value)
+
+
 def _verp_token(message: Message, prefix: str) -> str | None:
     pattern = re.compile(rf"(?<![\w.+-]){re.escape(prefix)}\+([0-9a-f]{{16}})@", re.I)
     for header in ("X-Original-To", "Delivered-To", "Envelope-To", "X-Envelope-To", "To"):
@@ -239,11 +257,11 @@ def _verp_token(message: Message, prefix: str) -> str | None:
     return None
 
 
-def _delivery_status(message: Message) -> tuple[str, str, str | None] | Ignored | None:
+def _delivery_status(parts: Parts) -> tuple[str, str, str | None] | Ignored | None:
     """(kind, reason, recipient) of an RFC 3464 report's first failed or delayed recipient;
     Ignored for a report that only says a message was delivered or relayed."""
-    for part in message.walk():
-        if part.get_content_type() != "message/delivery-status":
+    for part, content_type in parts:
+        if content_type != "message/delivery-status":
             continue
         blocks = part.get_payload()
         if not isinstance(blocks, list) or len(blocks) < 2:
@@ -286,36 +304,37 @@ def _field_address(value: object) -> str | None:
 def _first_address(value: object) -> str | None:
     if not value:
         return None
-    addresses = getaddresses([str(value)])
+    addresses = getaddresses([_decoded(value)])
     return addresses[0][1] if addresses and addresses[0][1] else None
 
 
-def _split_text(message: Message) -> tuple[str, str]:
+def _text_of(part: Message) -> str:
+    payload = part.get_payload(decode=True)
+    if not isinstance(payload, bytes):
+        return ""
+    try:
+        return payload.decode(part.get_content_charset() or "utf-8", "replace")
+    except LookupError:  # a charset Python does not know
+        return payload.decode("utf-8", "replace")
+
+
+def _split_text(parts: Parts) -> tuple[str, str]:
     """(the report's own words, the returned original's text): the original's words must not
     be taken for the report's, or a reader's article on "temporary" jobs would look soft."""
     report: list[str] = []
     original: list[str] = []
     inside_original = False
-    for part in message.walk():
-        kind = part.get_content_type()
-        if kind in ("message/rfc822", "text/rfc822-headers"):
+    for part, content_type in parts:
+        if content_type in ("message/rfc822", "text/rfc822-headers"):
             inside_original = True
-        if (
-            not isinstance(part, EmailMessage)
-            or part.is_multipart()
-            or part.is_attachment()
-            or not kind.startswith("text/")
-        ):
+        attachment = str(part.get("Content-Disposition", "")).lower().startswith("attachment")
+        if part.is_multipart() or attachment or not content_type.startswith("text/"):
             continue
-        try:
-            content = part.get_content()
-        except (LookupError, UnicodeError, AssertionError):
-            content = part.get_payload(decode=True) or b""
-            content = content.decode("utf-8", "replace") if isinstance(content, bytes) else ""
-        if kind == "text/html":
+        content = _text_of(part)
+        if content_type == "text/html":
             content = re.sub(r"(?s)<(style|script)\b.*?</\1>", " ", content)
             content = re.sub(r"<br\s*/?>|</p>|</div>|</tr>", "\n", content, flags=re.I)
-            content = re.sub(r"<[^>]+>", " ", content)
+            content = html.unescape(re.sub(r"<[^>]+>", " ", content))
         (original if inside_original else report).append(content)
     report_text = "\n".join(report)
     if not original and (start := ORIGINAL_STARTS.search(report_text)):
@@ -323,14 +342,14 @@ def _split_text(message: Message) -> tuple[str, str]:
     return report_text, "\n".join(original)
 
 
-def _returned_original(message: Message, original_text: str) -> Message | None:
-    for part in message.walk():
-        if part.get_content_type() == "message/rfc822":
+def _returned_original(parts: Parts) -> Message | None:
+    for part, content_type in parts:
+        if content_type == "message/rfc822":
             payload = part.get_payload()
             if isinstance(payload, list) and payload and isinstance(payload[0], Message):
                 return payload[0]
-        elif part.get_content_type() == "text/rfc822-headers" and isinstance(part, EmailMessage):
-            return email.message_from_string(str(part.get_content()), policy=email.policy.default)
+        elif content_type == "text/rfc822-headers":
+            return email.message_from_string(_text_of(part))
     return None
 
 
