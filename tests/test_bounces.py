@@ -171,6 +171,8 @@ def test_an_mbox_is_read_in_place_once(ws: Path, cli: Callable[..., Result]) -> 
         f"0 bounces counted (0 of them refusals from the send logs), {counted} already"
     )
     assert path.read_bytes() == before  # nothing removed from the admin's mailbox
+    human = sorted(EXPECTED).index("human_reply.eml") + 1  # where the admin finds it
+    assert f"bounces.mbox, message {human}: no delivery failure found in it" in first.err
 
 
 def test_not_a_mailbox_is_one_line(ws: Path, cli: Callable[..., Result]) -> None:

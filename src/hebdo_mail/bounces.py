@@ -23,7 +23,7 @@ import html
 import itertools
 import mailbox
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.errors import HeaderParseError
 from email.header import decode_header, make_header
@@ -383,13 +383,13 @@ def _reason(text: str) -> str:
     return ""
 
 
-def read_messages(path: Path) -> Iterator[tuple[str, bytes, Path | None]]:
-    """(hash of the message, its bytes, its file in a Maildir or None in an mbox)."""
+def read_messages(path: Path) -> Iterator[tuple[str, bytes, Path | None, str]]:
+    """(hash of the message, its bytes, its file in a Maildir or None in an mbox, where it is)."""
     if path.is_dir():
         # Seen ones too: an admin may have opened the bounce box in a mail client.
         for item in maildir_messages(path, include_seen=True):
             raw = item.read_bytes()
-            yield hashlib.sha256(raw).hexdigest(), raw, item
+            yield hashlib.sha256(raw).hexdigest(), raw, item, display_path(item)
         return
     if not path.is_file():
         raise HebdoError("does not exist; give a Maildir folder or an mbox file", path=path)
@@ -399,9 +399,14 @@ def read_messages(path: Path) -> Iterator[tuple[str, bytes, Path | None]]:
     except (OSError, mailbox.Error) as exc:
         raise HebdoError(f"cannot be read as an mbox ({exc})", path=path) from None
     try:
-        for key in keys:
+        for number, key in enumerate(keys, start=1):
             raw = box.get_bytes(key)
-            yield hashlib.sha256(raw).hexdigest(), raw, None
+            yield (
+                hashlib.sha256(raw).hexdigest(),
+                raw,
+                None,
+                f"{display_path(path)}, message {number}",
+            )
     finally:
         box.close()
 
@@ -418,8 +423,6 @@ class Readers:
         self._logs_read = False
 
     def _read_logs(self) -> None:
-        if self._logs_read:
-            return
         self._logs_read = True
         for event in send_log_events(self.workspace):
             if event.recipient not in self.known:
@@ -427,14 +430,11 @@ class Readers:
                 self.by_verp[self.signer.verp_token(event.recipient)] = event.recipient
 
     def find(self, bounce: Bounce) -> str | None:
-        for lookup in (self._find_known, self._find_after_reading_logs):
-            if (address := lookup(bounce)) is not None:
-                return address
-        return None
-
-    def _find_after_reading_logs(self, bounce: Bounce) -> str | None:
-        self._read_logs()
-        return self._find_known(bounce)
+        found = self._find_known(bounce)
+        if found is None and not self._logs_read:  # the logs are read once, and only if needed
+            self._read_logs()
+            found = self._find_known(bounce)
+        return found
 
     def _find_known(self, bounce: Bounce) -> str | None:
         if bounce.verp and bounce.verp in self.by_verp:
@@ -471,23 +471,14 @@ def refusal_kind(code: int | None, stage: str | None, reply: str) -> str | None:
     return classify(None, f"{code} {reply}") or "hard"
 
 
-def process_bounces(
-    workspace: Workspace, path: Path, *, on_message: Callable[[], None] | None = None
-) -> BounceReport:
+def process_bounces(workspace: Workspace, path: Path) -> BounceReport:
     settings = workspace.settings
     secret, _ = load_secret(workspace.root, create=False)
     signer = Signer(secret, settings.newsletter.list_identifier)
     report = BounceReport()
     with SubscriberStore(workspace.store_path, bounces=settings.bounces) as store:
         readers = Readers(workspace, store, signer)
-        for source, raw, item in read_messages(path):
-            if on_message is not None:
-                on_message()
-            where = (
-                display_path(item)
-                if item is not None
-                else f"{display_path(path)} (message {source[:12]})"
-            )
+        for source, raw, item, where in read_messages(path):
             result = analyse(raw, settings.bounces.prefix)
             if isinstance(result, Ignored):
                 report.ignored.append(f"{where}: {result.why}; not counted")
