@@ -150,3 +150,22 @@ def test_a_missing_or_wrong_key_stops_before_sending(ws: Path, cli: Callable[...
     (ws / "keys" / "s1.pem").write_text("not a key\n")
     garbage = cli("send", EXAMPLE_ISSUE, "--subscribers", "readers.csv", cwd=ws)
     assert "keys/s1.pem: is not a PEM private key" in garbage.err
+
+
+def test_a_domain_that_does_not_align_with_from_is_warned(
+    ws: Path, cli: Callable[..., Result]
+) -> None:
+    assert cli("dkim", "keygen", cwd=ws).code == 0
+    settings = ws / "hebdo.toml"
+    base = settings.read_text()
+    section = '\n[dkim]\ndomain = "{}"\nselector = "hebdo"\nkey_file = "dkim/hebdo.pem"\n'
+    settings.write_text(base + section.format("mailer.example.net"))
+    result = cli("send", EXAMPLE_ISSUE, "--subscribers", "readers.csv", "--dry-run", cwd=ws)
+    assert result.code == 0
+    assert (
+        "warning: [dkim] domain mailer.example.net is not the From domain example.org nor a "
+        "parent of it" in result.err
+    )
+    settings.write_text(base + section.format("example.org"))
+    aligned = cli("send", EXAMPLE_ISSUE, "--subscribers", "readers.csv", "--dry-run", cwd=ws)
+    assert aligned.code == 0 and "[dkim] domain" not in aligned.err

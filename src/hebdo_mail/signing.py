@@ -13,6 +13,7 @@ import base64
 import hashlib
 import os
 import re
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,10 +103,24 @@ class Signer:
         return self.key.sign(hashlib.sha256(data).digest())
 
 
+def alignment_warning(dkim_domain: str, sender_domain: str) -> str | None:
+    """DMARC passes on DKIM only when d= is the From domain or a parent of it."""
+    d, sender = dkim_domain.lower().rstrip("."), sender_domain.lower()
+    if sender == d or sender.endswith("." + d):
+        return None
+    return (
+        f"[dkim] domain {dkim_domain} is not the From domain {sender_domain} nor a parent of it: "
+        "receivers checking DMARC will not count the signature"
+    )
+
+
 def load_signer(workspace: Workspace) -> Signer | None:
     settings = workspace.settings.dkim
     if settings is None:
         return None
+    warning = alignment_warning(settings.domain, workspace.settings.newsletter.sender_domain)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     path = workspace.root / settings.key_file
     try:
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
