@@ -10,7 +10,10 @@ from pathlib import Path
 
 import dkim
 import pytest
+from starlette.testclient import TestClient
 
+from hebdo_mail.config import load_workspace
+from hebdo_mail.web import create_app
 from hebdo_mail.workspace_init import write_secret
 
 from .conftest import EXAMPLE_ISSUE, Result
@@ -169,3 +172,12 @@ def test_a_domain_that_does_not_align_with_from_is_warned(
     settings.write_text(base + section.format("example.org"))
     aligned = cli("send", EXAMPLE_ISSUE, "--subscribers", "readers.csv", "--dry-run", cwd=ws)
     assert aligned.code == 0 and "[dkim] domain" not in aligned.err
+
+
+def test_subscription_confirmations_are_signed_too(ws: Path, cli: Callable[..., Result]) -> None:
+    record = keygen(cli, ws, "rsa-sha256")
+    client = TestClient(create_app(load_workspace(ws, explicit=True)), base_url="http://testserver")
+    response = client.post("/subscribe", data={"email": "new.reader@example.org", "lang": "fr"})
+    assert response.status_code == 200
+    (confirmation,) = (ws / "outbox" / "confirmations" / "new").iterdir()
+    assert dkim.verify(confirmation.read_bytes(), dnsfunc=dns_answering(record, []))

@@ -417,10 +417,7 @@ class MessageFactory:
 
     def sign(self, wire: bytes) -> bytes:
         """The DATA form with its DKIM-Signature, when signing is on."""
-        if self.dkim is None:
-            return wire
-        # The signature covers the message as delivered, without SMTP's dot-stuffing.
-        return self.dkim.sign(from_wire(wire)) + wire
+        return wire if self.dkim is None else self.dkim.sign_wire(wire)
 
     def message_bytes(self, recipient: Recipient) -> bytes:
         """The message as a mailbox stores it (the wire form without its SMTP framing)."""

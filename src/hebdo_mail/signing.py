@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
 from .config import DkimSettings, Workspace
 from .errors import ConfigError
-from .wireformat import CRLF
+from .wireformat import CRLF, from_wire
 
 # What RFC 8058 and good practice ask to be covered, in this order; absent ones are skipped.
 SIGNED_HEADERS = (
@@ -95,6 +95,11 @@ class Signer:
         """RSA's private-key operation (about 1 ms) is worth a worker thread; Ed25519's
         (0.05 ms) costs less than the hop to one."""
         return isinstance(self.key, rsa.RSAPrivateKey)
+
+    def sign_wire(self, wire: bytes) -> bytes:
+        """A message in SMTP DATA form with its signature added; the signature covers the
+        message as delivered, without SMTP's dot-stuffing."""
+        return self.sign(from_wire(wire)) + wire
 
     def _signature(self, data: bytes) -> bytes:
         if isinstance(self.key, rsa.RSAPrivateKey):

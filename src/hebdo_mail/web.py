@@ -30,6 +30,7 @@ from .config import Workspace
 from .errors import HebdoError
 from .i18n import N_
 from .send import deliver_one
+from .signing import load_signer
 from .subscribers import SubscriberStore
 from .templating import environment, render
 from .tokens import Signer, load_secret
@@ -138,6 +139,7 @@ class WebApp:
         self.transport = transport or configured_transport(
             workspace, url=None, outbox="outbox/confirmations", interactive=False
         )
+        self.dkim = load_signer(workspace)  # confirmations are signed like the issues
         self._environments: dict[str, jinja2.Environment] = {}
 
     # -- helpers -------------------------------------------------------------------------------
@@ -326,9 +328,13 @@ class WebApp:
         message["Message-ID"] = make_msgid(domain=settings.sender_domain)
         message["Auto-Submitted"] = "auto-generated"
         message.set_content(body, charset="utf-8", cte="quoted-printable")
+        wire = to_wire(message.as_bytes())
         try:
             await deliver_one(
-                self.transport, settings.sender_address, address, to_wire(message.as_bytes())
+                self.transport,
+                settings.sender_address,
+                address,
+                self.dkim.sign_wire(wire) if self.dkim else wire,
             )
         except HebdoError as exc:
             # The visitor gets the usual answer; the admin sees why the mail did not leave.
