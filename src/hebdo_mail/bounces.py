@@ -65,6 +65,7 @@ RECIPIENT_PATTERNS = [
     ),
     re.compile(rf"recipients or groups:\s+<?(?P<address>{ADDRESS})>?", re.I),  # Outlook / Exchange
     re.compile(rf"(recipient|empfänger|destinataire)\s*:\s*<?(?P<address>{ADDRESS})>?", re.I),
+    re.compile(rf"RCPT TO:\s*<(?P<address>{ADDRESS})>", re.I),  # a session transcript
     re.compile(rf"^\s*<?(?P<address>{ADDRESS})>?\s*$", re.M),  # a lone address on its line
 ]
 # Replies that are about the reader's mailbox, not about the message.
@@ -101,7 +102,8 @@ CHALLENGE = re.compile(
     r"verify (that )?you are (a )?(human|real)|confirm (that )?you are not a (robot|spammer)|"
     r"challenge[- ]response|approved senders?|whitelist|allow ?list|approve your message|"
     r"sender verification|prove (that )?you are|pas un robot|liste blanche|mailinblack|"
-    r"boxtrapper|spam ?arrest|confirm(er)? (your|votre) (message|envoi)",
+    r"boxtrapper|spam ?arrest|confirm(er)? (your|votre) (message|envoi)|"
+    r"verify your (e-?mail )?address|reply to this message without changing the subject",
     re.I,
 )
 BOUNCE_SUBJECT = re.compile(
