@@ -45,6 +45,7 @@ ADDRESS = (
 # RFC 3463 class.subject.detail; the subject is one digit, which keeps version numbers
 # (Exim 4.96.2) and IP addresses out.
 ENHANCED_STATUS = re.compile(r"(?<![\d.])([245])\.([0-7])\.(\d{1,3})(?![\d.]*\d)")
+FAILURE_STATUS = re.compile(r"(?<![\d.])[45]\.[0-7]\.\d{1,3}(?![\d.]*\d)")
 SMTP_REPLY = re.compile(r"(?<![\d.:])([45])[0-5]\d(?=[ :-])")
 
 # Where the non-standard reports put the failed address.
@@ -80,12 +81,17 @@ HARD_WORDS = re.compile(
     r"doesn't exist|address not found|couldn'?t be found|no mailbox here|mailbox unavailable|"
     r"recipient not found|invalid recipient|recipnotfound|unrouteable address|"
     r"host or domain name not found|domain not found|no such domain|name service error|"
-    r"permanent(ly)? (error|failure|fatal)|failed permanently|account (has been )?disabled|"
+    r"user not found|mailbox not found|unknown (mailbox|recipient)|account (has been )?disabled|"
     r"not listed in|doesn't have an? .{0,30}account|no longer (active|in use|valid)|"
     r"mailbox (is )?(disabled|inactive)|invalid (mailbox|address)|retry timeout exceeded|"
     r"adresse introuvable|destinataire inconnu|utilisateur inconnu|n'existe pas|"
-    r"empfänger unbekannt|unbekannte? (empfänger|adresse)|existiert nicht",
+    r"empfänger unbekannt|unbekannte? (empfänger|adresse)|existiert nicht|message expired|"
+    r"could not be delivered for \d+ days",
     re.I,
+)
+# The boilerplate of permanent failures: it classifies, but says nothing of the reason.
+PERMANENT_WORDS = re.compile(
+    r"permanent(ly)? (error|failure|fatal)|failed permanently|permanent delivery error", re.I
 )
 SOFT_WORDS = re.compile(
     r"try again later|temporar(y|ily)|has been delayed|delivery delayed|delayed \d+ hours?|"
@@ -169,8 +175,10 @@ def classify(status: str | None, text: str) -> str | None:
     if codes:
         if any(c.startswith("5") and not c.startswith("5.7.") for c in codes):
             return "hard"
-        return "soft"
-    if HARD_WORDS.search(text):
+        # A 5.7.x that says the address does not exist ("5.7.1 No such user") is about it.
+        policy_only = all(c.startswith("5.7.") for c in codes)
+        return "hard" if policy_only and HARD_WORDS.search(text) else "soft"
+    if HARD_WORDS.search(text) or PERMANENT_WORDS.search(text):
         return "hard"
     if SOFT_WORDS.search(text):
         return "soft"
@@ -212,11 +220,13 @@ def _analyse(raw: bytes, verp_prefix: str) -> Bounce | Ignored | Unreadable:
         kind, reason, recipient = dsn
         return Bounce(kind, reason, recipient, verp, original_to, tokens, day)
 
+    # Words wrapped over two lines ("User\n    unknown") must still match.
+    flat_text = " ".join(report_text.split())
     subject = _decoded(message.get("Subject"))
     sender = _decoded(message.get("From")).lower()
     from_mail_system = "mailer-daemon" in sender or "postmaster" in sender
     if not from_mail_system and not BOUNCE_SUBJECT.search(subject):
-        if message.get("X-Challenge") or CHALLENGE.search(subject + "\n" + report_text[:3000]):
+        if message.get("X-Challenge") or CHALLENGE.search(subject + " " + flat_text[:3000]):
             return Ignored("a challenge asking to prove a person sent the issue")
         if (
             message.get("X-Autoreply") or message.get("X-Autorespond")
@@ -225,7 +235,7 @@ def _analyse(raw: bytes, verp_prefix: str) -> Bounce | Ignored | Unreadable:
             or AUTO_SUBJECT.search(subject)
         ):  # fmt: skip
             return Ignored("an automatic reply (absence, vacation)")
-    found = classify(None, report_text)
+    found = classify(None, flat_text)
     speaks_smtp = ENHANCED_STATUS.search(report_text) or SMTP_REPLY.search(report_text)
     if found is None or not (from_mail_system or BOUNCE_SUBJECT.search(subject) or speaks_smtp):
         # Wording alone ("n'existe pas") from a person is not a bounce: a reader may write it.
@@ -280,10 +290,11 @@ def _delivery_status(parts: Parts) -> tuple[str, str, str | None] | Ignored | No
             diagnostic = " ".join(str(block.get("Diagnostic-Code", "")).split())
             diagnostic = diagnostic.partition(";")[2].strip() or diagnostic
             kind = classify(status if ENHANCED_STATUS.fullmatch(status) else None, diagnostic)
-            if kind is None:
-                kind = "soft" if action == "delayed" else "hard"
             if action == "delayed":
                 kind = "soft"  # a warning: the relay is still trying
+            elif kind != "soft" or status.startswith("4.4."):
+                # Failed: given up, even after days of 4.4.x (no route, queue expired).
+                kind = "hard"
             recipient = _field_address(block.get("Final-Recipient")) or _field_address(
                 block.get("Original-Recipient")
             )
@@ -374,7 +385,15 @@ def _day(message: Message) -> dt.date | None:
 def _reason(text: str) -> str:
     """The first line that says what went wrong, with its indented continuation lines."""
     lines = text.splitlines()
-    for pattern in (ENHANCED_STATUS, SMTP_REPLY, HARD_WORDS, FULL_OR_GREYLISTED, SOFT_WORDS):
+    patterns = (
+        FAILURE_STATUS,
+        SMTP_REPLY,
+        HARD_WORDS,
+        FULL_OR_GREYLISTED,
+        SOFT_WORDS,
+        PERMANENT_WORDS,
+    )
+    for pattern in patterns:
         for number, line in enumerate(lines):
             if pattern.search(line):
                 following = itertools.takewhile(
