@@ -89,9 +89,18 @@ def dated_today(raw: bytes) -> bytes:
     return re.sub(rb"(?m)^Date: .*$", b"Date: " + today, head, count=1) + sep + body
 
 
-def corpus_maildir(target: Path) -> Path:
+def make_maildir(target: Path) -> Path:
     for sub in ("new", "cur", "tmp"):
         (target / sub).mkdir(parents=True)
+    return target
+
+
+def send_through(cli: Callable[..., Result], ws: Path, server: SmtpServer, *args: str) -> Result:
+    return cli("send", EXAMPLE_ISSUE, *args, "--smtp", server.url, "--yes", cwd=ws)
+
+
+def corpus_maildir(target: Path) -> Path:
+    make_maildir(target)
     for index, name in enumerate(sorted(EXPECTED)):
         raw = dated_today((CORPUS / name).read_bytes())
         (target / "new" / f"17000000{index:02d}.M1P1.{name}").write_bytes(raw)
@@ -302,7 +311,7 @@ def test_verp_round_trip_finds_the_reader_whatever_the_report_names(
         )
     recorder = Recorder()
     with SmtpServer(recorder) as server:
-        result = cli("send", EXAMPLE_ISSUE, "--smtp", server.url, "--yes", cwd=ws)
+        result = send_through(cli, ws, server)
     assert result.code == 0, result.err
     senders = {r.rcpt: r.mail_from for r in recorder.received}
     assert sorted(senders) == readers
@@ -315,9 +324,7 @@ def test_verp_round_trip_finds_the_reader_whatever_the_report_names(
 
     # The mailbox forwarded to an address the list never heard of, which then failed: only the
     # VERP return path says whose it was.
-    box = ws / "Bounces"
-    for sub in ("new", "cur", "tmp"):
-        (box / sub).mkdir(parents=True)
+    box = make_maildir(ws / "Bounces")
     raw = dsn_for(senders["zoe.nguyen@example.fr"], "zn-old@forwarded.example")
     (box / "new" / "1.M1P1.host").write_bytes(raw)
     assert isinstance(parsed := analyse(raw, "retours"), Bounce) and parsed.verp
@@ -342,16 +349,7 @@ def test_send_refusals_count_once_and_a_refused_sender_counts_for_nobody(
 
     # A CSV send with no store: the refusals are only in the send log.
     with SmtpServer(Recorder(hook=hook)) as server:
-        result = cli(
-            "send",
-            EXAMPLE_ISSUE,
-            "--subscribers",
-            "list.csv",
-            "--smtp",
-            server.url,
-            "--yes",
-            cwd=ws,
-        )
+        result = send_through(cli, ws, server, "--subscribers", "list.csv")
     assert result.out.startswith("1 sent, 0 deferred, 2 failed")
     assert not (ws / "hebdo.db").exists()
     failed = [
@@ -363,9 +361,7 @@ def test_send_refusals_count_once_and_a_refused_sender_counts_for_nobody(
     }  # fmt: skip
 
     # A bounce for a reader the store does not know is found through the send log too.
-    box = ws / "Bounces"
-    for sub in ("new", "cur", "tmp"):
-        (box / sub).mkdir(parents=True)
+    box = make_maildir(ws / "Bounces")
     (box / "new" / "z").write_bytes(dsn_for("hebdo@example.org", "zoe.nguyen@example.fr"))
     swept = cli("bounces", "process", "Bounces", cwd=ws)
     assert swept.out.splitlines()[-1].startswith(
@@ -386,16 +382,7 @@ def test_send_refusals_count_once_and_a_refused_sender_counts_for_nobody(
     with SmtpServer(
         Recorder(hook=lambda s, r, n: "553 5.7.1 sender not allowed" if s == "mail" else None)
     ) as server:
-        refused = cli(
-            "send",
-            EXAMPLE_ISSUE,
-            "--subscribers",
-            "list.csv",
-            "--smtp",
-            server.url,
-            "--yes",
-            cwd=ws,
-        )
+        refused = send_through(cli, ws, server, "--subscribers", "list.csv")
     assert "3 failed" in refused.out
     assert (
         cli("bounces", "process", "Bounces", cwd=ws)
@@ -414,7 +401,7 @@ def test_a_live_send_records_refusals_that_the_sweep_then_skips(
         return "550 5.1.1 no such user" if stage == "rcpt" and rcpt.startswith("marc") else None
 
     with SmtpServer(Recorder(hook=hook)) as server:
-        cli("send", EXAMPLE_ISSUE, "--smtp", server.url, "--yes", cwd=ws)
+        send_through(cli, ws, server)
     assert scores(ws) == {"marc.dubois@example.net": (1.0, "hard")}
     empty = ws / "empty.mbox"
     empty.write_bytes(b"")

@@ -533,12 +533,11 @@ def _sweep_send_logs(workspace: Workspace, store: SubscriberStore, report: Bounc
         kind = refusal_kind(event.code, event.stage, event.reply or "")
         if kind is None:
             continue
-        before = report.counted
-        _count(
+        counted = _count(
             report, store, event.recipient, kind, f"{event.code} {event.reply}",
             f"send {event.message_id}", dt.date.fromisoformat(event.time[:10]),
         )  # fmt: skip
-        report.refusals += report.counted - before
+        report.refusals += counted
 
 
 def _count(
@@ -549,16 +548,13 @@ def _count(
     reason: str,
     source: str,
     day: dt.date | None,
-) -> None:
-    before = store.get(address)
-    if store.record_bounce(address, kind, reason, source=source, day=day) == "duplicate":
+) -> bool:
+    """Record one bounce in the store and the report; False when it was counted before."""
+    outcome = store.record_bounce(address, kind, reason, source=source, day=day)
+    if outcome == "duplicate":
         report.duplicates += 1
-        return
+        return False
     report.counted += 1
-    after = store.get(address)
-    if (
-        after is not None
-        and after.status == "bounced"
-        and (before is None or before.status != "bounced")
-    ):
-        report.became_bounced.append(after.email)
+    if outcome == "bounced":
+        report.became_bounced.append(address)
+    return True

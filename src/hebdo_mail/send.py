@@ -35,6 +35,7 @@ class Job:
     message_id: str
     message: bytes
     attempt: int
+    sender: str  # the envelope sender (its own, with VERP)
 
 
 @dataclass
@@ -315,8 +316,9 @@ class Sender:
             return None
         previous = self.state.recipients.get(key)
         return Job(
-            recipient, edition, personal.message_id, message, previous.attempts if previous else 0
-        )
+            recipient, edition, personal.message_id, message,
+            previous.attempts if previous else 0, self.factory.envelope_sender(recipient),
+        )  # fmt: skip
 
     async def _deliver(
         self, recipients: list[Recipient], connection: Connection | None
@@ -346,7 +348,7 @@ class Sender:
             deferred: list[Job] = []
             outgoing = [
                 Outgoing(
-                    self.factory.envelope_sender(job.recipient),
+                    job.sender,
                     job.recipient.email,
                     job.message,
                     self._attempt_recorder(job),

@@ -439,7 +439,8 @@ class SubscriberStore:
         the last ``expire_days`` count. At the threshold a subscriber becomes ``bounced``; an
         address the store did not know (a reader of a CSV send) is recorded as bounced then.
 
-        Returns "counted", or "duplicate" when this ``source`` was counted before."""
+        Returns "duplicate" when this ``source`` was counted before, "bounced" when this bounce
+        made the address bounced, else "counted"."""
         address = address_key(email)
         today = dt.datetime.now(dt.UTC).date()
         bounce_day = min(day or today, today)
@@ -458,13 +459,15 @@ class SubscriberStore:
             )
             if score >= self.bounce_policy.threshold:
                 stamp = now()
-                self.db.execute(
+                became_bounced = self.db.execute(
                     "INSERT INTO subscribers (email, email_key, status, source, created_at, updated_at,"
                     " bounce_score) VALUES (?, ?, 'bounced', 'bounces', ?, ?, ?)"
                     " ON CONFLICT (email_key) DO UPDATE SET status = 'bounced', updated_at = excluded.updated_at"
                     " WHERE subscribers.status IN ('active', 'pending')",
                     (email, address, stamp, stamp, score),
-                )
+                ).rowcount
+                if became_bounced:
+                    return "bounced"
         return "counted"
 
     def _bounce_score(self, key: str, today: dt.date) -> float:
