@@ -20,11 +20,10 @@ import time
 from email.utils import format_datetime
 from pathlib import Path
 
-from hebdo_mail.bounces import process_bounces
-from hebdo_mail.config import load_workspace
-from hebdo_mail.subscribers import SubscriberStore
-from hebdo_mail.tokens import Signer, load_secret
-from hebdo_mail.workspace_init import init_workspace
+from hebdo_mail.audience.bounces import process_bounces
+from hebdo_mail.audience.store import SubscriberStore
+from hebdo_mail.audience.tokens import TokenSigner
+from hebdo_mail.workspace import init_workspace, load_secret, load_workspace
 
 CORPUS = Path(__file__).resolve().parents[1] / "tests" / "bounces"
 # Corpus messages that are bounces, with the address each names.
@@ -50,7 +49,7 @@ def prepare(folder: Path, subscribers: int, bounces: int) -> tuple[Path, Path]:
         (folder / "list.csv").write_text("email\n" + rows + "\n")
         store.import_csv(folder / "list.csv")
     secret, _ = load_secret(root, create=False)
-    signer = Signer(secret, workspace.settings.newsletter.list_identifier)
+    signer = TokenSigner(secret, workspace.settings.newsletter.list_identifier)
     box = folder / "Bounces"
     for sub in ("new", "cur", "tmp"):
         (box / sub).mkdir(parents=True)

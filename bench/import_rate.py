@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from hebdo_mail.subscribers import SubscriberStore
+from hebdo_mail.audience.store import SubscriberStore
 
 NAMES = [
     "Hélène Lefèvre",

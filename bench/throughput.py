@@ -128,11 +128,11 @@ def run_sender(
 def sample_message(workspace: Path) -> Path:
     """One message as hebdo-mail produced it, LF line ends, for smtp-source -F."""
     sys.path.insert(0, str(REPO / "src"))
-    from hebdo_mail.build import render_issue
-    from hebdo_mail.config import load_workspace
-    from hebdo_mail.message import MessageFactory
-    from hebdo_mail.recipients import Recipient
-    from hebdo_mail.tokens import Signer, load_secret
+    from hebdo_mail.audience.recipients import Recipient
+    from hebdo_mail.audience.tokens import TokenSigner
+    from hebdo_mail.deliver.message import MessageFactory
+    from hebdo_mail.publish.build import render_issue
+    from hebdo_mail.workspace import load_secret, load_workspace
 
     ws = load_workspace(workspace, explicit=True)
     issue, editions = render_issue(workspace / "issues" / ISSUE, ws)
@@ -142,7 +142,7 @@ def sample_message(workspace: Path) -> Path:
         editions=editions,
         default_lang="fr",
         settings=ws.settings.newsletter,
-        signer=Signer(secret, ws.settings.newsletter.list_identifier),
+        signer=TokenSigner(secret, ws.settings.newsletter.list_identifier),
     )
     recipient = Recipient(
         email="reader1@example1.org",
@@ -182,8 +182,8 @@ def run_source(message: Path, port: int, n: int, sessions: int) -> float:
 def build_time(workspace: Path) -> tuple[float, float]:
     """(in-process render of the issue, median of 5; the `hebdo-mail build` command's wall time)."""
     sys.path.insert(0, str(REPO / "src"))
-    from hebdo_mail.build import render_issue
-    from hebdo_mail.config import load_workspace
+    from hebdo_mail.publish.build import render_issue
+    from hebdo_mail.workspace import load_workspace
 
     ws = load_workspace(workspace, explicit=True)
     render_issue(workspace / "issues" / ISSUE, ws)  # warm the imports

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from hebdo_mail.cli import main
+from hebdo_mail.cli.main import main
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_ISSUE = "2006-50"

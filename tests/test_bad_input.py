@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from hebdo_mail.build import write_tree
 from hebdo_mail.errors import BuildError
+from hebdo_mail.publish.build import write_tree
 
 from .conftest import EXAMPLE_ISSUE, Result, run_process
 

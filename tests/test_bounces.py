@@ -15,10 +15,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hebdo_mail.bounces import Bounce, Ignored, Unreadable, analyse
+from hebdo_mail.audience.bounces import Bounce, Ignored, Unreadable, analyse
+from hebdo_mail.audience.store import SubscriberStore
 from hebdo_mail.config import BounceSettings
-from hebdo_mail.subscribers import SubscriberStore
-from hebdo_mail.workspace_init import write_secret
+from hebdo_mail.workspace import write_secret
 
 from .conftest import EXAMPLE_ISSUE, Result
 from .smtpserver import Recorder, SmtpServer

@@ -17,11 +17,10 @@ import pytest
 import uvicorn
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from hebdo_mail.config import load_workspace
-from hebdo_mail.preview import create_preview_app
-from hebdo_mail.subscribers import SubscriberStore
-from hebdo_mail.web import create_app
-from hebdo_mail.workspace_init import write_secret
+from hebdo_mail.audience.store import SubscriberStore
+from hebdo_mail.web.app import create_app
+from hebdo_mail.web.preview import create_preview_app
+from hebdo_mail.workspace import load_workspace, write_secret
 
 from .conftest import EXAMPLE_ISSUE, REPO, Result, run_process
 

@@ -12,9 +12,8 @@ import dkim
 import pytest
 from starlette.testclient import TestClient
 
-from hebdo_mail.config import load_workspace
-from hebdo_mail.web import create_app
-from hebdo_mail.workspace_init import write_secret
+from hebdo_mail.web.app import create_app
+from hebdo_mail.workspace import load_workspace, write_secret
 
 from .conftest import EXAMPLE_ISSUE, Result
 from .smtpserver import Recorder, SmtpServer

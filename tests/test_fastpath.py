@@ -12,13 +12,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hebdo_mail.addresses import MAX_NAME_LENGTH
-from hebdo_mail.build import render_issue
-from hebdo_mail.config import load_workspace
-from hebdo_mail.message import MessageFactory
-from hebdo_mail.recipients import Recipient
-from hebdo_mail.tokens import Signer
-from hebdo_mail.wireformat import END_OF_DATA, from_wire, to_wire
+from hebdo_mail.audience.addresses import MAX_NAME_LENGTH
+from hebdo_mail.audience.recipients import Recipient
+from hebdo_mail.audience.tokens import TokenSigner
+from hebdo_mail.deliver.message import MessageFactory
+from hebdo_mail.deliver.wireformat import END_OF_DATA, from_wire, to_wire
+from hebdo_mail.publish.build import render_issue
+from hebdo_mail.workspace import load_workspace
 
 from .conftest import EXAMPLE_ISSUE, REPO
 
@@ -45,7 +45,7 @@ def factory(tmp_path_factory: pytest.TempPathFactory) -> MessageFactory:
         editions=editions,
         default_lang="fr",
         settings=workspace.settings.newsletter,
-        signer=Signer(
+        signer=TokenSigner(
             b"a test secret of enough length", workspace.settings.newsletter.list_identifier
         ),
     )

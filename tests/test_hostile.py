@@ -15,20 +15,20 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from hebdo_mail.addresses import InvalidAddress, check_name
-from hebdo_mail.articles import load_article
-from hebdo_mail.config import ConfigError, load_settings, load_workspace
-from hebdo_mail.csvfile import CsvError, CsvSubscriber, read_subscribers
+from hebdo_mail.audience.addresses import InvalidAddress, check_name
+from hebdo_mail.audience.listfile import CsvError, CsvSubscriber, read_subscribers
+from hebdo_mail.audience.recipients import Recipient
+from hebdo_mail.audience.tokens import TokenSigner
+from hebdo_mail.config import ConfigError, load_settings
+from hebdo_mail.deliver.message import MessageFactory
+from hebdo_mail.deliver.wireformat import from_wire
 from hebdo_mail.errors import HebdoError
-from hebdo_mail.issue import load_issue
-from hebdo_mail.markdown import parse, render_html
-from hebdo_mail.message import MessageFactory
-from hebdo_mail.plaintext import PlainTextWriter
-from hebdo_mail.recipients import Recipient
-from hebdo_mail.tokens import Signer
-from hebdo_mail.web import create_app
-from hebdo_mail.wireformat import from_wire
-from hebdo_mail.workspace_init import write_secret
+from hebdo_mail.publish.articles import load_article
+from hebdo_mail.publish.issue import load_issue
+from hebdo_mail.publish.markdown import parse, render_html
+from hebdo_mail.publish.plaintext import PlainTextWriter
+from hebdo_mail.web.app import create_app
+from hebdo_mail.workspace import load_workspace, write_secret
 
 from .conftest import EXAMPLE_ISSUE, REPO, Result, run_process
 from .test_fastpath import factory  # noqa: F401 - the fixture, shared
@@ -120,7 +120,7 @@ def test_any_csv_reads_as_rows_rejections_or_one_error(tmp_path: Path, data: byt
     | st.from_regex(r"[A-Za-z0-9_-]{0,80}(\.[A-Za-z0-9_-]{0,60}){0,3}", fullmatch=True)
 )
 def test_any_token_is_refused_quietly(token: str) -> None:
-    signer = Signer(b"a secret for the tests only.....", "list.example.org")
+    signer = TokenSigner(b"a secret for the tests only.....", "list.example.org")
     assert signer.verify(token) is None
     assert signer.verify_timed(token, "confirm", 3600) is None
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from hebdo_mail.i18n import format_date, format_size
-from hebdo_mail.media import image_width, inspect_file
+from hebdo_mail.publish.i18n import format_date, format_size
+from hebdo_mail.publish.media import image_width, inspect_file
 
 from .conftest import REPO
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from hebdo_mail.build import render_issue
-from hebdo_mail.config import load_workspace
-from hebdo_mail.message import MessageError, MessageFactory
-from hebdo_mail.recipients import Recipient
-from hebdo_mail.tokens import Signer
+from hebdo_mail.audience.recipients import Recipient
+from hebdo_mail.audience.tokens import TokenSigner
+from hebdo_mail.deliver.message import MessageError, MessageFactory
+from hebdo_mail.publish.build import render_issue
+from hebdo_mail.workspace import load_workspace
 
 from .conftest import EXAMPLE_ISSUE
 
@@ -24,7 +24,7 @@ def factory(tmp_path_factory: pytest.TempPathFactory) -> MessageFactory:
         editions=editions,
         default_lang="fr",
         settings=workspace.settings.newsletter,
-        signer=Signer(
+        signer=TokenSigner(
             b"a test secret of enough length", workspace.settings.newsletter.list_identifier
         ),
     )
@@ -42,7 +42,7 @@ def test_tokens_are_bound_to_the_address_and_the_list(factory: MessageFactory) -
     token = signer.token("anne@example.org")
     assert signer.verify(token) == "anne@example.org"
     assert signer.verify(token, purpose="confirm") is None
-    other_list = Signer(b"a test secret of enough length", "another.example.org")
+    other_list = TokenSigner(b"a test secret of enough length", "another.example.org")
     assert other_list.verify(token) is None
     _, mac = token.split(".")
     forged = signer.token("bob@example.org").split(".")[0] + "." + mac

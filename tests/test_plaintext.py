@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from hebdo_mail.markdown import apply_typography, french_spacing, parse
-from hebdo_mail.plaintext import PlainTextWriter, reference_lines
+from hebdo_mail.publish.markdown import apply_typography, french_spacing, parse
+from hebdo_mail.publish.plaintext import PlainTextWriter, reference_lines
 
 
 def text_of(source: str, language: str = "en") -> str:

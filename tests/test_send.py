@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from hebdo_mail.sendlog import read_log
-from hebdo_mail.subscribers import SubscriberStore
-from hebdo_mail.workspace_init import write_secret
+from hebdo_mail.audience.store import SubscriberStore
+from hebdo_mail.deliver.sendlog import read_log
+from hebdo_mail.workspace import write_secret
 
 from .conftest import EXAMPLE_ISSUE, Result, run_process
 from .smtpserver import Recorder, SmtpServer

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from hebdo_mail.subscribers import StoreError, SubscriberStore
+from hebdo_mail.audience.store import StoreError, SubscriberStore
 
 from .conftest import REPO, Result
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hebdo_mail.workspace_init import write_secret
+from hebdo_mail.workspace import write_secret
 
 from .conftest import EXAMPLE_ISSUE, Result
 from .smtpserver import Recorder, SmtpServer

@@ -12,11 +12,10 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from hebdo_mail.config import load_workspace
-from hebdo_mail.subscribers import SubscriberStore
-from hebdo_mail.tokens import Signer, load_secret
-from hebdo_mail.web import create_app
-from hebdo_mail.workspace_init import write_secret
+from hebdo_mail.audience.store import SubscriberStore
+from hebdo_mail.audience.tokens import TokenSigner
+from hebdo_mail.web.app import create_app
+from hebdo_mail.workspace import load_secret, load_workspace, write_secret
 
 from .conftest import EXAMPLE_ISSUE, Result
 
@@ -42,9 +41,9 @@ def client(site: Path) -> TestClient:
     return TestClient(create_app(load_workspace(site, explicit=True)), base_url="http://testserver")
 
 
-def signer(site: Path) -> Signer:
+def signer(site: Path) -> TokenSigner:
     workspace = load_workspace(site, explicit=True)
-    return Signer(load_secret(site)[0], workspace.settings.newsletter.list_identifier)
+    return TokenSigner(load_secret(site)[0], workspace.settings.newsletter.list_identifier)
 
 
 def status_of(site: Path, address: str) -> str | None:
@@ -103,10 +102,10 @@ def test_rfc8058_one_click_in_multipart_without_cookies(client: TestClient, site
 
 def test_forged_truncated_and_foreign_tokens_change_nothing(client: TestClient, site: Path) -> None:
     genuine = unsubscribe_url_from_outbox(site, "zoe.nguyen@example.fr").rsplit("/", 1)[1]
-    other_list = Signer(load_secret(site)[0], "another.list.example.org").token(
+    other_list = TokenSigner(load_secret(site)[0], "another.list.example.org").token(
         "zoe.nguyen@example.fr"
     )
-    forged_mac = Signer(b"not the workspace secret at all", "otan-hebdo.example.org").token(
+    forged_mac = TokenSigner(b"not the workspace secret at all", "otan-hebdo.example.org").token(
         "zoe.nguyen@example.fr"
     )
     someone_else = (

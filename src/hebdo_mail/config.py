@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from email.utils import parseaddr
 from functools import lru_cache
 from pathlib import Path
@@ -169,83 +168,6 @@ class Settings(StrictModel):
     send: SendSettings = SendSettings()
     bounces: BounceSettings = BounceSettings()
     dkim: DkimSettings | None = None
-
-
-@dataclass(frozen=True)
-class Workspace:
-    """A folder holding hebdo.toml, and the places every stage reads and writes."""
-
-    root: Path
-    settings: Settings
-
-    @property
-    def config_path(self) -> Path:
-        return self.root / CONFIG_NAME
-
-    @property
-    def issues_dir(self) -> Path:
-        return self.root / "issues"
-
-    @property
-    def build_dir(self) -> Path:
-        return self.root / "build"
-
-    @property
-    def templates_dir(self) -> Path:
-        return self.root / "templates"
-
-    @property
-    def locale_dir(self) -> Path:
-        return self.root / "locale"
-
-    @property
-    def logs_dir(self) -> Path:
-        return self.root / "logs"
-
-    @property
-    def outbox_dir(self) -> Path:
-        return self.root / "outbox"
-
-    @property
-    def store_path(self) -> Path:
-        return self.root / self.settings.store.path
-
-    def issue_folder(self, name_or_path: str) -> Path:
-        """An issue given as a folder path, or as an id under issues/."""
-        candidate = Path(name_or_path)
-        if candidate.is_dir():
-            return candidate.resolve()
-        under_issues = self.issues_dir / name_or_path
-        if under_issues.is_dir():
-            return under_issues.resolve()
-        raise ConfigError(
-            f"no issue folder {name_or_path!r} (looked in the current folder and in "
-            f"{under_issues.parent}); give the folder of the issue, e.g. issues/2006-50"
-        )
-
-
-def find_workspace_root(start: Path) -> Path:
-    """The nearest folder at or above ``start`` that holds hebdo.toml, the way git finds .git."""
-    start = start.resolve()
-    for folder in (start, *start.parents):
-        if (folder / CONFIG_NAME).is_file():
-            return folder
-    raise ConfigError(
-        f"no {CONFIG_NAME} in {start} or above; run `hebdo-mail init DIR` to create a workspace "
-        "or pass --workspace DIR"
-    )
-
-
-def load_workspace(folder: Path | None = None, *, explicit: bool = False) -> Workspace:
-    if explicit and folder is not None:
-        if not (folder / CONFIG_NAME).is_file():
-            raise ConfigError(
-                f"no {CONFIG_NAME} in {folder}; run `hebdo-mail init {folder}` to create one"
-            )
-        root = folder.resolve()
-    else:
-        root = find_workspace_root(folder or Path.cwd())
-    return Workspace(root=root, settings=load_settings(root / CONFIG_NAME))
 
 
 def load_settings(path: Path) -> Settings:

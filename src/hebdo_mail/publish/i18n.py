@@ -19,9 +19,10 @@ from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
 from babel.support import NullTranslations, Translations
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
-PACKAGE_LOCALE_DIR = Path(__file__).parent / "locale"
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+PACKAGE_LOCALE_DIR = PACKAGE_DIR / "locale"
 DOMAIN = "messages"
 
 
@@ -115,7 +116,7 @@ def extract_messages(template_dirs: list[Path]) -> dict[str, list[str]]:
     keywords = {**DEFAULT_KEYWORDS, "N_": None}
     found: dict[str, list[str]] = {}
     sources: list[tuple[Path, list[tuple[str, str]]]] = [
-        (Path(__file__).parent, [("**.py", "python")]),
+        (PACKAGE_DIR, [("**.py", "python")]),
         *((d, [("**.html", "jinja2"), ("**.txt", "jinja2")]) for d in template_dirs if d.is_dir()),
     ]
     for folder, method_map in sources:

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..config import BounceSettings, check_language
+from ..errors import HebdoError
+from ..vocabulary import FORMATS, STATUSES
 from .addresses import InvalidAddress, address_key, check_name, normalise_address
-from .config import BounceSettings, check_language
-from .csvfile import CsvSubscriber, Rejected, read_subscribers, write_csv
-from .errors import HebdoError
-from .vocabulary import FORMATS, STATUSES
+from .listfile import CsvSubscriber, Rejected, read_subscribers, write_csv
 
 # Each entry moves the schema one version up; PRAGMA user_version records where a store stands.
 MIGRATIONS: list[str] = [

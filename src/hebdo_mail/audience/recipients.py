@@ -8,10 +8,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import HebdoError
 from .addresses import address_key
-from .csvfile import CsvSubscriber, Rejected, read_subscribers
-from .errors import HebdoError
-from .subscribers import SubscriberStore
+from .listfile import CsvSubscriber, Rejected, read_subscribers
+from .store import SubscriberStore
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from ..config import check_language
+from ..errors import HebdoError
+from ..vocabulary import STATUSES
 from .addresses import InvalidAddress, check_name, normalise_address
-from .config import check_language
-from .errors import HebdoError
-from .vocabulary import STATUSES
 
 FORMATS = {"html": "html", "text": "text", "texte": "text", "txt": "text", "plain": "text"}
 

@@ -14,10 +14,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import Workspace
-from .errors import HebdoError, display_path
-from .subscribers import SubscriberStore
-from .tokens import Signer, load_secret
+from ..errors import HebdoError, display_path
+from ..workspace import Workspace, load_secret
+from .store import SubscriberStore
+from .tokens import TokenSigner
 
 TOKEN = re.compile(r"\b([A-Za-z0-9_-]{2,400}\.[A-Za-z0-9_-]{43})\b")
 
@@ -55,7 +55,7 @@ def mark_seen(path: Path) -> None:
 
 def process_unsubscribes(workspace: Workspace, folder: Path) -> UnsubscribeReport:
     secret, _ = load_secret(workspace.root, create=False)
-    signer = Signer(secret, workspace.settings.newsletter.list_identifier)
+    signer = TokenSigner(secret, workspace.settings.newsletter.list_identifier)
     report = UnsubscribeReport()
     with SubscriberStore(workspace.store_path) as store:
         for path in maildir_messages(folder):

@@ -11,13 +11,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import __version__
-from .errors import HebdoError, display_path
-from .vocabulary import FORMATS, STATUSES
+from .. import __version__
+from ..errors import HebdoError, display_path
+from ..vocabulary import FORMATS, STATUSES
 
 if TYPE_CHECKING:
-    from .config import Workspace
-    from .subscribers import SubscriberStore
+    from ..audience.store import SubscriberStore
+    from ..workspace import Workspace
 
 # Each command imports what it needs when it runs: `build` should not pay for SMTP and SQLite,
 # nor `status` for premailer (start-up time is most of a small command's time).
@@ -34,14 +34,14 @@ def warn(message: str) -> None:
 
 
 def workspace_from(args: argparse.Namespace) -> Workspace:
-    from .config import load_workspace
+    from ..workspace import load_workspace
 
     folder = getattr(args, "workspace", None)
     return load_workspace(Path(folder) if folder else None, explicit=folder is not None)
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from .workspace_init import init_workspace
+    from ..workspace import init_workspace
 
     created = init_workspace(Path(args.folder), args.name)
     for path in created:
@@ -51,7 +51,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from .build import build_issue
+    from ..publish.build import build_issue
 
     workspace = workspace_from(args)
     if args.site:
@@ -69,7 +69,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def build_site(workspace: Workspace, target: Path, issue: str | None) -> int:
-    from .archive import write_site
+    from ..publish.archive import write_site
 
     if issue:
         raise HebdoError("--site writes the whole archive; give no issue with it")
@@ -84,7 +84,7 @@ def build_site(workspace: Workspace, target: Path, issue: str | None) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from .web import create_app
+    from ..web.app import create_app
 
     workspace = workspace_from(args)
     app = create_app(workspace)
@@ -98,7 +98,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_preview(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from .preview import create_preview_app
+    from ..web.preview import create_preview_app
 
     workspace = workspace_from(args)
     folder = workspace.issue_folder(args.issue)
@@ -111,7 +111,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
 
 
 def cmd_unsubscribes_process(args: argparse.Namespace) -> int:
-    from .mailbox import process_unsubscribes
+    from ..audience.unsubscribes import process_unsubscribes
 
     workspace = workspace_from(args)
     report = process_unsubscribes(workspace, Path(args.maildir))
@@ -125,7 +125,7 @@ def cmd_unsubscribes_process(args: argparse.Namespace) -> int:
 
 
 def cmd_bounces_process(args: argparse.Namespace) -> int:
-    from .bounces import process_bounces
+    from ..audience.bounces import process_bounces
 
     report = process_bounces(workspace_from(args), Path(args.path))
     for line in report.ignored:
@@ -165,14 +165,14 @@ def cmd_bounces_reset(args: argparse.Namespace) -> int:
 
 
 def bounce_store(args: argparse.Namespace) -> SubscriberStore:
-    from .subscribers import SubscriberStore
+    from ..audience.store import SubscriberStore
 
     workspace = workspace_from(args)
     return SubscriberStore(workspace.store_path, create=False, bounces=workspace.settings.bounces)
 
 
 def cmd_dkim_keygen(args: argparse.Namespace) -> int:
-    from .signing import dns_record, generate_key, txt_strings
+    from ..deliver.dkim import dns_record, generate_key, txt_strings
 
     workspace = workspace_from(args)
     configured = workspace.settings.dkim
@@ -198,9 +198,9 @@ def cmd_dkim_keygen(args: argparse.Namespace) -> int:
 
 
 def cmd_catalogue(args: argparse.Namespace) -> int:
-    from .config import check_language
-    from .i18n import extract_messages, write_catalogue
-    from .templating import package_templates_dir
+    from ..config import check_language
+    from ..publish.i18n import extract_messages, write_catalogue
+    from ..publish.templating import package_templates_dir
 
     try:
         check_language(args.lang)
@@ -218,7 +218,7 @@ def cmd_catalogue(args: argparse.Namespace) -> int:
 
 
 def open_store(args: argparse.Namespace, *, create: bool = True) -> SubscriberStore:
-    from .subscribers import SubscriberStore
+    from ..audience.store import SubscriberStore
 
     return SubscriberStore(workspace_from(args).store_path, create=create)
 
@@ -316,13 +316,13 @@ def cmd_subscribers_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_send(args: argparse.Namespace) -> int:
-    from .delivery import cmd_send as send
+    from .send import cmd_send as send
 
     return send(args)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from .delivery import cmd_status as status
+    from .send import cmd_status as status
 
     return status(args)
 

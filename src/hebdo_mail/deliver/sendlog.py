@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from .errors import HebdoError, display_path
+from ..errors import HebdoError, display_path
 
 EVENTS = ("attempt", "sent", "deferred", "failed", "skipped")
 FINAL = ("sent", "failed", "skipped")

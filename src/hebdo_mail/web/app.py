@@ -24,18 +24,18 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from .addresses import InvalidAddress, check_name, normalise_address
-from .archive import Archive, available_languages
-from .config import Workspace
-from .errors import HebdoError
-from .i18n import N_
-from .send import deliver_one
-from .signing import load_signer
-from .subscribers import SubscriberStore
-from .templating import environment, render
-from .tokens import Signer, load_secret
-from .transport import Transport
-from .wireformat import to_wire
+from ..audience.addresses import InvalidAddress, check_name, normalise_address
+from ..audience.store import SubscriberStore
+from ..audience.tokens import TokenSigner
+from ..deliver.dkim import load_signer
+from ..deliver.send import deliver_one
+from ..deliver.transport import Transport
+from ..deliver.wireformat import to_wire
+from ..errors import HebdoError
+from ..publish.archive import Archive, available_languages
+from ..publish.i18n import N_
+from ..publish.templating import environment, render
+from ..workspace import Workspace, load_secret
 
 MAX_BODY = 16 * 1024  # bytes: the forms are a few fields long
 CONFIRM_MAX_AGE = 7 * 24 * 3600  # seconds a confirmation link stays valid
@@ -127,13 +127,13 @@ class WebApp:
     """What the endpoints share: the workspace, its archive, its token signer, page rendering."""
 
     def __init__(self, workspace: Workspace, transport: Transport | None = None) -> None:
-        from .delivery import configured_transport
+        from ..cli.send import configured_transport
 
         self.workspace = workspace
         self.settings = workspace.settings.newsletter
         self.archive = Archive(workspace)
         secret, _ = load_secret(workspace.root)
-        self.signer = Signer(secret, self.settings.list_identifier)
+        self.signer = TokenSigner(secret, self.settings.list_identifier)
         self.languages = available_languages(workspace)
         self.limiter = ClientLimiter(FORM_RATE)
         self.transport = transport or configured_transport(
@@ -181,7 +181,7 @@ class WebApp:
         return HTMLResponse(html, status_code=status, headers={"cache-control": "no-store"})
 
     def gettext(self, lang: str) -> Callable[[str], str]:
-        from .i18n import translations
+        from ..publish.i18n import translations
 
         return translations(lang, self.workspace.locale_dir).gettext
 

@@ -22,8 +22,9 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
-from .config import DkimSettings, Workspace
-from .errors import ConfigError
+from ..config import DkimSettings
+from ..errors import ConfigError
+from ..workspace import Workspace
 from .wireformat import CRLF, from_wire
 
 # What RFC 8058 and good practice ask to be covered, in this order; absent ones are skipped.
@@ -60,7 +61,7 @@ def split_headers(head: bytes) -> list[tuple[bytes, bytes]]:
 
 
 @dataclass
-class Signer:
+class DkimSigner:
     settings: DkimSettings
     key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
 
@@ -119,7 +120,7 @@ def alignment_warning(dkim_domain: str, sender_domain: str) -> str | None:
     )
 
 
-def load_signer(workspace: Workspace) -> Signer | None:
+def load_signer(workspace: Workspace) -> DkimSigner | None:
     settings = workspace.settings.dkim
     if settings is None:
         return None
@@ -143,7 +144,7 @@ def load_signer(workspace: Workspace) -> Signer | None:
             f"does not hold a key for {settings.algorithm}; fix [dkim] algorithm or the key",
             path=path,
         )
-    return Signer(settings, key)
+    return DkimSigner(settings, key)
 
 
 def dns_record(key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey) -> str:

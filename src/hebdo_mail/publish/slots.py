@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Never
 
-from .errors import TemplateError
+from ..errors import TemplateError
 
 # Fields of the subscriber the templates may print; any other name is one of their attributes.
 BUILTIN_FIELDS = ("email", "name", "lang", "format")

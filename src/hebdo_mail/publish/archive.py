@@ -12,8 +12,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import Workspace
-from .errors import HebdoError
+from ..errors import HebdoError
+from ..workspace import Workspace
 from .issue import Issue, load_issue
 from .render import render_web
 from .templating import environment, render

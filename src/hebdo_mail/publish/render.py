@@ -17,8 +17,8 @@ from typing import Any
 from markupsafe import Markup
 from premailer import Premailer
 
+from ..workspace import Workspace
 from . import i18n, markdown
-from .config import Workspace
 from .issue import Edition, Issue
 from .media import image_width
 from .plaintext import PlainTextWriter

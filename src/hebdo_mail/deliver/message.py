@@ -25,13 +25,13 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
 
-from .config import BounceSettings, NewsletterSettings
-from .errors import HebdoError
-from .recipients import Recipient
-from .render import RenderedEdition
-from .signing import Signer as DkimSigner
-from .slots import Personalised, SlotSpec
-from .tokens import Signer
+from ..audience.recipients import Recipient
+from ..audience.tokens import TokenSigner
+from ..config import BounceSettings, NewsletterSettings
+from ..errors import HebdoError
+from ..publish.render import RenderedEdition
+from ..publish.slots import Personalised, SlotSpec
+from .dkim import DkimSigner
 from .wireformat import (
     CRLF,
     END_OF_DATA,
@@ -215,7 +215,7 @@ class MessageFactory:
         editions: Mapping[str, RenderedEdition],
         default_lang: str,
         settings: NewsletterSettings,
-        signer: Signer,
+        signer: TokenSigner,
         bounces: BounceSettings | None = None,
         dkim: DkimSigner | None = None,
     ) -> None:

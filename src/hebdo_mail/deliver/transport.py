@@ -20,7 +20,7 @@ from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
 
-from .errors import HebdoError
+from ..errors import HebdoError
 from .wireformat import CRLF, END_OF_DATA, from_wire
 
 DEFAULT_PORTS = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}

@@ -17,14 +17,14 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from .archive import _signature
-from .build import preview_email, render_issue
-from .config import Workspace
-from .errors import HebdoError
-from .message import MessageFactory
-from .recipients import Recipient
-from .templating import environment, render
-from .tokens import Signer
+from ..audience.recipients import Recipient
+from ..audience.tokens import TokenSigner
+from ..deliver.message import MessageFactory
+from ..errors import HebdoError
+from ..publish.archive import _signature
+from ..publish.build import preview_email, render_issue
+from ..publish.templating import environment, render
+from ..workspace import Workspace
 
 HEADERS = {
     "content-security-policy": (
@@ -92,7 +92,7 @@ class Preview:
             editions=editions,
             default_lang=issue.default_language,
             settings=settings,
-            signer=Signer(b"preview-only, not a real secret", settings.list_identifier),
+            signer=TokenSigner(b"preview-only, not a real secret", settings.list_identifier),
         )
         local_files = f"{settings.base_url}/issues/{issue.id}/files/"
         html, text, headers = {}, {}, {}

@@ -14,16 +14,10 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
+from ..config import StrictModel, check_language, check_single_line, read_toml, validate_model
+from ..errors import IssueError
+from ..workspace import Workspace
 from .articles import Article, Media, front_matter_line, load_article
-from .config import (
-    StrictModel,
-    Workspace,
-    check_language,
-    check_single_line,
-    read_toml,
-    validate_model,
-)
-from .errors import IssueError
 from .i18n import N_, format_date, translations
 
 ISSUE_FILE = "issue.toml"

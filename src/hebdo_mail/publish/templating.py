@@ -14,15 +14,16 @@ from typing import Any
 
 import jinja2
 
+from ..errors import HebdoError, TemplateError
 from . import i18n
-from .errors import HebdoError, TemplateError
 from .plaintext import WIDTH, underline, wrap
 
 
 def package_templates_dir() -> Path:
     """The shipped templates: inside the installed package, or the checkout's top-level folder."""
-    packaged = Path(__file__).parent / "templates"
-    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "templates"
+    package = Path(__file__).resolve().parents[1]
+    packaged = package / "templates"
+    return packaged if packaged.is_dir() else package.parents[1] / "templates"
 
 
 def _wrap_filter(text: str, width: int = WIDTH, indent: str = "") -> str:

@@ -31,13 +31,13 @@ from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
 from pathlib import Path
 
+from ..deliver.sendlog import RecipientEvent, recipient_events
+from ..errors import HebdoError, display_path
+from ..workspace import Workspace, load_secret
 from .addresses import InvalidAddress, address_key, normalise_address
-from .config import Workspace
-from .errors import HebdoError, display_path
-from .mailbox import TOKEN, maildir_messages, mark_seen
-from .sendlog import RecipientEvent, recipient_events
-from .subscribers import SubscriberStore
-from .tokens import Signer, load_secret
+from .store import SubscriberStore
+from .tokens import TokenSigner
+from .unsubscribes import TOKEN, maildir_messages, mark_seen
 
 ADDRESS = (
     r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?\.[A-Za-z]{2,}"
@@ -436,7 +436,7 @@ class Readers:
     """Finds the reader a bounce is about, among the store's subscribers and, when that fails,
     every address a send log names (a send to a CSV list leaves no one in the store)."""
 
-    def __init__(self, workspace: Workspace, store: SubscriberStore, signer: Signer) -> None:
+    def __init__(self, workspace: Workspace, store: SubscriberStore, signer: TokenSigner) -> None:
         self.workspace = workspace
         self.signer = signer
         self.known = {address_key(s.email): s.email for s in store.iter_subscribers()}
@@ -495,7 +495,7 @@ def refusal_kind(code: int | None, stage: str | None, reply: str) -> str | None:
 def process_bounces(workspace: Workspace, path: Path) -> BounceReport:
     settings = workspace.settings
     secret, _ = load_secret(workspace.root, create=False)
-    signer = Signer(secret, settings.newsletter.list_identifier)
+    signer = TokenSigner(secret, settings.newsletter.list_identifier)
     report = BounceReport()
     with SubscriberStore(workspace.store_path, bounces=settings.bounces) as store:
         readers = Readers(workspace, store, signer)

@@ -13,8 +13,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import Workspace
-from .errors import BuildError
+from ..errors import BuildError
+from ..workspace import Workspace
 from .issue import Issue, load_issue
 from .render import GMAIL_CLIP_BYTES, MAX_LINE_OCTETS, RenderedEdition, render_edition
 from .slots import Personalised

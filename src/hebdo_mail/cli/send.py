@@ -12,12 +12,12 @@ import signal
 import sys
 from pathlib import Path
 
-from .build import render_issue
-from .config import Workspace, load_workspace
-from .errors import ConfigError, HebdoError, display_path
-from .message import MessageFactory
-from .recipients import CsvRecipients, Recipient, RecipientSource, StoreRecipients
-from .send import (
+from ..audience.recipients import CsvRecipients, Recipient, RecipientSource, StoreRecipients
+from ..audience.store import SubscriberStore
+from ..audience.tokens import TokenSigner
+from ..deliver.dkim import load_signer
+from ..deliver.message import MessageFactory
+from ..deliver.send import (
     Sender,
     SendOptions,
     SendSummary,
@@ -26,11 +26,11 @@ from .send import (
     deliver_one,
     store_refusal,
 )
-from .sendlog import STATUS_KEYS, LogState, LogWriter, now, read_log
-from .signing import load_signer
-from .subscribers import SubscriberStore
-from .tokens import Signer, load_secret
-from .transport import OutboxTransport, SmtpTransport, Transport, parse_smtp_url
+from ..deliver.sendlog import STATUS_KEYS, LogState, LogWriter, now, read_log
+from ..deliver.transport import OutboxTransport, SmtpTransport, Transport, parse_smtp_url
+from ..errors import ConfigError, HebdoError, display_path
+from ..publish.build import render_issue
+from ..workspace import Workspace, load_secret, load_workspace
 
 PASSWORD_ENV = "HEBDO_SMTP_PASSWORD"
 EX_TEMPFAIL = 75  # some messages are still to be sent: run the command again
@@ -117,7 +117,7 @@ def cmd_send(args: argparse.Namespace) -> int:
         editions=editions,
         default_lang=issue.default_language,
         settings=settings.newsletter,
-        signer=Signer(secret, settings.newsletter.list_identifier),
+        signer=TokenSigner(secret, settings.newsletter.list_identifier),
         bounces=settings.bounces,
         dkim=load_signer(workspace),
     )
@@ -140,7 +140,7 @@ def _send_test(
     workspace: Workspace,
     issue_id: str,
 ) -> int:
-    from .addresses import InvalidAddress, normalise_address
+    from ..audience.addresses import InvalidAddress, normalise_address
 
     try:
         email = normalise_address(address)

@@ -13,12 +13,12 @@ import contextlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from .bounces import refusal_kind
-from .errors import HebdoError
+from ..audience.bounces import refusal_kind
+from ..audience.recipients import Recipient
+from ..audience.store import SubscriberStore
+from ..errors import HebdoError
 from .message import MessageError, MessageFactory
-from .recipients import Recipient
 from .sendlog import LogState, LogWriter
-from .subscribers import SubscriberStore
 from .transport import Connection, Outgoing, RelayRefused, Reply, Transport, TransportError
 
 OUTCOMES = ("sent", "deferred", "failed", "skipped", "unknown")

@@ -11,16 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import os
-import stat
 import time
-from pathlib import Path
-
-from .errors import ConfigError
-from .workspace_init import SECRET_NAME, write_secret
-
-SECRET_ENV = "HEBDO_SECRET"
-MIN_SECRET_LENGTH = 16
 
 
 def _b64(data: bytes) -> str:
@@ -31,38 +22,7 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def load_secret(workspace_root: Path, *, create: bool = True) -> tuple[bytes, bool]:
-    """The workspace secret and whether it was just created."""
-    from_env = os.environ.get(SECRET_ENV)
-    if from_env:
-        if len(from_env) < MIN_SECRET_LENGTH:
-            raise ConfigError(
-                f"{SECRET_ENV} is too short; use at least {MIN_SECRET_LENGTH} random characters"
-            )
-        return from_env.encode(), False
-    path = workspace_root / SECRET_NAME
-    created = False
-    if not path.exists():
-        if not create:
-            raise ConfigError(
-                f"no secret; set {SECRET_ENV} or run a send once to create it", path=path
-            )
-        write_secret(path)
-        created = True
-    mode = stat.S_IMODE(path.stat().st_mode)
-    if mode & 0o077:
-        raise ConfigError(
-            f"is readable by other users (mode {mode:o}); run `chmod 600 {path.name}`", path=path
-        )
-    secret = path.read_text(encoding="utf-8").strip()
-    if len(secret) < MIN_SECRET_LENGTH:
-        raise ConfigError(
-            "holds too short a secret; delete it and let hebdo-mail create a new one", path=path
-        )
-    return secret.encode(), created
-
-
-class Signer:
+class TokenSigner:
     """Makes and checks tokens for one list."""
 
     def __init__(self, secret: bytes, list_id: str) -> None:
