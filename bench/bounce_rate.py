@@ -21,8 +21,10 @@ from email.utils import format_datetime
 from pathlib import Path
 
 from hebdo_mail.audience.bounces import process_bounces
+from hebdo_mail.audience.importer import import_list
 from hebdo_mail.audience.store import SubscriberStore
 from hebdo_mail.audience.tokens import TokenSigner
+from hebdo_mail.deliver.sendlog import SendLogs
 from hebdo_mail.workspace import init_workspace, load_secret, load_workspace
 
 CORPUS = Path(__file__).resolve().parents[1] / "tests" / "bounces"
@@ -44,10 +46,10 @@ def prepare(folder: Path, subscribers: int, bounces: int) -> tuple[Path, Path]:
     root = folder / "ws"
     init_workspace(root, "Bench")
     workspace = load_workspace(root, explicit=True)
-    with SubscriberStore(workspace.store_path) as store:
+    with SubscriberStore.at(workspace.store_path) as store:
         rows = "\n".join(f"reader{i}@example{i % 300}.org" for i in range(subscribers))
         (folder / "list.csv").write_text("email\n" + rows + "\n")
-        store.import_csv(folder / "list.csv")
+        import_list(store, folder / "list.csv")
     secret, _ = load_secret(root, create=False)
     signer = TokenSigner(secret, workspace.settings.newsletter.list_identifier)
     box = folder / "Bounces"
@@ -82,7 +84,8 @@ def main() -> None:
             shutil.copytree(root, run_root)
             shutil.copytree(box, run_box)
             start = time.perf_counter()
-            report = process_bounces(load_workspace(run_root, explicit=True), run_box)
+            workspace = load_workspace(run_root, explicit=True)
+            report = process_bounces(workspace, run_box, SendLogs(workspace.logs_dir))
             elapsed = time.perf_counter() - start
             timings.append(elapsed)
             print(

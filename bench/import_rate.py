@@ -14,6 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from hebdo_mail.audience.importer import import_list
 from hebdo_mail.audience.store import SubscriberStore
 
 NAMES = [
@@ -53,8 +54,8 @@ def main() -> None:
         for run in range(args.runs):
             store_path = Path(folder) / f"run{run}.db"
             start = time.perf_counter()
-            with SubscriberStore(store_path) as store:
-                report = store.import_csv(source)
+            with SubscriberStore.at(store_path) as store:
+                report = import_list(store, source)
             elapsed = time.perf_counter() - start
             timings.append(elapsed)
             print(

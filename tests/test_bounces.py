@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hebdo_mail.audience.bounces import Bounce, Ignored, Unreadable, analyse
+from hebdo_mail.audience.returned_mail import Bounce, Ignored, Unreadable, analyse
 from hebdo_mail.audience.store import SubscriberStore
 from hebdo_mail.config import BounceSettings
 from hebdo_mail.workspace import write_secret
@@ -108,8 +108,8 @@ def corpus_maildir(target: Path) -> Path:
 
 
 def scores(ws: Path) -> dict[str, tuple[float, str]]:
-    with SubscriberStore(ws / "hebdo.db") as store:
-        return {r["email"]: (r["score"], r["last_kind"]) for r in store.bounce_report()}
+    with SubscriberStore.at(ws / "hebdo.db") as store:
+        return {r.email: (r.score, r.last_kind) for r in store.bounces.report()}
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -166,7 +166,7 @@ def test_a_maildir_cleans_the_list_and_a_second_run_changes_nothing(
         f"0 bounces counted (0 of them refusals from the send logs), {len(bounces)} already counted"
     )
     assert scores(ws) == after_first
-    with SubscriberStore(ws / "hebdo.db") as store:
+    with SubscriberStore.at(ws / "hebdo.db") as store:
         assert {s.status for s in store.iter_subscribers()} == {"active"}  # one bounce each
 
 
@@ -204,11 +204,11 @@ def test_scores_count_once_a_day_expire_and_reach_the_threshold(tmp_path: Path) 
     today = dt.datetime.now(dt.UTC).date()
     days = {n: today - dt.timedelta(days=n) for n in (0, 1, 2, 3, 120)}
     policy_ = BounceSettings(threshold=3.0, expire_days=90)
-    with SubscriberStore(tmp_path / "s.db", bounces=policy_) as store:
+    with SubscriberStore.at(tmp_path / "s.db", bounces=policy_) as store:
         store.add("rita@example.org")
 
         def bounce(kind: str, day: int, source: str) -> str:
-            return store.record_bounce(
+            return store.bounces.record(
                 "Rita@example.org", kind, "550 5.1.1", source=source, day=days[day]
             )
 
@@ -231,18 +231,19 @@ def test_scores_count_once_a_day_expire_and_reach_the_threshold(tmp_path: Path) 
         bounce("hard", 0, "g")
         assert status() == (3.5, "bounced")
 
-        report = store.bounce_report()
-        assert report[0]["email"] == "rita@example.org" and report[0]["score"] == 3.5
-        assert report[0]["last_kind"] == "hard" and report[0]["last_day"] == today.isoformat()
+        report = store.bounces.report()
+        assert report[0].email == "rita@example.org" and report[0].score == 3.5
+        assert report[0].last_kind == "hard" and report[0].last_day == today.isoformat()
 
-        reset = store.reset_bounces("rita@example.org")
+        store.bounces.reset("rita@example.org")
+        reset = store.get("rita@example.org")
         assert reset is not None and reset.status == "active" and reset.bounce_score == 0
-        assert store.bounce_report() == []
+        assert store.bounces.report() == []
 
-    with SubscriberStore(tmp_path / "s.db", bounces=BounceSettings(expire_days=2)) as store:
-        store.record_bounce("rita@example.org", "hard", "x", source="h", day=days[3])
-        store.record_bounce("rita@example.org", "soft", "x", source="i", day=days[1])
-        assert store.bounce_report()[0]["score"] == 0.5  # the hard one is 3 days old: expired
+    with SubscriberStore.at(tmp_path / "s.db", bounces=BounceSettings(expire_days=2)) as store:
+        store.bounces.record("rita@example.org", "hard", "x", source="h", day=days[3])
+        store.bounces.record("rita@example.org", "soft", "x", source="i", day=days[1])
+        assert store.bounces.report()[0].score == 0.5  # the hard one is 3 days old: expired
 
 
 def test_list_reset_and_bounced_readers_are_not_mailed(

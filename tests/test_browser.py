@@ -88,7 +88,7 @@ def server(site: Path) -> Iterator[str]:
 
 
 def status_of(site: Path, address: str) -> str | None:
-    with SubscriberStore(site / "hebdo.db") as store:
+    with SubscriberStore.at(site / "hebdo.db") as store:
         subscriber = store.get(address)
         return subscriber.status if subscriber else None
 
@@ -149,7 +149,7 @@ def test_subscribe_and_confirm_with_the_mail_read_from_the_outbox(
     page.get_by_role("button", name="Confirm my subscription").click()
     page.wait_for_selector("text=from the next issue on")
     page.screenshot(path=ARTIFACTS / "subscribe-confirmed.png")
-    with SubscriberStore(site / "hebdo.db") as store:
+    with SubscriberStore.at(site / "hebdo.db") as store:
         reader = store.get("reader.new@example.org")
         assert reader is not None
         assert (reader.status, reader.name, reader.lang, reader.format) == (

@@ -275,7 +275,7 @@ def test_5xx_fails_once_and_never_stops_the_others(ws: Path, cli: Callable[..., 
     assert recorder.seen[("rcpt", "marc.dubois@example.net")] == 1
     failed = [e for e in events(ws) if e["event"] == "failed"]
     assert failed[0]["code"] == 550 and failed[0]["reply"] == "5.1.1 no such user"
-    with SubscriberStore(ws / "hebdo.db") as store:
+    with SubscriberStore.at(ws / "hebdo.db") as store:
         marc = store.get("marc.dubois@example.net")
         assert marc is not None and marc.bounce_score == 1
 
@@ -464,7 +464,7 @@ def test_an_unsubscribe_during_the_send_is_honoured(ws: Path, cli: Callable[...,
         process = start_send(ws, "--smtp", server.url, "--yes", "--concurrency", "1")
         while len(recorder.received) < 3:
             time.sleep(0.01)
-        with SubscriberStore(ws / "hebdo.db") as store:
+        with SubscriberStore.at(ws / "hebdo.db") as store:
             store.set_status("reader029@example.org", "unsubscribed")
         out, err = process.communicate(timeout=60)
     assert process.returncode == 0, err

@@ -22,7 +22,7 @@ from .conftest import REPO, Result
 
 
 def store_rows(path: Path) -> list[tuple[str, str, str | None, str, str, str]]:
-    with SubscriberStore(path) as store:
+    with SubscriberStore.at(path) as store:
         return [
             (s.email, s.name, s.lang, s.format, s.status, repr(sorted(s.attributes.items())))
             for s in store.iter_subscribers(batch=2)
@@ -126,7 +126,7 @@ def test_import_never_reactivates_a_reader_who_left(
     plain = imported(workspace, cli, "again.csv", data)
     updated = imported(workspace, cli, "again.csv", data, "--update")
     assert "left as they were" in plain.out and "left as they were" in updated.out
-    with SubscriberStore(workspace / "hebdo.db") as store:
+    with SubscriberStore.at(workspace / "hebdo.db") as store:
         marc = store.get("marc.dubois@example.net")
         assert marc is not None and marc.status == "unsubscribed" and marc.name == "Marc D."
     added = cli("subscribers", "add", "Marc.Dubois@example.net", cwd=workspace)

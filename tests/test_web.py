@@ -47,7 +47,7 @@ def signer(site: Path) -> TokenSigner:
 
 
 def status_of(site: Path, address: str) -> str | None:
-    with SubscriberStore(site / "hebdo.db") as store:
+    with SubscriberStore.at(site / "hebdo.db") as store:
         subscriber = store.get(address)
         return subscriber.status if subscriber else None
 
@@ -151,7 +151,7 @@ def test_double_opt_in(client: TestClient, site: Path) -> None:
     assert status_of(site, "New.Reader@example.org") == "pending"  # a GET changes nothing
     done = client.post(link)
     assert done.status_code == 200 and "à partir du prochain numéro" in done.text
-    with SubscriberStore(site / "hebdo.db") as store:
+    with SubscriberStore.at(site / "hebdo.db") as store:
         reader = store.get("new.reader@example.org")
         assert reader is not None and (reader.status, reader.name, reader.format) == (
             "active",

@@ -19,6 +19,7 @@ from .errors import ConfigError
 SECRET_ENV = "HEBDO_SECRET"
 MIN_SECRET_LENGTH = 16
 
+
 @dataclass(frozen=True)
 class Workspace:
     """A folder holding hebdo.toml, and the places every stage reads and writes."""
@@ -53,6 +54,10 @@ class Workspace:
     @property
     def outbox_dir(self) -> Path:
         return self.root / "outbox"
+
+    @property
+    def secret_path(self) -> Path:
+        return self.root / SECRET_NAME
 
     @property
     def store_path(self) -> Path:
@@ -96,7 +101,6 @@ def load_workspace(folder: Path | None = None, *, explicit: bool = False) -> Wor
     return Workspace(root=root, settings=load_settings(root / CONFIG_NAME))
 
 
-
 def load_secret(workspace_root: Path, *, create: bool = True) -> tuple[bytes, bool]:
     """The workspace secret and whether it was just created."""
     from_env = os.environ.get(SECRET_ENV)
@@ -126,7 +130,6 @@ def load_secret(workspace_root: Path, *, create: bool = True) -> tuple[bytes, bo
             "holds too short a secret; delete it and let hebdo-mail create a new one", path=path
         )
     return secret.encode(), created
-
 
 
 SECRET_NAME = ".hebdo-secret"

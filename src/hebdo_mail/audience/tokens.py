@@ -11,7 +11,11 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import re
 import time
+
+# A token as it appears in text: the encoded address, a dot, the 43 characters of the MAC.
+TOKEN_PATTERN = re.compile(r"\b([A-Za-z0-9_-]{2,400}\.[A-Za-z0-9_-]{43})\b")
 
 
 def _b64(data: bytes) -> str:

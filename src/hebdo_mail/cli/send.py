@@ -1,5 +1,7 @@
-"""The ``send`` and ``status`` commands: everything is read and checked (issue, templates,
-recipients, log, relay settings) before the first message leaves; then the sender runs."""
+"""The ``send`` and ``status`` commands at the terminal: the confirmation question, the progress
+bar and the summary. Everything is read and checked (issue, templates, recipients, log, relay
+settings) before the first message leaves; the wiring itself is deliver/setup.py's.
+"""
 
 from __future__ import annotations
 
@@ -7,125 +9,44 @@ import argparse
 import asyncio
 import getpass
 import json
-import os
 import signal
 import sys
 from pathlib import Path
 
-from ..audience.recipients import CsvRecipients, Recipient, RecipientSource, StoreRecipients
+from ..audience.addresses import InvalidAddress, normalise_address
+from ..audience.recipients import Recipient, RecipientSource, StoreRecipients
 from ..audience.store import SubscriberStore
-from ..audience.tokens import TokenSigner
-from ..deliver.dkim import load_signer
 from ..deliver.message import MessageFactory
-from ..deliver.send import (
-    Sender,
-    SendOptions,
-    SendSummary,
-    count_to_send,
-    decide,
-    deliver_one,
-    store_refusal,
-)
-from ..deliver.sendlog import STATUS_KEYS, LogState, LogWriter, now, read_log
-from ..deliver.transport import OutboxTransport, SmtpTransport, Transport, parse_smtp_url
+from ..deliver.send import Sender, SendOptions, SendSummary, count_to_send, deliver_one
+from ..deliver.sendlog import EventLog, LogWriter, NullLog, now, read_log
+from ..deliver.setup import configured_transport, log_path, message_factory, recipient_source
+from ..deliver.transport import NullTransport, OutboxTransport, Transport
 from ..errors import ConfigError, HebdoError, display_path
 from ..publish.build import render_issue
-from ..workspace import Workspace, load_secret, load_workspace
+from ..vocabulary import OUTCOMES, STATUS_KEYS, Outcome
+from ..workspace import Workspace
+from .common import warn, workspace_from
 
-PASSWORD_ENV = "HEBDO_SMTP_PASSWORD"
 EX_TEMPFAIL = 75  # some messages are still to be sent: run the command again
 
 
-def _workspace(args: argparse.Namespace) -> Workspace:
-    folder = getattr(args, "workspace", None)
-    return load_workspace(Path(folder) if folder else None, explicit=folder is not None)
-
-
-def log_path(workspace: Workspace, issue_id: str) -> Path:
-    return workspace.logs_dir / f"{issue_id}.jsonl"
-
-
-def make_transport(args: argparse.Namespace, workspace: Workspace, issue_id: str) -> Transport:
-    return configured_transport(
-        workspace, url=args.smtp, outbox=f"outbox/{issue_id}", interactive=sys.stdin.isatty()
-    )
-
-
-def configured_transport(
-    workspace: Workspace, *, url: str | None, outbox: str, interactive: bool
-) -> Transport:
-    """The relay of --smtp or [smtp] url, else the outbox folder ``outbox`` of the workspace.
-    The password comes from HEBDO_SMTP_PASSWORD, or a prompt when ``interactive``."""
-    url = url or workspace.settings.smtp.url
-    if not url:
-        return OutboxTransport(workspace.root / outbox, outbox)
-    target = parse_smtp_url(url)
-    password = None
-    if target.username:
-        password = os.environ.get(PASSWORD_ENV)
-        if password is None:
-            if not interactive:
-                raise ConfigError(
-                    f"the relay {target.where} needs the password of {target.username!r}; "
-                    f"set {PASSWORD_ENV}"
-                )
-            password = getpass.getpass(f"SMTP password for {target.username} at {target.where}: ")
-    smtp = workspace.settings.smtp
-    if not smtp.verify_tls:
-        print(
-            f"warning: TLS certificates of {target.where} are not checked ([smtp] verify_tls = false); "
-            "anyone on the path could read this mail",
-            file=sys.stderr,
-        )
-    return SmtpTransport(
-        target, password=password, timeout=smtp.timeout, verify_tls=smtp.verify_tls
-    )
-
-
-def recipient_source(
-    args: argparse.Namespace, workspace: Workspace
-) -> tuple[RecipientSource, SubscriberStore | None]:
-    store_path = workspace.store_path
-    if args.subscribers:
-        source = CsvRecipients(Path(args.subscribers))
-        # The store still has the last word on who left: unsubscribed and bounced are skipped.
-        store = (
-            SubscriberStore(store_path, create=False, bounces=workspace.settings.bounces)
-            if store_path.exists()
-            else None
-        )
-        return source, store
-    store = SubscriberStore(store_path, create=False, bounces=workspace.settings.bounces)
-    return StoreRecipients(store), store
-
-
 def cmd_send(args: argparse.Namespace) -> int:
-    workspace = _workspace(args)
+    workspace = workspace_from(args)
     folder = workspace.issue_folder(args.issue)
     issue, editions = render_issue(folder, workspace)
     for warning in issue.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    secret, created = load_secret(workspace.root)
-    if created:
-        print(
-            f"created {display_path(workspace.root / '.hebdo-secret')} (the key of unsubscribe links)",
-            file=sys.stderr,
-        )
-    settings = workspace.settings
-    factory = MessageFactory(
-        issue_id=issue.id,
-        editions=editions,
-        default_lang=issue.default_language,
-        settings=settings.newsletter,
-        signer=TokenSigner(secret, settings.newsletter.list_identifier),
-        bounces=settings.bounces,
-        dkim=load_signer(workspace),
+        warn(warning)
+    factory = message_factory(workspace, issue.id, editions, issue.default_language)
+    ask = getpass.getpass if sys.stdin.isatty() else None
+    transport = configured_transport(
+        workspace, url=args.smtp, outbox=f"outbox/{issue.id}", ask_password=ask
     )
-    transport = make_transport(args, workspace, issue.id)
     if args.test:
         return _send_test(args.test, factory, transport, workspace, issue.id)
 
-    source, store = recipient_source(args, workspace)
+    source, store = recipient_source(
+        workspace, Path(args.subscribers) if args.subscribers else None
+    )
     try:
         return _send(args, workspace, issue.id, factory, transport, source, store)
     finally:
@@ -140,8 +61,6 @@ def _send_test(
     workspace: Workspace,
     issue_id: str,
 ) -> int:
-    from ..audience.addresses import InvalidAddress, normalise_address
-
     try:
         email = normalise_address(address)
     except InvalidAddress as exc:
@@ -151,13 +70,14 @@ def _send_test(
         transport = OutboxTransport(workspace.root / "outbox/test", "outbox/test")
     sender = factory.envelope_sender(recipient)
     reply = asyncio.run(deliver_one(transport, sender, email, factory.wire(recipient)))
-    if reply.outcome != "sent":
+    if reply.outcome != Outcome.SENT:
         raise HebdoError(
             f"the test copy to {email} was not accepted: {reply.code} {reply.text}",
             where=transport.description,
         )
     print(
-        f"sent a test copy of {issue_id} ({factory.edition_label(recipient)}) to {email} through {transport.description}"
+        f"sent a test copy of {issue_id} ({factory.edition_label(recipient)}) to {email} "
+        f"through {transport.description}"
     )
     return 0
 
@@ -185,7 +105,7 @@ def _send(
     path = log_path(workspace, issue_id)
     state = read_log(path)
     for warning in state.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+        warn(warning)
     # Resuming through another relay is fine (a failover); mixing the outbox, which mails nobody,
     # with a relay, which mails people, would make the log lie about who got the issue.
     if (
@@ -200,39 +120,31 @@ def _send(
             path=path,
         )
 
-    store_is_source = isinstance(source, StoreRecipients)
+    def sender(transport: Transport, log: EventLog) -> Sender:
+        return Sender(
+            factory=factory, transport=transport, log=log, state=state, store=store,
+            store_is_source=isinstance(source, StoreRecipients), options=options,
+        )  # fmt: skip
+
     if args.dry_run:
-        return _dry_run(state, source, options, factory, store, store_is_source)
+        return _dry_run(sender(NullTransport(), NullLog()), source)
 
     to_send = count_to_send(state, source, options)
     if transport.needs_confirmation and to_send and not args.yes:
         _confirm(issue_id, to_send, transport.description)
 
     log = LogWriter(path)
-    log.write(
-        {
-            "time": now(),
-            "event": "run",
-            "total": len(source),
-            "source": source.description,
-            "transport": transport.description,
-        }
-    )
-    sender = Sender(
-        factory=factory,
-        transport=transport,
-        log=log,
-        state=state,
-        store=store,
-        store_is_source=store_is_source,
-        options=options,
-    )
+    log.write({
+        "time": now(), "event": "run", "total": len(source), "source": source.description,
+        "transport": transport.description,
+    })  # fmt: skip
     try:
-        summary = asyncio.run(_run_with_progress(sender, source, to_send))
+        summary = asyncio.run(_run_with_progress(sender(transport, log), source, to_send))
     except HebdoError as exc:
         log.close()
         raise HebdoError(
-            f"{exc.message}; every message so far is in {display_path(path)}: run the same command again to resume",
+            f"{exc.message}; every message so far is in {display_path(path)}: "
+            "run the same command again to resume",
             where=exc.location() or None,
         ) from None
     log.close()
@@ -240,30 +152,17 @@ def _send(
     return EX_TEMPFAIL if summary.incomplete else 0
 
 
-def _dry_run(
-    state: LogState,
-    source: RecipientSource,
-    options: SendOptions,
-    factory: MessageFactory,
-    store: SubscriberStore | None,
-    store_is_source: bool,
-) -> int:
-    """Render every message the run would send; write nothing anywhere."""
-    counts = {"send": 0, "done": 0, "unknown": 0, "skip": 0}
-    size = 0
-    for recipient in source:
-        decision = decide(state, recipient, options)
-        if decision == "send" and store_refusal(store, recipient, source_is_store=store_is_source):
-            decision = "skip"
-        if decision == "send":
-            if options.limit is not None and counts["send"] >= options.limit:
-                break
-            size += len(factory.message_bytes(recipient))
-        counts[decision] += 1
+def _dry_run(sender: Sender, source: RecipientSource) -> int:
+    """The real sender over a transport and a log that keep nothing."""
+    summary = asyncio.run(sender.run(source))
+    transport = sender.transport
+    assert isinstance(transport, NullTransport)
+    rendered = transport.messages
     print(
-        f"dry run: {counts['send']} message{'s' if counts['send'] != 1 else ''} rendered "
-        f"({size / 1024:.0f} KB in all), {counts['skip']} would be skipped, {counts['done']} already "
-        f"done, {counts['unknown']} unknown; nothing was written or sent"
+        f"dry run: {rendered} message{'s' if rendered != 1 else ''} rendered "
+        f"({transport.bytes / 1024:.0f} KB in all), {summary.counts[Outcome.SKIPPED]} would be "
+        f"skipped, {summary.already_done} already done, {summary.unknown_left} unknown; "
+        "nothing was written or sent"
     )
     return 0
 
@@ -273,7 +172,8 @@ def _kind(description: str) -> str:
 
 
 def _confirm(issue_id: str, count: int, where: str) -> None:
-    question = f"Send issue {issue_id} to {count} recipient{'s' if count != 1 else ''} through {where}? [y/N] "
+    plural = "s" if count != 1 else ""
+    question = f"Send issue {issue_id} to {count} recipient{plural} through {where}? [y/N] "
     if not sys.stdin.isatty():
         raise HebdoError(
             f"refusing to mail {count} recipients through {where} without confirmation; "
@@ -322,7 +222,7 @@ async def _run_with_progress(sender: Sender, source: RecipientSource, to_send: i
             started = loop.time()
             done = 0
 
-            def advance(outcome: str) -> None:
+            def advance(outcome: Outcome) -> None:
                 nonlocal done
                 done += 1
                 elapsed = max(loop.time() - started, 1e-6)
@@ -337,9 +237,7 @@ async def _run_with_progress(sender: Sender, source: RecipientSource, to_send: i
 
 def _print_summary(summary: SendSummary, path: Path) -> None:
     counts = summary.counts
-    line = ", ".join(
-        f"{counts[k]} {k}" for k in ("sent", "deferred", "failed", "skipped", "unknown")
-    )
+    line = ", ".join(f"{counts[k]} {k}" for k in OUTCOMES)
     extras = []
     if summary.already_done:
         extras.append(f"{summary.already_done} already done before")
@@ -356,27 +254,28 @@ def _print_summary(summary: SendSummary, path: Path) -> None:
             f"stopped early ({summary.stopped}); run the same command again to resume",
             file=sys.stderr,
         )
-    elif counts["deferred"] or summary.not_reached:
+    elif counts[Outcome.DEFERRED] or summary.not_reached:
         print(
             "some messages are still to be sent: run the same command again to resume",
             file=sys.stderr,
         )
-    unknown = counts["unknown"] + summary.unknown_left
+    unknown = counts[Outcome.UNKNOWN] + summary.unknown_left
     if unknown:
         print(
-            f"{unknown} message{'s' if unknown != 1 else ''} may or may not have been accepted (the relay's "
-            "reply was lost); `status` lists them as unknown, --resend-unknown sends them again",
+            f"{unknown} message{'s' if unknown != 1 else ''} may or may not have been accepted "
+            "(the relay's reply was lost); `status` lists them as unknown, --resend-unknown sends "
+            "them again",
             file=sys.stderr,
         )
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    workspace = _workspace(args)
+    workspace = workspace_from(args)
     folder = workspace.issue_folder(args.issue)
     path = log_path(workspace, folder.name)
     state = read_log(path)
     for warning in state.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+        warn(warning)
     counts = state.counts()
     if args.json:
         print(json.dumps({key: counts[key] for key in STATUS_KEYS}))

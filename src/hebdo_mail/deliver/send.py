@@ -13,15 +13,15 @@ import contextlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from ..audience.bounces import refusal_kind
 from ..audience.recipients import Recipient
-from ..audience.store import SubscriberStore
+from ..audience.returned_mail import refusal_kind
+from ..audience.store import Store
 from ..errors import HebdoError
+from ..vocabulary import FINAL_EVENTS, NOT_MAILABLE, OUTCOMES, Event, Outcome, Status
 from .message import MessageError, MessageFactory
-from .sendlog import LogState, LogWriter
+from .sendlog import EventLog, LogState
 from .transport import Connection, Outgoing, RelayRefused, Reply, Transport, TransportError
 
-OUTCOMES = ("sent", "deferred", "failed", "skipped", "unknown")
 CONNECT_TRIES = 3
 BATCH = 8  # messages a connection carries back to back, pipelined, before looking at the queue
 
@@ -50,7 +50,7 @@ class SendOptions:
 
 @dataclass
 class SendSummary:
-    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
+    counts: dict[Outcome, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
     already_done: int = 0  # sent, failed or skipped by earlier runs
     unknown_left: int = 0  # unknown from earlier runs, not resent
     not_reached: int = 0  # left pending by --limit or a stop
@@ -64,8 +64,8 @@ class SendSummary:
     @property
     def incomplete(self) -> bool:
         return bool(
-            self.counts["deferred"]
-            or self.counts["unknown"]
+            self.counts[Outcome.DEFERRED]
+            or self.counts[Outcome.UNKNOWN]
             or self.unknown_left
             or self.not_reached
         )
@@ -74,15 +74,15 @@ class SendSummary:
 def decide(state: LogState, recipient: Recipient, options: SendOptions) -> str:
     """ "done" (final in the log), "unknown" (left alone unless --resend-unknown) or "send"."""
     status = state.status_of(recipient.key)
-    if status in ("sent", "failed", "skipped"):
+    if status in FINAL_EVENTS:
         return "done"
-    if status == "unknown" and not options.resend_unknown:
+    if status == Outcome.UNKNOWN and not options.resend_unknown:
         return "unknown"
     return "send"
 
 
 def store_refusal(
-    store: SubscriberStore | None, recipient: Recipient, *, source_is_store: bool
+    store: Store | None, recipient: Recipient, *, source_is_store: bool
 ) -> str | None:
     """Why the store says not to mail this recipient now, or None. Read at the last moment, so an
     unsubscribe recorded while a send runs is honoured for everyone not yet handed to the relay."""
@@ -91,9 +91,9 @@ def store_refusal(
     status = store.status_of(recipient.email)
     if status is None:
         return "no longer in the list" if source_is_store else None
-    if status in ("unsubscribed", "bounced"):
+    if status in NOT_MAILABLE:
         return status
-    if source_is_store and status != "active":
+    if source_is_store and status != Status.ACTIVE:
         return status
     return None
 
@@ -101,33 +101,33 @@ def store_refusal(
 class StoreWatch:
     """Answers store_refusal() for every message without a query per message in the usual case.
 
-    While no other process has committed to the store since the run began (PRAGMA data_version
+    While no other process has committed to the store since the run began (its change marker
     is unchanged), what was read at the start still holds: active subscribers streamed from the
     store are still active, and the unsubscribed and bounced addresses are those loaded then. From
     the first change on (an unsubscribe made while the send runs), every message asks the store.
     """
 
-    def __init__(self, store: SubscriberStore | None, *, source_is_store: bool) -> None:
+    def __init__(self, store: Store | None, *, source_is_store: bool) -> None:
         self.store = store
         self.source_is_store = source_is_store
         self.changed = False
         self.checked_this_turn = False
         if store is not None:
-            self.version = store.data_version()
+            self.version = store.change_marker()
             self.blocked = {} if source_is_store else store.not_mailable()
 
     def refusal(self, recipient: Recipient) -> str | None:
         store = self.store
         if store is None:
             return None
-        if not self.changed and (self.checked_this_turn or store.data_version() == self.version):
+        if not self.changed and (self.checked_this_turn or store.change_marker() == self.version):
             self._checked()
             return None if self.source_is_store else self.blocked.get(recipient.key)
         self.changed = True
         return store_refusal(store, recipient, source_is_store=self.source_is_store)
 
     def _checked(self) -> None:
-        """One data_version read serves every message of the same event-loop turn (the PRAGMA
+        """One change-marker read serves every message of the same event-loop turn (SQLite's
         takes a read lock, which showed in profiles at several thousand messages a second)."""
         if not self.checked_this_turn:
             self.checked_this_turn = True
@@ -169,12 +169,12 @@ class Sender:
         *,
         factory: MessageFactory,
         transport: Transport,
-        log: LogWriter,
+        log: EventLog,
         state: LogState,
-        store: SubscriberStore | None,
+        store: Store | None,
         store_is_source: bool,
         options: SendOptions,
-        on_event: Callable[[str], None] = lambda outcome: None,
+        on_event: Callable[[Outcome], None] = lambda outcome: None,
     ) -> None:
         self.factory = factory
         self.transport = transport
@@ -303,16 +303,16 @@ class Sender:
         key = recipient.key
         refusal = self.watch.refusal(recipient)
         if refusal:
-            self.log.event(key, "skipped", reply=refusal)
-            self._count("skipped")
+            self.log.event(key, Event.SKIPPED, reply=refusal)
+            self._count(Outcome.SKIPPED)
             return None
         edition = self.factory.edition_label(recipient)
         personal = self.factory.personal(recipient)
         try:
             message = self.factory.wire(recipient, personal, signed=False)
         except MessageError as exc:
-            self.log.event(key, "failed", edition=edition, reply=exc.message)
-            self._count("failed")
+            self.log.event(key, Event.FAILED, edition=edition, reply=exc.message)
+            self._count(Outcome.FAILED)
             return None
         previous = self.state.recipients.get(key)
         return Job(
@@ -359,7 +359,7 @@ class Sender:
             def on_reply(
                 index: int, reply: Reply, jobs: list[Job] = jobs, deferred: list[Job] = deferred
             ) -> None:
-                if self._record(jobs[index], reply) == "deferred":
+                if self._record(jobs[index], reply) == Outcome.DEFERRED:
                     deferred.append(jobs[index])
 
             await connection.send_many(outgoing, on_reply)
@@ -367,44 +367,44 @@ class Sender:
             if jobs and try_number < self.options.attempts and not self.stopping:
                 await asyncio.sleep(self.options.retry_delay * 2 ** (try_number - 1))
         for _ in jobs:
-            self._count("deferred")
+            self._count(Outcome.DEFERRED)
         return connection
 
     def _attempt_recorder(self, job: Job) -> Callable[[], None]:
         def record() -> None:
             job.attempt += 1
             self.log.event(
-                job.recipient.key, "attempt", edition=job.edition, message_id=job.message_id,
+                job.recipient.key, Event.ATTEMPT, edition=job.edition, message_id=job.message_id,
                 attempt=job.attempt,
             )  # fmt: skip
 
         return record
 
-    def _record(self, job: Job, reply: Reply) -> str:
+    def _record(self, job: Job, reply: Reply) -> Outcome:
         """Log a reply; returns its outcome."""
         outcome = reply.outcome
-        if outcome == "unknown":
+        if outcome == Outcome.UNKNOWN:
             # The attempt line stays last: status reports it, --resend-unknown resends it.
-            self._count("unknown")
+            self._count(Outcome.UNKNOWN)
             return outcome
-        failed = outcome == "failed"
+        failed = outcome == Outcome.FAILED
         self.log.event(
-            job.recipient.key, outcome, edition=job.edition, code=reply.code, reply=reply.text,
+            job.recipient.key, Event(outcome), edition=job.edition, code=reply.code, reply=reply.text,
             message_id=job.message_id, attempt=job.attempt or None,
             stage=reply.stage if failed else None,
         )  # fmt: skip
-        if outcome != "deferred":
+        if outcome != Outcome.DEFERRED:
             self._count(outcome)
         kind = refusal_kind(reply.code, reply.stage, reply.text) if failed else None
         if kind is not None and self.store is not None:
             # The same source as `bounces process` gives it when it sweeps the log: counted once.
-            self.store.record_bounce(
+            self.store.bounces.record(
                 job.recipient.email, kind, f"{reply.code} {reply.text}",
                 source=f"send {job.message_id}",
             )  # fmt: skip
         return outcome
 
-    def _count(self, outcome: str) -> None:
+    def _count(self, outcome: Outcome) -> None:
         self.summary.counts[outcome] += 1
         self.on_event(outcome)
 

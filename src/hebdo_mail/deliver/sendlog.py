@@ -18,15 +18,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring as _quote
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..errors import HebdoError, display_path
+from ..vocabulary import OUTCOMES, STATUS_KEYS, Event, Outcome, SmtpStage
 
-EVENTS = ("attempt", "sent", "deferred", "failed", "skipped")
-FINAL = ("sent", "failed", "skipped")
-STATUS_KEYS = ("total", "sent", "deferred", "failed", "skipped", "unknown", "pending")
+if TYPE_CHECKING:  # bounce processing is the only reader of refusals: imported there
+    from ..audience.bounces import Refusal
 
 
 class LogError(HebdoError):
@@ -39,12 +39,14 @@ class RecipientEvent(BaseModel):
     time: str
     recipient: str
     edition: str | None = None
-    event: Literal["attempt", "sent", "deferred", "failed", "skipped"]
+    event: Event
     code: int | None = None
     reply: str | None = None
     message_id: str | None = None
     attempt: int | None = None
-    stage: str | None = None  # of a failure: where the relay refused (mail, rcpt, data, content)
+    stage: SmtpStage | None = (
+        None  # of a failure: where the relay refused (mail, rcpt, data, content)
+    )
 
 
 class RunEvent(BaseModel):
@@ -78,13 +80,13 @@ class LogState:
         state = self.recipients.get(key)
         if state is None:
             return "pending"
-        return "unknown" if state.event == "attempt" else state.event
+        return Outcome.UNKNOWN if state.event == Event.ATTEMPT else state.event
 
     def counts(self) -> dict[str, int]:
         counts = dict.fromkeys(STATUS_KEYS, 0)
         for key in self.recipients:
             counts[self.status_of(key)] += 1
-        accounted = sum(counts[k] for k in ("sent", "deferred", "failed", "skipped", "unknown"))
+        accounted = sum(counts[k] for k in OUTCOMES)
         counts["total"] = max(self.total, accounted)
         counts["pending"] = counts["total"] - accounted
         return counts
@@ -114,7 +116,7 @@ def read_log(path: Path) -> LogState:
             state.total, state.transport = event.total, event.transport
             continue
         previous = state.recipients.get(event.recipient)
-        attempts = (previous.attempts if previous else 0) + (event.event == "attempt")
+        attempts = (previous.attempts if previous else 0) + (event.event == Event.ATTEMPT)
         state.recipients[event.recipient] = RecipientState(event.event, attempts, event.edition)
     return state
 
@@ -159,6 +161,35 @@ def _records(path: Path, warnings: list[str]) -> Iterator[RunEvent | RecipientEv
             ) from None
 
 
+class EventLog(Protocol):
+    """Where the sender records each event: the log file, or nowhere for a dry run."""
+
+    def event(
+        self,
+        recipient: str,
+        event: Event,
+        *,
+        edition: str | None = None,
+        code: int | None = None,
+        reply: str | None = None,
+        message_id: str | None = None,
+        attempt: int | None = None,
+        stage: str | None = None,
+    ) -> None: ...
+
+    def sync(self) -> None: ...
+
+
+class NullLog:
+    """The dry run's log: it records nothing."""
+
+    def event(self, recipient: str, event: Event, **details: object) -> None:
+        return None
+
+    def sync(self) -> None:
+        return None
+
+
 class LogWriter:
     """Appends records to the log.
 
@@ -199,7 +230,7 @@ class LogWriter:
     def event(
         self,
         recipient: str,
-        event: str,
+        event: Event,
         *,
         edition: str | None = None,
         code: int | None = None,
@@ -223,7 +254,7 @@ class LogWriter:
         if stage is not None:
             line += f',"stage":"{stage}"'
         self._pending.append(line + "}\n")
-        if event == "attempt":
+        if event == Event.ATTEMPT:
             self.flush()
         elif not self._flush_scheduled:
             try:
@@ -272,3 +303,29 @@ class LogWriter:
     def close(self) -> None:
         self.sync()
         os.close(self.fd)
+
+
+class SendLogs:
+    """Every send log of a workspace, read for bounce processing (a ``SendRecord``)."""
+
+    def __init__(self, logs_dir: Path) -> None:
+        self.logs_dir = logs_dir
+
+    def _events(self) -> Iterator[RecipientEvent]:
+        if self.logs_dir.is_dir():
+            for log in sorted(self.logs_dir.glob("*.jsonl")):
+                yield from recipient_events(log, warnings=[])
+
+    def addresses(self) -> Iterator[str]:
+        return (event.recipient for event in self._events())
+
+    def refusals(self) -> Iterator[Refusal]:
+        from ..audience.bounces import Refusal
+
+        for event in self._events():
+            if event.event == Event.FAILED:
+                yield Refusal(
+                    address=event.recipient, code=event.code, stage=event.stage,
+                    reply=event.reply or "", message_id=event.message_id,
+                    day=dt.date.fromisoformat(event.time[:10]),
+                )  # fmt: skip

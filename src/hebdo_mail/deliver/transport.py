@@ -1,5 +1,6 @@
-"""Transports: how a finished message leaves. SMTP through aiosmtplib, or the built-in outbox (a
-Maildir), used when no relay is configured.
+"""Transports: how a finished message leaves. The ``Transport`` and ``Connection`` contracts, the
+built-in outbox (a Maildir, used when no relay is configured) and the dry run's transport that
+keeps nothing; SMTP relays are in smtp.py.
 
 A transport only carries bytes; it never builds or changes a message. Each ``Connection.send``
 answers with a ``Reply`` whose ``outcome`` says what the send log must record.
@@ -7,23 +8,17 @@ answers with a ``Reply`` whose ``outcome`` says what the send log must record.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
-import ssl
 import time
-from collections import deque
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
-
-import aiosmtplib
 
 from ..errors import HebdoError
-from .wireformat import CRLF, END_OF_DATA, from_wire
-
-DEFAULT_PORTS = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}
+from ..vocabulary import Outcome, SmtpStage
+from .wireformat import from_wire
 
 
 class TransportError(HebdoError, ConnectionError):
@@ -34,65 +29,21 @@ class RelayRefused(TransportError):
     """The relay answered but will not let us send (login refused, no STARTTLS): retrying is useless."""
 
 
-class SmtpUrlError(HebdoError):
-    """The --smtp URL or [smtp] url is malformed."""
-
-
 @dataclass(frozen=True)
 class Reply:
     code: int | None  # None: no reply came (the connection was lost or timed out)
     text: str
-    stage: str  # "mail", "rcpt", "data" or "content"
+    stage: SmtpStage
     content_sent: bool = False  # the message and its final dot were handed to the relay
 
     @property
-    def outcome(self) -> str:
+    def outcome(self) -> Outcome:
         """sent, failed, deferred or unknown (a lost reply after the final dot)."""
         if self.code is None:
-            return "unknown" if self.content_sent else "deferred"
+            return Outcome.UNKNOWN if self.content_sent else Outcome.DEFERRED
         if 200 <= self.code < 300:
-            return "sent"
-        return "failed" if self.code >= 500 else "deferred"
-
-
-@dataclass(frozen=True)
-class SmtpTarget:
-    scheme: str
-    host: str
-    port: int
-    username: str | None
-
-    @property
-    def where(self) -> str:
-        return f"{self.host}:{self.port}"
-
-    @property
-    def description(self) -> str:
-        return f"{self.scheme}://{self.where}"
-
-
-def parse_smtp_url(url: str) -> SmtpTarget:
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme not in DEFAULT_PORTS:
-        raise SmtpUrlError(
-            f"SMTP URL {url.split('@')[-1]!r} must start with smtp://, smtp+starttls:// or smtps://"
-        )
-    if parts.password is not None:
-        raise SmtpUrlError(
-            "the SMTP URL must not contain a password; give it in HEBDO_SMTP_PASSWORD (or at the prompt)"
-        )
-    try:
-        port = parts.port or DEFAULT_PORTS[scheme]
-    except ValueError:
-        raise SmtpUrlError(f"the port of {parts.netloc.split('@')[-1]!r} is not a number") from None
-    if not parts.hostname:
-        raise SmtpUrlError(
-            f"SMTP URL {url!r} names no host, e.g. smtp+starttls://user@mail.example.org:587"
-        )
-    return SmtpTarget(
-        scheme, parts.hostname, port, unquote(parts.username) if parts.username else None
-    )
+            return Outcome.SENT
+        return Outcome.FAILED if self.code >= 500 else Outcome.DEFERRED
 
 
 @dataclass(frozen=True)
@@ -107,19 +58,20 @@ class Outgoing:
     before_content: Callable[[], None]
 
 
-class Connection:
+class Connection(ABC):
+    """One session with a relay (or the outbox), reused for many messages."""
+
     @property
     def usable(self) -> bool:
         """False once the relay has closed the session; the sender then opens a new one."""
         return True
 
+    @abstractmethod
     async def send_many(
         self, batch: Sequence[Outgoing], on_reply: Callable[[int, Reply], None]
     ) -> None:
         """Carry messages in order; ``on_reply(index, reply)`` is called for each as soon as its
         outcome is known, so it can be logged at once."""
-        for index, item in enumerate(batch):
-            on_reply(index, await self.send(item))
 
     async def send(self, item: Outgoing) -> Reply:
         replies: list[Reply] = []
@@ -130,12 +82,12 @@ class Connection:
         return None
 
 
-class Transport:
+class Transport(ABC):
     description: str
-    needs_confirmation: bool
+    needs_confirmation: bool  # it mails real people: a send asks first
 
-    async def connect(self) -> Connection:
-        raise NotImplementedError
+    @abstractmethod
+    async def connect(self) -> Connection: ...
 
 
 # -- the outbox -----------------------------------------------------------------------------------
@@ -168,7 +120,13 @@ class OutboxConnection(Connection):
     def __init__(self, transport: OutboxTransport) -> None:
         self.transport = transport
 
-    async def send(self, item: Outgoing) -> Reply:
+    async def send_many(
+        self, batch: Sequence[Outgoing], on_reply: Callable[[int, Reply], None]
+    ) -> None:
+        for index, item in enumerate(batch):
+            on_reply(index, self._deliver(item))
+
+    def _deliver(self, item: Outgoing) -> Reply:
         name = self.transport.next_name()
         temporary = self.transport.folder / "tmp" / name
         envelope = f"Return-Path: <{item.sender}>\r\nDelivered-To: {item.recipient}\r\n".encode()
@@ -181,312 +139,35 @@ class OutboxConnection(Connection):
             raise TransportError(
                 f"cannot write the outbox ({exc.strerror})", path=self.transport.folder
             ) from None
-        return Reply(250, f"delivered to {name}", "content", content_sent=True)
+        return Reply(250, f"delivered to {name}", SmtpStage.CONTENT, content_sent=True)
 
 
-# -- SMTP -----------------------------------------------------------------------------------------
+# -- the dry run ----------------------------------------------------------------------------------
 
 
-class SmtpTransport(Transport):
-    needs_confirmation = True
+class NullTransport(Transport):
+    """Accepts every message and keeps none: ``send --dry-run`` is the real sender over this, so
+    it cannot disagree with a real run about who would be mailed."""
 
-    def __init__(
-        self, target: SmtpTarget, *, password: str | None, timeout: float, verify_tls: bool
-    ) -> None:
-        self.target = target
-        self.password = password
-        self.timeout = timeout
-        self.verify_tls = verify_tls
-        self.description = target.description
+    description = "nowhere (dry run)"
+    needs_confirmation = False
+
+    def __init__(self) -> None:
+        self.messages = 0
+        self.bytes = 0
 
     async def connect(self) -> Connection:
-        target = self.target
-        client = aiosmtplib.SMTP(
-            hostname=target.host,
-            port=target.port,
-            use_tls=target.scheme == "smtps",
-            # True means required: with STARTTLS missing the connection fails, it never goes on in clear.
-            start_tls=target.scheme == "smtp+starttls",
-            validate_certs=self.verify_tls,
-            username=target.username,
-            password=self.password if target.username else None,
-            timeout=self.timeout,
-        )
-        try:
-            await client.connect()
-            if client.is_ehlo_or_helo_needed:  # connect() greets only when TLS or a login needed it
-                try:
-                    await client.ehlo()
-                except aiosmtplib.SMTPHeloError:
-                    await client.helo()
-        except aiosmtplib.SMTPAuthenticationError as exc:
-            raise RelayRefused(
-                f"the relay refused the login of {target.username!r} ({exc.code}); check the user "
-                "in the URL and HEBDO_SMTP_PASSWORD",
-                where=target.where,
-            ) from None
-        except aiosmtplib.SMTPConnectTimeoutError:
-            raise TransportError(
-                f"cannot connect (no answer within {self.timeout:g} s)", where=target.where
-            ) from None
-        except aiosmtplib.SMTPConnectError as exc:
-            cause = exc.__cause__
-            reason = (
-                cause.strerror if isinstance(cause, OSError) else None
-            ) or "connection refused"
-            raise TransportError(f"cannot connect ({reason})", where=target.where) from None
-        except aiosmtplib.SMTPException as exc:
-            reason = _describe(exc)
-            if "STARTTLS" in str(exc):
-                reason = "the relay does not offer STARTTLS, so nothing is sent in clear"
-            raise TransportError(
-                f"cannot open an SMTP session ({reason})", where=target.where
-            ) from None
-        except ssl.SSLError as exc:
-            raise TransportError(
-                f"TLS failed ({exc.reason or exc}); check the certificate", where=target.where
-            ) from None
-        except OSError as exc:
-            raise TransportError(
-                f"cannot connect ({exc.strerror or exc})", where=target.where
-            ) from None
-        return SmtpConnection(client, self.timeout)
+        return NullConnection(self)
 
 
-def _describe(exc: BaseException) -> str:
-    code = getattr(exc, "code", None)
-    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-    return f"{code} {message}" if code else message
-
-
-class ReplyReader(asyncio.Protocol):
-    """Parses SMTP replies off the connection as they arrive, any number per read, so commands
-    can be pipelined (RFC 2920). It takes over the transport aiosmtplib opened."""
-
-    def __init__(self, transport: asyncio.Transport) -> None:
+class NullConnection(Connection):
+    def __init__(self, transport: NullTransport) -> None:
         self.transport = transport
-        self.buffer = bytearray()
-        self.replies: deque[tuple[int, str]] = deque()
-        self.lines: list[bytes] = []
-        self.waiter: asyncio.Future[None] | None = None
-        self.lost: Exception | None = None
-
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        while (end := self.buffer.find(b"\n")) >= 0:
-            line = bytes(self.buffer[: end + 1]).rstrip(b"\r\n")
-            del self.buffer[: end + 1]
-            self.lines.append(line)
-            if line[3:4] != b"-":  # the last line of a reply
-                try:
-                    code = int(self.lines[0][:3])
-                except ValueError:
-                    code = 0
-                text = "\n".join(part[4:].decode("utf-8", "replace") for part in self.lines)
-                self.replies.append((code, text))
-                self.lines = []
-        self._wake()
-
-    def eof_received(self) -> bool:
-        self._fail(ConnectionResetError("the relay closed the connection"))
-        return False
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._fail(exc or ConnectionResetError("the connection was closed"))
-
-    def _fail(self, exc: Exception) -> None:
-        if self.lost is None:
-            self.lost = exc
-        self._wake()
-
-    def _wake(self) -> None:
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result(None)
-
-    async def read(self, timeout: float) -> tuple[int, str]:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while not self.replies:
-            if self.lost is not None:
-                raise self.lost
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise TimeoutError(f"no reply within {timeout:g} s")
-            self.waiter = loop.create_future()
-            timer = loop.call_later(remaining, self._wake)
-            try:
-                await self.waiter
-            finally:
-                timer.cancel()
-                self.waiter = None
-        return self.replies.popleft()
-
-    def write(self, data: bytes) -> None:
-        if self.lost is not None or self.transport.is_closing():
-            raise self.lost or ConnectionResetError("the connection was closed")
-        self.transport.write(data)
-
-
-class SmtpConnection(Connection):
-    """One SMTP session, opened (EHLO, STARTTLS, AUTH) by aiosmtplib, then driven directly: with
-    PIPELINING, MAIL, RCPT and DATA go out in one write and the content in a second, so a message
-    costs two round trips instead of four."""
-
-    def __init__(self, client: aiosmtplib.SMTP, timeout: float) -> None:
-        transport = client.transport
-        assert isinstance(transport, asyncio.Transport)
-        self.pipelining = client.supports_extension("pipelining")
-        self.smtputf8 = client.supports_extension("smtputf8")
-        self.timeout = timeout
-        self.reader = ReplyReader(transport)
-        transport.set_protocol(self.reader)
-        self.transport = transport
-
-    @property
-    def usable(self) -> bool:
-        return self.reader.lost is None and not self.transport.is_closing()
-
-    def _commands(self, item: Outgoing) -> bytes:
-        utf8 = not (item.sender.isascii() and item.recipient.isascii())
-        option = b" SMTPUTF8" if utf8 else b""
-        return (
-            b"MAIL FROM:<" + item.sender.encode() + b">" + option + CRLF
-            + b"RCPT TO:<" + item.recipient.encode() + b">" + CRLF
-            + b"DATA" + CRLF
-        )  # fmt: skip
 
     async def send_many(
         self, batch: Sequence[Outgoing], on_reply: Callable[[int, Reply], None]
     ) -> None:
-        """With PIPELINING, each message's content goes out in the same write as the next
-        message's MAIL, RCPT and DATA (RFC 2920 allows content first in a group), so a batch of n
-        messages costs n + 1 round trips instead of 2n."""
-        pipelined = self.pipelining
-        answered = [False] * len(batch)
-
-        def answer(index: int, reply: Reply) -> None:
-            answered[index] = True
-            on_reply(index, reply)
-
-        waiting: int | None = None  # the message whose content is out and whose reply is not in
-        try:
-            index = self._next_sendable(batch, 0, answer)
-            if pipelined and index < len(batch):
-                self.reader.write(self._commands(batch[index]))
-            while index < len(batch):
-                if waiting is not None:
-                    await self._final(waiting, answer)
-                    waiting = None
-                if pipelined:
-                    refusal = await self._envelope_replies()
-                else:
-                    refusal = await self._envelope_step_by_step(batch[index])
-                following = self._next_sendable(batch, index + 1, answer)
-                next_commands = b""
-                if pipelined and following < len(batch):
-                    next_commands = self._commands(batch[following])
-                if refusal is not None:
-                    answer(index, refusal)
-                    if next_commands:
-                        self.reader.write(next_commands)
-                else:
-                    batch[index].before_content()
-                    self.reader.write(batch[index].message + next_commands)
-                    waiting = index
-                index = following
-            if waiting is not None:
-                await self._final(waiting, answer)
-        except (OSError, TimeoutError) as exc:
-            # The session is gone. The message whose content went out is unknown; every other
-            # message not answered yet never reached DATA, so it is deferred and safe to resend.
-            self.transport.close()
-            for index, done in enumerate(answered):
-                if not done:
-                    sent = index == waiting
-                    on_reply(
-                        index,
-                        Reply(
-                            None, _describe(exc), "content" if sent else "mail", content_sent=sent
-                        ),
-                    )
-
-    def _next_sendable(
-        self, batch: Sequence[Outgoing], start: int, on_reply: Callable[[int, Reply], None]
-    ) -> int:
-        """Skip (and answer for) messages this relay cannot take: an internationalised address
-        without SMTPUTF8."""
-        index = start
-        while index < len(batch):
-            item = batch[index]
-            if self.smtputf8 or (item.sender.isascii() and item.recipient.isascii()):
-                return index
-            on_reply(
-                index,
-                Reply(
-                    553,
-                    "5.6.7 the relay does not accept internationalised addresses (SMTPUTF8)",
-                    "rcpt",
-                ),
-            )
-            index += 1
-        return index
-
-    async def _envelope_step_by_step(self, item: Outgoing) -> Reply | None:
-        """Without PIPELINING: MAIL, RCPT and DATA one at a time, stopping at a refusal."""
-        for line, stage in zip(
-            self._commands(item).split(CRLF), ("mail", "rcpt", "data"), strict=False
-        ):
-            self.reader.write(line + CRLF)
-            code, text = await self.reader.read(self.timeout)
-            if code not in (250, 251, 354):
-                await self._reset(code)
-                return Reply(code, text, stage)
-        return None
-
-    async def _envelope_replies(self) -> Reply | None:
-        """Read the replies to MAIL, RCPT and DATA; the first refusal, or None after a 354."""
-        replies: list[Reply] = []
-        for stage in ("mail", "rcpt", "data"):
-            try:
-                code, text = await self.reader.read(self.timeout)
-            except (OSError, TimeoutError):
-                refused = next((r for r in replies if r.code is not None and r.code >= 400), None)
-                if refused is not None:
-                    self.transport.close()
-                    return refused  # e.g. a 421 to MAIL, then the relay hung up
-                raise
-            replies.append(Reply(code, text, stage))
-        refusal = next((r for r in replies if r.code not in (250, 251, 354)), None)
-        if refusal is None:
-            return None
-        if replies[-1].code == 354 and self.usable:  # a relay that opened DATA anyway
-            self.reader.write(END_OF_DATA)
-            await self.reader.read(self.timeout)
-        await self._reset(refusal.code or 0)
-        return refusal
-
-    async def _final(self, index: int, answer: Callable[[int, Reply], None]) -> None:
-        code, text = await self.reader.read(self.timeout)
-        if code == 421:  # the relay is closing the session
-            self.transport.close()
-        answer(index, Reply(code, text, "content", content_sent=True))
-
-    async def _reset(self, code: int) -> None:
-        """After a refusal the transaction must be reset before the next MAIL."""
-        if code == 421 or not self.usable:
-            self.transport.close()
-            return
-        try:
-            self.reader.write(b"RSET" + CRLF)
-            await self.reader.read(self.timeout)
-        except (OSError, TimeoutError):
-            self.transport.close()
-
-    async def close(self) -> None:
-        if self.usable:
-            try:
-                self.reader.write(b"QUIT" + CRLF)
-                await self.reader.read(min(self.timeout, 5))
-            except (OSError, TimeoutError):
-                pass
-        self.transport.close()
+        for index, item in enumerate(batch):
+            self.transport.messages += 1
+            self.transport.bytes += len(from_wire(item.message))
+            on_reply(index, Reply(250, "not sent (dry run)", SmtpStage.CONTENT, content_sent=True))

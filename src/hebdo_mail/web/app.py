@@ -25,10 +25,11 @@ from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from ..audience.addresses import InvalidAddress, check_name, normalise_address
-from ..audience.store import SubscriberStore
+from ..audience.store import SubscriberStore, open_store
 from ..audience.tokens import TokenSigner
 from ..deliver.dkim import load_signer
 from ..deliver.send import deliver_one
+from ..deliver.setup import configured_transport
 from ..deliver.transport import Transport
 from ..deliver.wireformat import to_wire
 from ..errors import HebdoError
@@ -127,7 +128,6 @@ class WebApp:
     """What the endpoints share: the workspace, its archive, its token signer, page rendering."""
 
     def __init__(self, workspace: Workspace, transport: Transport | None = None) -> None:
-        from ..cli.send import configured_transport
 
         self.workspace = workspace
         self.settings = workspace.settings.newsletter
@@ -137,7 +137,7 @@ class WebApp:
         self.languages = available_languages(workspace)
         self.limiter = ClientLimiter(FORM_RATE)
         self.transport = transport or configured_transport(
-            workspace, url=None, outbox="outbox/confirmations", interactive=False
+            workspace, url=None, outbox="outbox/confirmations"
         )
         self.dkim = load_signer(workspace)  # confirmations are signed like the issues
         self._environments: dict[str, jinja2.Environment] = {}
@@ -145,7 +145,7 @@ class WebApp:
     # -- helpers -------------------------------------------------------------------------------
 
     def store(self) -> SubscriberStore:
-        return SubscriberStore(self.workspace.store_path)
+        return open_store(self.workspace)
 
     def language(self, request: Request, preferred: str | None = None) -> str:
         """The reader's language: theirs when known, else the browser's, else the default."""

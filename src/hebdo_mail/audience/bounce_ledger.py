@@ -1,0 +1,133 @@
+"""The bounce ledger: every counted bounce of an address, its score, and the moment it becomes
+``bounced``. In the spirit of Mailman: a hard bounce weighs 1 and a soft one 0.5, at most one per
+address and day (the hardest), and only the last ``expire_days`` count.
+
+Each bounce is recorded under a unique ``source`` (a hash of the returned message, or the send's
+Message-ID for a refusal during a send), so processing the same mail twice counts it once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from ..config import BounceSettings
+from ..vocabulary import BounceKind, Status
+from .addresses import address_key
+from .database import Database, StoreError
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class BounceSummary:
+    """One address with bounces: its live score, status, and last bounce."""
+
+    email: str
+    score: float
+    status: str  # "-" when the list does not know the address
+    last_day: str
+    last_kind: str
+    last_reason: str
+
+
+class BounceLedger:
+    def __init__(self, db: Database, policy: BounceSettings) -> None:
+        self.db = db
+        self.policy = policy
+
+    def record(
+        self, email: str, kind: BounceKind | str, reason: str, *, source: str,
+        day: dt.date | None = None,
+    ) -> str:  # fmt: skip
+        """Count a bounce. At the threshold a subscriber becomes ``bounced``; an address the
+        store did not know (a reader of a CSV send) is recorded as bounced then.
+
+        Returns "duplicate" when this ``source`` was counted before, "bounced" when this bounce
+        made the address bounced, else "counted"."""
+        key = address_key(email)
+        today = dt.datetime.now(dt.UTC).date()
+        bounce_day = min(day or today, today)
+        with self.db.transaction():
+            inserted = self.db.execute(
+                "INSERT INTO bounce_events (email_key, email, day, kind, reason, source, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source) DO NOTHING",
+                (key, email, bounce_day.isoformat(), str(kind), reason[:500], source, now()),
+            ).rowcount
+            if not inserted:
+                return "duplicate"
+            score = self.score(key, today)
+            self.db.execute(
+                "UPDATE subscribers SET bounce_score = ?, updated_at = ? WHERE email_key = ?",
+                (score, now(), key),
+            )
+            if score >= self.policy.threshold:
+                stamp = now()
+                became_bounced = self.db.execute(
+                    "INSERT INTO subscribers (email, email_key, status, source, created_at, updated_at,"
+                    " bounce_score) VALUES (?, ?, 'bounced', 'bounces', ?, ?, ?)"
+                    " ON CONFLICT (email_key) DO UPDATE SET status = 'bounced', updated_at = excluded.updated_at"
+                    " WHERE subscribers.status IN ('active', 'pending')",
+                    (email, key, stamp, stamp, score),
+                ).rowcount
+                if became_bounced:
+                    return Status.BOUNCED
+        return "counted"
+
+    def score(self, key: str, today: dt.date) -> float:
+        since = (today - dt.timedelta(days=self.policy.expire_days - 1)).isoformat()
+        rows = self.db.execute(
+            "SELECT day, max(CASE kind WHEN 'hard' THEN 1.0 ELSE 0.5 END) FROM bounce_events"
+            " WHERE email_key = ? AND day >= ? GROUP BY day",
+            (key, since),
+        )
+        return float(sum(weight for _, weight in rows))
+
+    def report(self, today: dt.date | None = None) -> list[BounceSummary]:
+        """Every address with bounces, highest score first."""
+        day = today or dt.datetime.now(dt.UTC).date()
+        keys = [
+            k for (k,) in self.db.execute("SELECT DISTINCT email_key FROM bounce_events ORDER BY 1")
+        ]
+        report = []
+        for key in keys:
+            last = self.db.execute(
+                "SELECT email, day, kind, reason FROM bounce_events WHERE email_key = ?"
+                " ORDER BY day DESC, id DESC LIMIT 1",
+                (key,),
+            ).fetchone()
+            subscriber = self.db.execute(
+                "SELECT email, status FROM subscribers WHERE email_key = ?", (key,)
+            ).fetchone()
+            summary = BounceSummary(
+                email=subscriber[0] if subscriber else last[0],
+                score=self.score(key, day),
+                status=subscriber[1] if subscriber else "-",
+                last_day=last[1], last_kind=last[2], last_reason=last[3],
+            )  # fmt: skip
+            report.append(summary)
+        return sorted(report, key=lambda r: (-r.score, r.email))
+
+    def reset(self, address: str) -> bool:
+        """Forget an address's bounces; a ``bounced`` reader is active again. False when there
+        was nothing to forget (no bounces, not in the list)."""
+        key = address_key(address)
+        with self.db.transaction():
+            removed = self.db.execute(
+                "DELETE FROM bounce_events WHERE email_key = ?", (key,)
+            ).rowcount
+            updated = self.db.execute(
+                "UPDATE subscribers SET bounce_score = 0, updated_at = ?,"
+                " status = CASE status WHEN 'bounced' THEN 'active' ELSE status END"
+                " WHERE email_key = ?",
+                (now(), key),
+            ).rowcount
+        if not removed and not updated:
+            raise StoreError(f"{address} has no bounces and is not in the list")
+        return bool(removed or updated)
+
+    def forget(self, key: str) -> None:
+        """Within a caller's transaction: a fresh start (an explicit add) clears old bounces."""
+        self.db.execute("DELETE FROM bounce_events WHERE email_key = ?", (key,))

@@ -1,0 +1,139 @@
+"""The SQL connection under the store: SQLite by default (``hebdo.db``, WAL mode).
+
+Everything above speaks through ``Database``: ``?`` placeholders, ``transaction()`` for
+all-or-nothing changes, ``change_marker()`` to learn cheaply whether another process committed,
+and versioned migrations. A second engine implements the same few methods.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..errors import HebdoError
+
+Row = sqlite3.Row
+
+
+class StoreError(HebdoError):
+    """The subscriber store cannot be used, or a command's input is wrong."""
+
+
+class Database(Protocol):
+    """What the store needs of an SQL engine."""
+
+    where: str  # the file or server, as errors name it
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor: ...
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> int: ...
+
+    def transaction(self) -> Transaction: ...
+
+    def change_marker(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+class Cursor(Protocol):
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Any: ...
+
+
+class Transaction(Protocol):
+    def __enter__(self) -> Transaction: ...
+
+    def __exit__(self, kind: object, *rest: object) -> None: ...
+
+    def rollback(self) -> None: ...
+
+
+class SqliteDatabase:
+    """One SQLite connection in autocommit mode; ``transaction()`` brackets the changes."""
+
+    def __init__(self, path: Path, *, create: bool, migrations: Sequence[str]) -> None:
+        self.path = path
+        self.where = str(path)
+        if not path.exists() and not create:
+            raise StoreError(
+                "no subscriber store here yet; import a list first "
+                "(hebdo-mail subscribers import FILE) or pass --subscribers FILE.csv",
+                path=path,
+            )
+        try:
+            self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA journal_mode = WAL")
+            self.db.execute("PRAGMA synchronous = NORMAL")
+            self._migrate(migrations)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(
+                f"is not a usable subscriber store ({exc}); restore it from a backup or move it "
+                "aside — it was left as it is",
+                path=path,
+            ) from None
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        return self.db.execute(sql, params)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
+        return self.db.executemany(sql, rows).rowcount
+
+    def transaction(self) -> SqliteTransaction:
+        return SqliteTransaction(self.db)
+
+    def change_marker(self) -> int:
+        """Changes whenever another connection commits: a cheap way to know nothing changed."""
+        return int(self.db.execute("PRAGMA data_version").fetchone()[0])
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _migrate(self, migrations: Sequence[str]) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(migrations):
+            raise StoreError(
+                f"was written by a newer hebdo-mail (schema {version}); upgrade hebdo-mail",
+                path=self.path,
+            )
+        if version == 0 and self.db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+            raise StoreError(
+                "is an SQLite database but not a hebdo-mail store; point [store] path elsewhere",
+                path=self.path,
+            )
+        for number in range(version, len(migrations)):
+            # Statement by statement: executescript() would commit half-way through.
+            with self.transaction():
+                for statement in migrations[number].split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
+                self.db.execute(f"PRAGMA user_version = {number + 1}")
+
+
+class SqliteTransaction:
+    """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any exception (the connection is in autocommit)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+        self.rolled_back = False
+
+    def __enter__(self) -> SqliteTransaction:
+        self.db.execute("BEGIN IMMEDIATE")
+        return self
+
+    def rollback(self) -> None:
+        self.db.execute("ROLLBACK")
+        self.rolled_back = True
+
+    def __exit__(self, kind: object, *rest: object) -> None:
+        if self.rolled_back:
+            return
+        self.db.execute("ROLLBACK" if kind else "COMMIT")

@@ -1,0 +1,63 @@
+"""Mailboxes of returned mail and unsubscribe requests: the messages of a Maildir or an mbox, and
+Maildir's way of marking one handled."""
+
+from __future__ import annotations
+
+import hashlib
+import mailbox
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..errors import HebdoError, display_path
+
+
+def maildir_messages(folder: Path, *, include_seen: bool = False) -> list[Path]:
+    """Messages not yet handled: everything in new/, and what in cur/ is not marked seen."""
+    if not (folder / "new").is_dir() and not (folder / "cur").is_dir():
+        raise HebdoError(
+            "is not a Maildir (no new/ or cur/ folder in it); give a Maildir folder or an mbox file",
+            path=folder,
+        )
+    return sorted(
+        p
+        for sub in ("new", "cur")
+        for p in (folder / sub).glob("*")
+        if p.is_file() and (include_seen or "S" not in p.name.partition(":2,")[2])
+    )
+
+
+def mark_seen(path: Path) -> None:
+    """Maildir's way to say "handled": in cur/, with the S (seen) flag in the name."""
+    base, _, flags = path.name.partition(":2,")
+    if path.parent.name == "cur" and "S" in flags:
+        return
+    new_flags = "".join(sorted(set(flags) | {"S"}))
+    path.rename(path.parent.parent / "cur" / f"{base}:2,{new_flags}")
+
+
+def read_messages(path: Path) -> Iterator[tuple[str, bytes, Path | None, str]]:
+    """(hash of the message, its bytes, its file in a Maildir or None in an mbox, where it is)."""
+    if path.is_dir():
+        # Seen ones too: an admin may have opened the bounce box in a mail client.
+        for item in maildir_messages(path, include_seen=True):
+            raw = item.read_bytes()
+            yield hashlib.sha256(raw).hexdigest(), raw, item, display_path(item)
+        return
+    if not path.is_file():
+        raise HebdoError("does not exist; give a Maildir folder or an mbox file", path=path)
+    try:
+        box = mailbox.mbox(path, create=False)
+        keys = box.keys()
+    except (OSError, mailbox.Error) as exc:
+        raise HebdoError(f"cannot be read as an mbox ({exc})", path=path) from None
+    try:
+        for number, key in enumerate(keys, start=1):
+            raw = box.get_bytes(key)
+            yield (
+                hashlib.sha256(raw).hexdigest(),
+                raw,
+                None,
+                f"{display_path(path)}, message {number}",
+            )
+    finally:
+        box.close()

@@ -1,0 +1,100 @@
+"""Commands of the editor's side: init, build (and build --site), preview, serve, catalogue."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import HebdoError, display_path
+from ..workspace import Workspace
+from .common import human_size, warn, workspace_from
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from ..workspace import init_workspace
+
+    created = init_workspace(Path(args.folder), args.name)
+    for path in created:
+        print(f"created {display_path(path)}")
+    print(f"next: cd {args.folder} && hebdo-mail build issues/2006-50")
+    return 0
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from ..publish.build import build_issue
+
+    workspace = workspace_from(args)
+    if args.site:
+        return build_site(workspace, Path(args.site), args.issue)
+    if not args.issue:
+        raise HebdoError("give the issue to build (e.g. issues/2006-50), or --site DIR")
+    report = build_issue(workspace.issue_folder(args.issue), workspace)
+    for output in report.outputs:
+        print(f"{display_path(output.path)}  {human_size(output.size)}")
+    for message in report.warnings:
+        warn(message)
+    editions = ", ".join(report.editions)
+    print(f"built issue {report.issue.id} ({editions})")
+    return 0
+
+
+def build_site(workspace: Workspace, target: Path, issue: str | None) -> int:
+    from ..publish.archive import write_site
+
+    if issue:
+        raise HebdoError("--site writes the whole archive; give no issue with it")
+    written = write_site(workspace, target)
+    pages = sum(1 for p in written if p.name == "index.html")
+    print(
+        f"wrote the archive to {display_path(target)}: {pages} pages, {len(written) - pages} files"
+    )
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from ..web.app import create_app
+
+    workspace = workspace_from(args)
+    app = create_app(workspace)
+    print(
+        f"serving {workspace.settings.newsletter.name} on http://{args.host}:{args.port}/ (Ctrl-C to stop)"
+    )
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", proxy_headers=True)
+    return 0
+
+
+def cmd_preview(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from ..web.preview import create_preview_app
+
+    workspace = workspace_from(args)
+    folder = workspace.issue_folder(args.issue)
+    app = create_preview_app(workspace, folder)
+    print(
+        f"previewing {folder.name} on http://{args.host}:{args.port}/ (rebuilt on every change; Ctrl-C to stop)"
+    )
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def cmd_catalogue(args: argparse.Namespace) -> int:
+    from ..config import check_language
+    from ..publish.i18n import extract_messages, write_catalogue
+    from ..publish.templating import package_templates_dir
+
+    try:
+        check_language(args.lang)
+    except ValueError as exc:
+        raise HebdoError(str(exc)) from None
+    workspace = workspace_from(args)
+    path = workspace.locale_dir / args.lang / "LC_MESSAGES" / "messages.po"
+    existed = path.exists()
+    messages = extract_messages([workspace.templates_dir, package_templates_dir()])
+    total, missing = write_catalogue(path, args.lang, messages)
+    print(
+        f"{'updated' if existed else 'created'} {display_path(path)}: {total} strings, {missing} to translate"
+    )
+    return 0

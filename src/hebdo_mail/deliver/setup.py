@@ -1,0 +1,96 @@
+"""The wiring of a send, shared by the command line and the web app: which transport carries the
+mail, who it goes to, and the message factory with its signers. No terminal here: whatever has to
+be asked of a person (a password) is asked through the callable the caller passes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from ..audience.recipients import CsvRecipients, RecipientSource, StoreRecipients
+from ..audience.store import SubscriberStore, open_store
+from ..audience.tokens import TokenSigner
+from ..errors import ConfigError, display_path
+from ..publish.render import RenderedEdition
+from ..workspace import Workspace, load_secret
+from .dkim import load_signer
+from .message import MessageFactory
+from .smtp import SmtpTransport, parse_smtp_url
+from .transport import OutboxTransport, Transport
+
+PASSWORD_ENV = "HEBDO_SMTP_PASSWORD"
+log = logging.getLogger(__name__)
+
+
+def log_path(workspace: Workspace, issue_id: str) -> Path:
+    return workspace.logs_dir / f"{issue_id}.jsonl"
+
+
+def configured_transport(
+    workspace: Workspace,
+    *,
+    url: str | None,
+    outbox: str,
+    ask_password: Callable[[str], str] | None = None,
+) -> Transport:
+    """The relay of --smtp or [smtp] url, else the outbox folder ``outbox`` of the workspace.
+    The password comes from HEBDO_SMTP_PASSWORD, else from ``ask_password(prompt)`` if given."""
+    url = url or workspace.settings.smtp.url
+    if not url:
+        return OutboxTransport(workspace.root / outbox, outbox)
+    target = parse_smtp_url(url)
+    password = None
+    if target.username:
+        password = os.environ.get(PASSWORD_ENV)
+        if password is None:
+            if ask_password is None:
+                raise ConfigError(
+                    f"the relay {target.where} needs the password of {target.username!r}; "
+                    f"set {PASSWORD_ENV}"
+                )
+            password = ask_password(f"SMTP password for {target.username} at {target.where}: ")
+    smtp = workspace.settings.smtp
+    if not smtp.verify_tls:
+        log.warning(
+            "TLS certificates of %s are not checked ([smtp] verify_tls = false); "
+            "anyone on the path could read this mail",
+            target.where,
+        )
+    return SmtpTransport(
+        target, password=password, timeout=smtp.timeout, verify_tls=smtp.verify_tls
+    )
+
+
+def recipient_source(
+    workspace: Workspace, subscribers_csv: Path | None
+) -> tuple[RecipientSource, SubscriberStore | None]:
+    """The rows of a CSV file, or the store's active subscribers; and the store, which has the
+    last word on who left (unsubscribed and bounced readers are skipped either way)."""
+    if subscribers_csv is not None:
+        source = CsvRecipients(subscribers_csv)
+        store = open_store(workspace, create=False) if workspace.store_path.exists() else None
+        return source, store
+    store = open_store(workspace, create=False)
+    return StoreRecipients(store), store
+
+
+def message_factory(
+    workspace: Workspace, issue_id: str, editions: dict[str, RenderedEdition], default_lang: str
+) -> MessageFactory:
+    """The factory of personalised messages, with the workspace's token and DKIM signers."""
+    secret, created = load_secret(workspace.root)
+    if created:
+        log.info("created %s (the key of unsubscribe links)", display_path(workspace.secret_path))
+    settings = workspace.settings
+    return MessageFactory(
+        issue_id=issue_id,
+        editions=editions,
+        default_lang=default_lang,
+        settings=settings.newsletter,
+        signer=TokenSigner(secret, settings.newsletter.list_identifier),
+        bounces=settings.bounces,
+        dkim=load_signer(workspace),
+    )
