@@ -17,7 +17,8 @@ from ..audience.addresses import InvalidAddress, normalise_address
 from ..audience.recipients import Recipient, RecipientSource, StoreRecipients
 from ..audience.store import SubscriberStore
 from ..deliver.message import MessageFactory
-from ..deliver.send import Sender, SendOptions, SendSummary, count_to_send, deliver_one
+from ..deliver.selection import SendOptions, count_to_send
+from ..deliver.send import Sender, SendSummary, deliver_one
 from ..deliver.sendlog import EventLog, LogWriter, NullLog, now, read_log
 from ..deliver.setup import configured_transport, log_path, message_factory, recipient_source
 from ..deliver.transport import NullTransport, OutboxTransport, Transport

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import os
 import re
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +26,8 @@ from ..config import DkimSettings
 from ..errors import ConfigError
 from ..workspace import Workspace
 from .wireformat import CRLF, from_wire
+
+log = logging.getLogger(__name__)
 
 # What RFC 8058 and good practice ask to be covered, in this order; absent ones are skipped.
 SIGNED_HEADERS = (
@@ -126,7 +128,7 @@ def load_signer(workspace: Workspace) -> DkimSigner | None:
         return None
     warning = alignment_warning(settings.domain, workspace.settings.newsletter.sender_domain)
     if warning:
-        print(f"warning: {warning}", file=sys.stderr)
+        log.warning("%s", warning)
     path = workspace.root / settings.key_file
     try:
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)

@@ -7,8 +7,8 @@ Issues are rendered on demand and kept until a file of theirs, a template or a s
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +17,8 @@ from ..workspace import Workspace
 from .issue import Issue, load_issue
 from .render import render_web
 from .templating import environment, render
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -65,7 +67,7 @@ class Archive:
                 cached = _Cached(signature, load_issue(folder, ws))
             except HebdoError as exc:
                 # A published issue edited into a broken state: leave it out, say why, go on.
-                print(f"warning: archive: {exc}", file=sys.stderr)
+                log.warning("archive: %s", exc)
                 return None
             self._cache[issue_id] = cached
         return cached.issue

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 import email.policy
-import time
-from collections.abc import Awaitable, Callable, MutableMapping
+import logging
+from collections.abc import Callable
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from typing import Any
@@ -37,91 +37,10 @@ from ..publish.archive import Archive, available_languages
 from ..publish.i18n import N_
 from ..publish.templating import environment, render
 from ..workspace import Workspace, load_secret
+from .guard import FORM_RATE, MAX_BODY, ClientLimiter, Guard
 
-MAX_BODY = 16 * 1024  # bytes: the forms are a few fields long
 CONFIRM_MAX_AGE = 7 * 24 * 3600  # seconds a confirmation link stays valid
-FORM_RATE = 10  # POSTs per client address and minute
-
-SECURITY_HEADERS = [
-    (b"content-security-policy", (
-        b"default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https: data:; "
-        b"media-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-    )),
-    (b"x-frame-options", b"DENY"),
-    (b"x-content-type-options", b"nosniff"),
-    # Unsubscribe and confirm URLs carry tokens: never hand them to another site.
-    (b"referrer-policy", b"no-referrer"),
-    (b"permissions-policy", b"interest-cohort=()"),
-]  # fmt: skip
-
-ASGIApp = Callable[
-    [MutableMapping[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]],
-    Awaitable[None],
-]
-
-
-class Guard:
-    """ASGI middleware: security headers on every response; bodies over MAX_BODY refused (413)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope.get("headers") or [])
-        declared = headers.get(b"content-length", b"0")
-        if not declared.isdigit() or int(declared) > MAX_BODY:
-            await _plain(send, 413, "request body too large")
-            return
-        received = 0
-
-        async def limited_receive() -> Any:
-            nonlocal received
-            message = await receive()
-            received += len(message.get("body", b""))
-            if received > MAX_BODY:
-                raise HTTPException(413, "request body too large")
-            return message
-
-        async def secured_send(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], *SECURITY_HEADERS]
-            await send(message)
-
-        await self.app(scope, limited_receive, secured_send)
-
-
-async def _plain(send: Any, status: int, text: str) -> None:
-    await send({
-        "type": "http.response.start",
-        "status": status,
-        "headers": [(b"content-type", b"text/plain; charset=utf-8"), *SECURITY_HEADERS],
-    })  # fmt: skip
-    await send({"type": "http.response.body", "body": text.encode()})
-
-
-class ClientLimiter:
-    """At most ``per_minute`` form posts per client address (a token bucket each)."""
-
-    def __init__(self, per_minute: int) -> None:
-        self.rate = per_minute / 60.0
-        self.capacity = float(per_minute)
-        self.buckets: dict[str, tuple[float, float]] = {}
-
-    def allow(self, client: str) -> bool:
-        now = time.monotonic()
-        tokens, last = self.buckets.get(client, (self.capacity, now))
-        tokens = min(self.capacity, tokens + (now - last) * self.rate)
-        if len(self.buckets) > 10_000:  # forget idle clients rather than grow without end
-            self.buckets = {k: v for k, v in self.buckets.items() if now - v[1] < 120}
-        if tokens < 1:
-            self.buckets[client] = (tokens, now)
-            return False
-        self.buckets[client] = (tokens - 1, now)
-        return True
+log = logging.getLogger(__name__)
 
 
 class WebApp:
@@ -338,7 +257,7 @@ class WebApp:
             )
         except HebdoError as exc:
             # The visitor gets the usual answer; the admin sees why the mail did not leave.
-            print(f"warning: confirmation to {address} not sent: {exc}")
+            log.warning("confirmation to %s not sent: %s", address, exc)
 
     async def confirm(self, request: Request) -> Response:
         address = self.signer.verify_timed(request.path_params["token"], "confirm", CONFIRM_MAX_AGE)
