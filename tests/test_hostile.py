@@ -60,11 +60,13 @@ def test_any_article_file_loads_or_gives_an_issue_error(
 def test_any_markdown_body_renders_to_html_and_text(body: str) -> None:
     tokens = parse(body)
     render_html(
-        tokens, resolve_url=lambda name: f"https://x.example/{name}", image_width=lambda name: None
+        tokens,
+        resolve_url=lambda name: f"https://x.example/{name}",
+        resolve_picture=lambda name: (f"https://x.example/{name}", 100),
     )
     text_part = PlainTextWriter(resolve_url=lambda name: name, gettext=lambda s: s).render(tokens)
     assert "<script" not in render_html(
-        parse("<script>alert(1)</script>"), resolve_url=str, image_width=lambda n: None
+        parse("<script>alert(1)</script>"), resolve_url=str, resolve_picture=lambda n: (n, 1)
     )
     assert isinstance(text_part, str)
 

@@ -30,7 +30,13 @@ def cmd_build(args: argparse.Namespace) -> int:
         raise HebdoError("give the issue to build (e.g. issues/2006-50), or --site DIR")
     report = build_issue(workspace.issue_folder(args.issue), workspace)
     for output in report.outputs:
-        print(f"{display_path(output.path)}  {human_size(output.size)}")
+        line = f"{display_path(output.path)}  {human_size(output.size)}"
+        picture = output.source.picture if output.source else None
+        if output.source and picture:
+            before = f"{human_size(output.source.source.stat().st_size)}, {picture.width}×{picture.height} px"
+            after = "{}×{} px".format(*picture.file_size)
+            line += f"  (from {output.source.name}: {before} → {after})"
+        print(line)
     for message in report.warnings:
         warn(message)
     editions = ", ".join(report.editions)
