@@ -9,7 +9,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from .conftest import EXAMPLE_ISSUE
+from .helpers import EXAMPLE_ISSUE
 
 GPS_IFD = 0x8825
 ORIENTATION = 0x0112

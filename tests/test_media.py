@@ -11,7 +11,7 @@ from hebdo_mail.publish.i18n import format_date, format_size
 from hebdo_mail.publish.media import inspect_file
 from hebdo_mail.publish.pictures import read_picture
 
-from .conftest import REPO
+from .helpers import REPO
 
 SAMPLES = {
     "ID3\x03": (b"ID3\x03\x00\x00\x00\x00\x00\x00", "MP3"),

@@ -21,7 +21,7 @@ from hebdo_mail.publish.render import render_edition, render_web
 from hebdo_mail.web.app import create_app
 from hebdo_mail.workspace import load_workspace, write_secret
 
-from .conftest import EXAMPLE_ISSUE, Result
+from .helpers import EXAMPLE_ISSUE, Result
 from .pictures import GPS_IFD, LONG_URL, illustrate_example, logo, photo, save_jpeg
 
 BUILD_FILE = re.compile(r"^build/\S+/files/(\S+)  ([\d.]+ [KM]?B)  \(from (\S+): (.*)\)$")
@@ -199,7 +199,7 @@ def test_a_proof_copy_before_any_send_has_every_picture_online(
     assert not (illustrated / "logs" / f"{EXAMPLE_ISSUE}.jsonl").exists()
     (copy,) = (illustrated / "outbox" / "test" / "new").iterdir()
     message = email.message_from_bytes(copy.read_bytes(), policy=policy.default)
-    html = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    html = message.get_body(("html",)).get_content()
     base = "https://hebdo.example.org"
     urls = set(re.findall(rf'(?:src|href)="{base}(/issues/{EXAMPLE_ISSUE}/files/[^"]+)"', html))
     assert len(urls) == 6  # five pictures and the recording
