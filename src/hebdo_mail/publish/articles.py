@@ -177,15 +177,43 @@ def _key_lines(front: str) -> dict[tuple[str | int, ...], int]:
     return found
 
 
+# One-line keys whose values are prose: French puts " : " in most titles, which plain YAML reads
+# as a second "key: value". Such a value, written unquoted, is quoted before YAML sees it.
+_PROSE_LINE = re.compile(
+    r"^(?P<lead>\s*(?:-\s+)?(?:title|summary|author|label|alt)\s*:[ \t]+)"
+    r"(?P<value>[^\s'\"|>&*!%@`{\[#].*)$"
+)
+
+
+def quote_prose_values(front: str) -> str:
+    """``title: Historique : les plans`` -> ``title: 'Historique : les plans'`` (a trailing
+    `` # comment`` stays a comment)."""
+    lines = []
+    for line in front.split("\n"):
+        match = _PROSE_LINE.match(line)
+        if match:
+            value, hash_mark, comment = match["value"].partition(" #")
+            value = value.rstrip()
+            if re.search(r":(\s|$)", value):
+                quoted = "'" + value.replace("'", "''") + "'"
+                line = match["lead"] + quoted + (f" #{comment}" if hash_mark else "")
+        lines.append(line)
+    return "\n".join(lines)
+
+
 def read_front_matter(front: str, path: Path) -> FrontMatter:
+    front = quote_prose_values(front)
     try:
         data: Any = yaml.load(front, Loader=_Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 2 if mark is not None else 1
         problem = getattr(exc, "problem", None) or "not valid YAML"
+        hint = ""
+        if "mapping values are not allowed" in problem or "got ':'" in problem:
+            hint = "; a value containing ': ' must be quoted, as in title: \"Historique : les plans\""
         raise IssueError(
-            f"front matter is not valid YAML: {problem}", path=path, line=line
+            f"front matter is not valid YAML: {problem}{hint}", path=path, line=line
         ) from None
     if not isinstance(data, dict):
         raise IssueError(
