@@ -72,7 +72,11 @@ def test_an_english_issue_with_other_sections_and_no_order(
     assert "LEAD STORY · BRIEFING\n\nFirst: the opening item\n" in text
     assert "Issue 3 — 19-Jan-2007" in text
     assert "Brochure (PDF, 3\u00a0KB)" in text
-    assert "- Video of the briefing\n  https://video.example.net/clip\n\n- Brochure" in text
+    # The downloads come with their article, between it and the next one.
+    downloads = text.index(
+        "Downloads\n- Video of the briefing\n  https://video.example.net/clip\n- Brochure"
+    )
+    assert text.index("First: the opening item\n") < downloads < text.index("Second item\n=")
     assert "Ministry: Defence" in text  # too wide for columns: one record per row
     document = lxml_html.fromstring((out / "email.html").read_bytes())
     assert document.get("lang") == "en-GB"

@@ -19,6 +19,7 @@ from premailer import Premailer
 
 from ..workspace import Workspace
 from . import i18n, markdown
+from .articles import Media
 from .issue import Edition, Issue
 from .plaintext import PlainTextWriter
 from .slots import SlotRegistry, SlotSpec, SubscriberFields
@@ -52,6 +53,8 @@ class ArticleView:
     html: Markup
     text: str
     sub_headings: list[str]
+    media: list[dict[str, Any]]  # its downloads: label, url, kind, size
+    lang: str  # of its text: a fallback article is not in its edition's language
 
 
 def web_url(workspace: Workspace, issue_id: str, lang: str) -> str:
@@ -134,6 +137,11 @@ def _context(
     links = FileLinks(issue, files_base)
     absolute = FileLinks(issue, files_url(workspace, issue.id))  # the text part's links
 
+    def media_view(media: Media) -> dict[str, Any]:
+        url = links.download(media.target) if media.is_file else media.target
+        kind = media.kind.name if media.kind else None
+        return {"label": media.label, "url": url, "kind": kind, "size": media.size}
+
     def view(article: Any, heading_base: int) -> ArticleView:
         writer = PlainTextWriter(resolve_url=absolute.link, gettext=gettext)
         image = None
@@ -163,6 +171,8 @@ def _context(
             ),
             text=writer.render(article.tokens),
             sub_headings=article.sub_headings(),
+            media=[media_view(m) for m in article.media],
+            lang=article.lang or issue.default_language,
         )
 
     # The lead story's title is an h2 (its sub-headings h3); other articles sit under a section h2.
@@ -186,16 +196,10 @@ def _context(
             {"name": s.name, "anchor": s.anchor, "articles": [views[a.path] for a in s.articles]}
             for s in edition.sections
         ],
+        # Every download of the edition, for templates that list them together; the shipped
+        # ones show each article's under the article.
         "media": [
-            {
-                "label": item.media.label,
-                "url": links.download(item.media.target)
-                if item.media.is_file
-                else item.media.target,
-                "kind": item.media.kind.name if item.media.kind else None,
-                "size": item.media.size,
-                "article": views[item.article.path],
-            }
+            {**media_view(item.media), "article": views[item.article.path]}
             for item in edition.media
         ],
         "web_url": web_url(workspace, issue.id, edition.lang),
