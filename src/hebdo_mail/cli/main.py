@@ -130,7 +130,14 @@ def build_parser() -> argparse.ArgumentParser:
     send = commands.add_parser(
         "send", help="mail the issue to every recipient (resumable)", parents=[common]
     )
-    send.add_argument("issue", metavar="ISSUE", help="the issue folder, or its id under issues/")
+    send.add_argument(
+        "issue", metavar="ISSUE", nargs="?", help="the issue folder, or its id under issues/"
+    )
+    send.add_argument(
+        "--due",
+        action="store_true",
+        help="send every issue whose send_at has passed and is not complete (for cron)",
+    )
     send.add_argument(
         "--subscribers", metavar="FILE.csv", help="mail the rows of this CSV instead of the store"
     )
@@ -147,7 +154,22 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument(
         "--dry-run", action="store_true", help="render every message, write and send nothing"
     )
-    send.add_argument("--test", metavar="ADDRESS", help="send one copy to ADDRESS; not a delivery")
+    send.add_argument(
+        "--test",
+        metavar="ADDRESS[,ADDRESS…]",
+        help="send a proof copy, subject marked [TEST], to each address; not a delivery",
+    )
+    send.add_argument(
+        "--edition", metavar="LANG", help="with --test: the edition to send (default: the default)"
+    )
+    send.add_argument(
+        "--format", choices=FORMATS, help="with --test: html (default) or text, as readers get it"
+    )
+    send.add_argument(
+        "--allow-changes",
+        action="store_true",
+        help="resume a send although the issue changed since its first messages went out",
+    )
     send.add_argument(
         "--resend-unknown",
         action="store_true",

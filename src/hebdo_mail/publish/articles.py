@@ -211,7 +211,9 @@ def read_front_matter(front: str, path: Path) -> FrontMatter:
         problem = getattr(exc, "problem", None) or "not valid YAML"
         hint = ""
         if "mapping values are not allowed" in problem or "got ':'" in problem:
-            hint = "; a value containing ': ' must be quoted, as in title: \"Historique : les plans\""
+            hint = (
+                "; a value containing ': ' must be quoted, as in title: \"Historique : les plans\""
+            )
         raise IssueError(
             f"front matter is not valid YAML: {problem}{hint}", path=path, line=line
         ) from None

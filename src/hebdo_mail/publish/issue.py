@@ -34,6 +34,8 @@ PerLanguage = str | dict[str, str]
 class IssueConfig(StrictModel):
     number: int = Field(ge=0)
     date: dt.date
+    # When `send --due` mails it; without an offset, the machine's local time.
+    send_at: dt.datetime | None = None
     preheader: PerLanguage = ""
     subject: PerLanguage | None = None
     # A list of names, or per language a table of section ids and their names:
@@ -180,6 +182,7 @@ class Issue:
     folder: Path
     number: int
     date: dt.date
+    send_at: dt.datetime | None  # aware: a time without offset is the machine's local time
     editions: Mapping[str, Edition]
     default_language: str
     files: IssueFiles  # files of the issue folder the editions show or link to
@@ -235,6 +238,7 @@ def load_issue(folder: Path, workspace: Workspace) -> Issue:
         folder=folder,
         number=config.number,
         date=config.date,
+        send_at=config.send_at.astimezone() if config.send_at else None,
         editions=editions,
         default_language=default,
         files=files,

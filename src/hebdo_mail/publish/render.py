@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +39,9 @@ class RenderedEdition:
     web_html: str  # the standalone web page
     slots: tuple[SlotSpec, ...]
     marker_pattern: re.Pattern[str]
+    # Short hashes of what readers get: the subject, each article (by file name) and the whole
+    # message; a resumed send compares them with the first run's (deliver/changes.py).
+    digests: Mapping[str, str]
 
 
 @dataclass(frozen=True)
@@ -79,18 +82,31 @@ def render_edition(issue: Issue, lang: str, workspace: Workspace) -> RenderedEdi
     html = render(env, "email.html", email_context)
     registry.check(html, "email.html")
     html = fold_long_lines(inline_css(html))
-    text = render(env, "email.txt", email_context)
+    text = normalise_text(render(env, "email.txt", email_context))
     registry.check(text, "email.txt")
+    digests = {
+        ARTICLE_DIGEST + path.name: _digest(repr(view))
+        for path, view in email_context["views"].items()
+    }
+    digests.update(subject=_digest(edition.subject), message=_digest(html + "\0" + text))
     return RenderedEdition(
         issue_id=issue.id,
         lang=lang,
         subject=edition.subject,
         html=html,
-        text=normalise_text(text),
+        text=text,
         web_html=render_web(issue, lang, workspace),
         slots=tuple(registry.specs),
         marker_pattern=registry.pattern(),
+        digests=digests,
     )
+
+
+ARTICLE_DIGEST = "article:"
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def render_web(issue: Issue, lang: str, workspace: Workspace) -> str:
@@ -202,6 +218,7 @@ def _context(
             {**media_view(item.media), "article": views[item.article.path]}
             for item in edition.media
         ],
+        "views": views,  # each article's view by its file: what the digests are taken of
         "web_url": web_url(workspace, issue.id, edition.lang),
         "archive_url": settings.base_url + "/",
     }
