@@ -82,7 +82,7 @@ def test_an_edit_between_two_partial_sends_stops_the_second(
         assert rest.code == 0, rest.err
     assert len(recorder.received) == 5
     (zoe,) = [r for r in recorder.received if r.rcpt == "zoe.nguyen@example.fr"]  # fr, html
-    html = zoe.message.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    html = zoe.message.get_body(("html",)).get_content()
     assert "Transit vers l'Afghanistan, revu" in html
 
 
