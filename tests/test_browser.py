@@ -19,12 +19,11 @@ import pytest
 import uvicorn
 from playwright.sync_api import Browser, Page, Route, sync_playwright
 
-from hebdo_mail.audience.store import SubscriberStore
 from hebdo_mail.web.app import create_app
 from hebdo_mail.web.preview import create_preview_app
 from hebdo_mail.workspace import load_workspace, write_secret
 
-from .helpers import CHROMIUM, EXAMPLE_ISSUE, REPO, Result, run_process
+from .helpers import CHROMIUM, EXAMPLE_ISSUE, REPO, Result, run_process, store_of
 from .pictures import illustrate_example
 
 pytestmark = pytest.mark.browser
@@ -92,7 +91,7 @@ def server(site: Path) -> Iterator[str]:
 
 
 def status_of(site: Path, address: str) -> str | None:
-    with SubscriberStore.at(site / "hebdo.db") as store:
+    with store_of(site) as store:
         subscriber = store.get(address)
         return subscriber.status if subscriber else None
 
@@ -153,7 +152,7 @@ def test_subscribe_and_confirm_with_the_mail_read_from_the_outbox(
     page.get_by_role("button", name="Confirm my subscription").click()
     page.wait_for_selector("text=from the next issue on")
     page.screenshot(path=ARTIFACTS / "subscribe-confirmed.png")
-    with SubscriberStore.at(site / "hebdo.db") as store:
+    with store_of(site) as store:
         reader = store.get("reader.new@example.org")
         assert reader is not None
         assert (reader.status, reader.name, reader.lang, reader.format) == (

@@ -12,12 +12,13 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from hebdo_mail.audience.store import SubscriberStore
 from hebdo_mail.audience.tokens import TokenSigner
 from hebdo_mail.web.app import create_app
 from hebdo_mail.workspace import load_secret, load_workspace, write_secret
 
-from .helpers import EXAMPLE_ISSUE, Result
+from .helpers import BOTH_STORES, EXAMPLE_ISSUE, Result, store_of
+
+pytestmark = BOTH_STORES
 
 SECURITY = (
     "content-security-policy",
@@ -47,7 +48,7 @@ def signer(site: Path) -> TokenSigner:
 
 
 def status_of(site: Path, address: str) -> str | None:
-    with SubscriberStore.at(site / "hebdo.db") as store:
+    with store_of(site) as store:
         subscriber = store.get(address)
         return subscriber.status if subscriber else None
 
@@ -151,7 +152,7 @@ def test_double_opt_in(client: TestClient, site: Path) -> None:
     assert status_of(site, "New.Reader@example.org") == "pending"  # a GET changes nothing
     done = client.post(link)
     assert done.status_code == 200 and "à partir du prochain numéro" in done.text
-    with SubscriberStore.at(site / "hebdo.db") as store:
+    with store_of(site) as store:
         reader = store.get("new.reader@example.org")
         assert reader is not None and (reader.status, reader.name, reader.format) == (
             "active",

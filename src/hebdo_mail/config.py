@@ -178,7 +178,32 @@ class DkimSettings(StrictModel):
 
 
 class StoreSettings(StrictModel):
-    path: str = "hebdo.db"  # relative to the workspace
+    path: str = "hebdo.db"  # the SQLite store, relative to the workspace
+    # A PostgreSQL server shared by several hosts, instead of the file (HEBDO_STORE_URL wins).
+    url: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        return check_store_url(value) if value is not None else None
+
+
+def check_store_url(value: str) -> str:
+    """postgresql://user@host:port/database; the password never goes in the URL (it would be
+    in hebdo.toml for anyone to read): PGPASSWORD, ~/.pgpass or HEBDO_STORE_PASSWORD."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value)
+    if parts.scheme not in ("postgresql", "postgres") or not parts.hostname:
+        raise ValueError(
+            f"{value.split('@')[-1]!r} is not a URL like 'postgresql://hebdo@db.example.org:5432/hebdo'"
+        )
+    if parts.password is not None:
+        raise ValueError(
+            "the store URL must not hold a password; give it in PGPASSWORD, ~/.pgpass or "
+            "HEBDO_STORE_PASSWORD"
+        )
+    return value
 
 
 class Settings(StrictModel):

@@ -13,10 +13,11 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import CONFIG_NAME, Settings, load_settings
+from .config import CONFIG_NAME, Settings, check_store_url, load_settings
 from .errors import ConfigError
 
 SECRET_ENV = "HEBDO_SECRET"
+STORE_URL_ENV = "HEBDO_STORE_URL"
 MIN_SECRET_LENGTH = 16
 
 
@@ -62,6 +63,21 @@ class Workspace:
     @property
     def store_path(self) -> Path:
         return self.root / self.settings.store.path
+
+    @property
+    def store_url(self) -> str | None:
+        """The PostgreSQL store's URL (HEBDO_STORE_URL, else [store] url), or None for SQLite."""
+        from_env = os.environ.get(STORE_URL_ENV)
+        if from_env:
+            try:
+                return check_store_url(from_env)
+            except ValueError as exc:
+                raise ConfigError(f"{STORE_URL_ENV}: {exc}") from None
+        return self.settings.store.url
+
+    def store_exists(self) -> bool:
+        """Whether there is a store to read (a server is assumed to be there)."""
+        return self.store_url is not None or self.store_path.exists()
 
     def issue_folder(self, name_or_path: str) -> Path:
         """An issue given as a folder path, or as an id under issues/."""

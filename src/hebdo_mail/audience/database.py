@@ -1,8 +1,9 @@
-"""The SQL connection under the store: SQLite by default (``hebdo.db``, WAL mode).
+"""The SQL connection under the store: SQLite by default (``hebdo.db``, WAL mode), PostgreSQL for
+several hosts (postgres.py).
 
-Everything above speaks through ``Database``: ``?`` placeholders, ``transaction()`` for
-all-or-nothing changes, ``change_marker()`` to learn cheaply whether another process committed,
-and versioned migrations. A second engine implements the same few methods.
+Everything above speaks through ``Database``: SQLite's SQL with ``?`` placeholders (the PostgreSQL
+side translates the few differences), ``transaction()`` for all-or-nothing changes,
+``change_marker()`` to learn cheaply whether another process committed, and versioned migrations.
 """
 
 from __future__ import annotations
@@ -15,6 +16,12 @@ from typing import Any, Protocol
 from ..errors import HebdoError
 
 Row = sqlite3.Row
+# A migration is SQL both engines run, or a table of SQL per engine where they differ.
+Migration = str | dict[str, str]
+
+
+def migration_sql(migration: Migration, engine: str) -> str:
+    return migration if isinstance(migration, str) else migration.get(engine, "")
 
 
 class StoreError(HebdoError):
@@ -24,6 +31,7 @@ class StoreError(HebdoError):
 class Database(Protocol):
     """What the store needs of an SQL engine."""
 
+    engine: str  # "sqlite" or "postgresql"
     where: str  # the file or server, as errors name it
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor: ...
@@ -34,6 +42,11 @@ class Database(Protocol):
 
     def change_marker(self) -> int: ...
 
+    def schema_version(self) -> int: ...
+
+    def reset_identity(self, table: str) -> None:
+        """After rows were inserted with their ids, new rows must still get fresh ones."""
+
     def close(self) -> None: ...
 
 
@@ -41,9 +54,14 @@ class Cursor(Protocol):
     @property
     def rowcount(self) -> int: ...
 
+    @property
+    def description(self) -> Any: ...
+
     def fetchone(self) -> Any: ...
 
     def fetchall(self) -> list[Any]: ...
+
+    def fetchmany(self, size: int) -> list[Any]: ...
 
     def __iter__(self) -> Any: ...
 
@@ -57,9 +75,12 @@ class Transaction(Protocol):
 
 
 class SqliteDatabase:
-    """One SQLite connection in autocommit mode; ``transaction()`` brackets the changes."""
+    """One SQLite connection in autocommit mode; ``transaction()`` brackets the changes.
+    The embedded store migrates itself when opened."""
 
-    def __init__(self, path: Path, *, create: bool, migrations: Sequence[str]) -> None:
+    engine = "sqlite"
+
+    def __init__(self, path: Path, *, create: bool, migrations: Sequence[Migration]) -> None:
         self.path = path
         self.where = str(path)
         if not path.exists() and not create:
@@ -94,10 +115,16 @@ class SqliteDatabase:
         """Changes whenever another connection commits: a cheap way to know nothing changed."""
         return int(self.db.execute("PRAGMA data_version").fetchone()[0])
 
+    def reset_identity(self, table: str) -> None:
+        return None  # INTEGER PRIMARY KEY continues from the highest id by itself
+
     def close(self) -> None:
         self.db.close()
 
-    def _migrate(self, migrations: Sequence[str]) -> None:
+    def schema_version(self) -> int:
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+
+    def _migrate(self, migrations: Sequence[Migration]) -> None:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
         if version > len(migrations):
             raise StoreError(
@@ -112,7 +139,7 @@ class SqliteDatabase:
         for number in range(version, len(migrations)):
             # Statement by statement: executescript() would commit half-way through.
             with self.transaction():
-                for statement in migrations[number].split(";"):
+                for statement in migration_sql(migrations[number], self.engine).split(";"):
                     if statement.strip():
                         self.db.execute(statement)
                 self.db.execute(f"PRAGMA user_version = {number + 1}")

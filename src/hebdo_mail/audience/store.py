@@ -19,7 +19,7 @@ from ..config import BounceSettings, check_language
 from ..vocabulary import FORMATS, NOT_MAILABLE, STATUSES, Status
 from .addresses import InvalidAddress, address_key, check_name, normalise_address
 from .bounce_ledger import BounceLedger
-from .database import Database, SqliteDatabase, StoreError
+from .database import Database, Migration, SqliteDatabase, StoreError
 
 if TYPE_CHECKING:
     from ..workspace import Workspace
@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 __all__ = ["MIGRATIONS", "Store", "StoreError", "Subscriber", "SubscriberStore", "open_store"]
 
 # Each entry moves the schema one version up; the database records where a store stands.
-MIGRATIONS: list[str] = [
+# Written in SQLite's SQL (postgres.py translates the types); a table where the engines differ.
+MIGRATIONS: list[Migration] = [
     """
     CREATE TABLE subscribers (
         id INTEGER PRIMARY KEY,
@@ -60,7 +61,19 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX bounce_events_by_address ON bounce_events (email_key, day);
     """,
+    {
+        # SQLite has PRAGMA data_version; PostgreSQL gets a sequence its triggers advance.
+        "postgresql": """
+        CREATE SEQUENCE store_changes;
+        CREATE FUNCTION hebdo_note_change() RETURNS trigger AS $$
+        BEGIN PERFORM nextval('store_changes'); RETURN NULL; END $$ LANGUAGE plpgsql;
+        CREATE TRIGGER subscribers_changed AFTER INSERT OR UPDATE OR DELETE ON subscribers
+            FOR EACH STATEMENT EXECUTE FUNCTION hebdo_note_change();
+        """
+    },
 ]
+# The tables `store copy` moves, parents first.
+TABLES = ("subscribers", "bounce_events")
 
 
 def now() -> str:
@@ -367,8 +380,17 @@ class SubscriberStore:
             )
 
 
-def open_store(workspace: Workspace, *, create: bool = True) -> SubscriberStore:
-    """The workspace's store, as its settings name it."""
-    return SubscriberStore.at(
-        workspace.store_path, create=create, bounces=workspace.settings.bounces
-    )
+def open_store(
+    workspace: Workspace, *, create: bool = True, migrate: bool = False
+) -> SubscriberStore:
+    """The workspace's store: its PostgreSQL server when [store] url (or HEBDO_STORE_URL) names
+    one, else the SQLite file. ``migrate`` brings a server's schema up to date."""
+    url = workspace.store_url
+    if url is None:
+        return SubscriberStore.at(
+            workspace.store_path, create=create, bounces=workspace.settings.bounces
+        )
+    from .postgres import PostgresDatabase
+
+    database = PostgresDatabase(url, migrations=MIGRATIONS, migrate=migrate)
+    return SubscriberStore(database, bounces=workspace.settings.bounces)

@@ -197,3 +197,26 @@ def cmd_subscribers_stats(args: argparse.Namespace) -> int:
     ):
         print(f"by {title}: " + ", ".join(f"{key} {value}" for key, value in counts.items()))
     return 0
+
+
+def cmd_store_migrate(args: argparse.Namespace) -> int:
+    from ..audience.store import open_store
+
+    with open_store(workspace_from(args), migrate=True) as store:
+        version = store.db.schema_version()
+    print(f"{store.db.where}: schema {version}, up to date")
+    return 0
+
+
+def cmd_store_copy(args: argparse.Namespace) -> int:
+    from ..audience.transfer import copy_store, open_target
+
+    with store_of(args, create=False) as source, open_target(args.to, source) as target:
+        counts = copy_store(source, target)
+        where = target.db.where
+    copied = ", ".join(f"{count} {table.replace('_', ' ')}" for table, count in counts.items())
+    print(f"copied {source.db.where} to {where} in one transaction: {copied}")
+    print(
+        "point [store] at the copy in hebdo.toml (url = … or path = …) to use it", file=sys.stderr
+    )
+    return 0

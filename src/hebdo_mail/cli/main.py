@@ -187,6 +187,23 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print the counts as JSON")
     status.set_defaults(handler=command("send:cmd_status"))
 
+    store = commands.add_parser(
+        "store", help="the store itself: schema migrations, moving it", parents=[common]
+    )
+    st = store.add_subparsers(dest="subcommand", required=True, metavar="ACTION")
+    migrate = st.add_parser(
+        "migrate", help="bring the store's schema up to date (PostgreSQL)", parents=[common]
+    )
+    migrate.set_defaults(handler=command("audience:cmd_store_migrate"))
+    copy = st.add_parser(
+        "copy", help="copy the whole store to another, in one transaction", parents=[common]
+    )
+    copy.add_argument(
+        "--to", required=True, metavar="URL_OR_FILE",
+        help="postgresql://user@host:5432/db, or an SQLite file such as hebdo.db",
+    )  # fmt: skip
+    copy.set_defaults(handler=command("audience:cmd_store_copy"))
+
     subscribers = commands.add_parser("subscribers", help="keep the mailing list", parents=[common])
     sub = subscribers.add_subparsers(dest="subcommand", required=True, metavar="ACTION")
     imp = sub.add_parser("import", help="import a CSV list (all or nothing)", parents=[common])
