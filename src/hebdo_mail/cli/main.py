@@ -8,6 +8,7 @@ Each command imports what it needs when it runs: `build` should not pay for SMTP
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import sys
 from collections.abc import Callable, Sequence
 from importlib import import_module
@@ -28,6 +29,13 @@ def command(name: str) -> Callable[[argparse.Namespace], int]:
         return int(handler(args))
 
     return run
+
+
+def _iso_date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2006-12-22") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,6 +59,18 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("folder", metavar="DIR")
     init.add_argument("--name", help="the newsletter's name (default: from the folder name)")
     init.set_defaults(handler=command("publish:cmd_init"))
+
+    new = commands.add_parser(
+        "new", help="start the next issue from the latest one (number + 1, date + 7 days)",
+        parents=[common],
+    )  # fmt: skip
+    new.add_argument(
+        "id", metavar="ID", nargs="?", help="the folder name (default: after the latest's pattern)"
+    )
+    new.add_argument(
+        "--date", type=_iso_date, metavar="YYYY-MM-DD", help="default: the latest issue's + 7 days"
+    )
+    new.set_defaults(handler=command("publish:cmd_new"))
 
     build = commands.add_parser(
         "build", help="render an issue into build/<issue-id>/", parents=[common]
