@@ -43,8 +43,9 @@ def preview_values(edition: RenderedEdition, workspace: Workspace) -> list[str]:
     for spec in edition.slots:
         if spec.field == "email":
             values.append(f"reader@{workspace.settings.newsletter.sender_domain}")
-        elif spec.field == "unsubscribe_url":
-            values.append(f"{workspace.settings.newsletter.base_url}/unsubscribe/preview")
+        elif spec.field in ("unsubscribe_url", "preferences_url"):
+            page = spec.field.removesuffix("_url")
+            values.append(f"{workspace.settings.newsletter.base_url}/{page}/preview")
         elif spec.field == "lang":
             values.append(edition.lang)
         elif spec.field == "format":

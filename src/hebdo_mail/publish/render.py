@@ -78,6 +78,7 @@ def render_edition(issue: Issue, lang: str, workspace: Workspace) -> RenderedEdi
     email_context = _context(issue, edition, workspace, files_url(workspace, issue.id), gettext)
     email_context["subscriber"] = SubscriberFields(registry)
     email_context["unsubscribe_url"] = registry.marker(SlotSpec("unsubscribe_url"))
+    email_context["preferences_url"] = registry.marker(SlotSpec("preferences_url"))
 
     html = render(env, "email.html", email_context)
     registry.check(html, "email.html")

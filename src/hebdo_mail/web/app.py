@@ -36,6 +36,7 @@ from ..errors import HebdoError
 from ..publish.archive import Archive, available_languages
 from ..publish.i18n import N_
 from ..publish.templating import environment, render
+from ..vocabulary import FORMATS
 from ..workspace import Workspace, load_secret
 from .files import FileServer
 from .guard import FORM_RATE, MAX_BODY, ClientLimiter, Guard
@@ -177,6 +178,55 @@ class WebApp:
             "unsubscribe.html", lang, heading=heading, email=address, done=request.method == "POST"
         )
 
+    # -- preferences ---------------------------------------------------------------------------
+
+    async def preferences(self, request: Request) -> Response:
+        """Language, format and name, changed by the reader; the token of their unsubscribe
+        link opens it. GET shows, POST changes; the page speaks the reader's language."""
+        token = request.path_params["token"]
+        address = self.signer.verify(token)
+        if address is None:
+            return self.error(
+                request,
+                400,
+                N_("This link is not valid. Use the link of your latest issue, or write to us."),
+            )
+        done = False
+        with self.store() as store:
+            reader = store.get(address)
+            if reader is None:
+                return self.error(
+                    request, 404, N_("This address is not on the list; write to us to change it.")
+                )
+            if request.method == "POST":
+                if (refusal := self.refused(request)) is not None:
+                    return refusal
+                form = await request.form(max_files=0, max_fields=10, max_part_size=MAX_BODY)
+                name = str(form.get("name") or "").strip()
+                lang = str(form.get("lang") or "")
+                fmt = str(form.get("format") or "")
+                try:
+                    check_name(name)
+                except InvalidAddress:
+                    name = reader.name  # the form caps it at 200 characters: only a forged post
+                reader = store.update_preferences(
+                    address,
+                    name=name,
+                    lang=lang if lang in self.languages else reader.lang,
+                    format=fmt if fmt in FORMATS else reader.format,
+                )
+                done = True
+        lang = self.language(request, reader.lang)
+        return self.page(
+            "preferences.html",
+            lang,
+            heading=self.gettext(lang)(N_("Your preferences")),
+            email=address,
+            reader={"name": reader.name, "lang": lang, "format": reader.format},
+            token=token,
+            done=done,
+        )
+
     # -- subscribe -----------------------------------------------------------------------------
 
     async def subscribe(self, request: Request) -> Response:
@@ -303,6 +353,7 @@ def create_app(workspace: Workspace, *, transport: Transport | None = None) -> S
         Route("/issues/{issue_id}/files/{name}", web.issue_file, methods=["GET"]),
         Route("/issues/{issue_id}/{lang}/", web.issue_page, methods=["GET"]),
         Route("/unsubscribe/{token}", web.unsubscribe, methods=["GET", "POST"]),
+        Route("/preferences/{token}", web.preferences, methods=["GET", "POST"]),
         Route("/subscribe", web.subscribe, methods=["GET", "POST"]),
         Route("/confirm/{token}", web.confirm, methods=["GET", "POST"]),
     ]
