@@ -293,7 +293,7 @@ def test_preferences_change_the_language_of_the_next_issue(
         if (m := email.message_from_bytes(p.read_bytes(), policy=policy.default))["Delivered-To"]
         == address
     )
-    html = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    html = message.get_body(("html",)).get_content()
     assert f'href="https://hebdo.example.org{path}"' in html  # the footer links to the page
     page = client.get(path)
     assert page.status_code == 200 and '<html lang="fr"' in page.text
