@@ -19,7 +19,7 @@ from ..workspace import Workspace
 from .files import IssueFile
 from .issue import Issue, load_issue
 from .render import render_web
-from .templating import environment, render
+from .templating import render, workspace_environment
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ class Archive:
 
     def cover_page(self, lang: str, *, subscribe_url: str | None) -> str:
         settings = self.workspace.settings.newsletter
-        env = environment(self.workspace.templates_dir, self.workspace.locale_dir, lang)
+        env = workspace_environment(self.workspace, lang)
         entries = []
         for issue in self.issues():
             edition = issue.editions.get(lang) or issue.editions[issue.default_language]

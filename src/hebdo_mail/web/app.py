@@ -35,7 +35,7 @@ from ..deliver.wireformat import to_wire
 from ..errors import HebdoError
 from ..publish.archive import Archive, available_languages
 from ..publish.i18n import N_
-from ..publish.templating import environment, render
+from ..publish.templating import render, workspace_environment
 from ..vocabulary import FORMATS
 from ..workspace import Workspace, load_secret
 from .files import FileServer
@@ -91,9 +91,7 @@ class WebApp:
     def page(self, template: str, lang: str, status: int = 200, **context: Any) -> HTMLResponse:
         env = self._environments.get(lang)
         if env is None:
-            env = self._environments[lang] = environment(
-                self.workspace.templates_dir, self.workspace.locale_dir, lang
-            )
+            env = self._environments[lang] = workspace_environment(self.workspace, lang)
         html = render(env, template, {
             "page_lang": lang,
             "newsletter": {"name": self.settings.name_in(lang), "base_url": self.settings.base_url},
@@ -283,7 +281,7 @@ class WebApp:
     async def send_confirmation(self, address: str, lang: str) -> None:
         settings = self.settings
         token = self.signer.timed_token(address, "confirm")
-        env = environment(self.workspace.templates_dir, self.workspace.locale_dir, lang)
+        env = workspace_environment(self.workspace, lang)
         name = settings.name_in(lang)
         body = render(env, "confirmation_email.txt", {
             "newsletter": {"name": name}, "email": address,
