@@ -165,7 +165,9 @@ def _send(
     if args.dry_run:
         return _dry_run(sender(NullTransport(), NullLog()), source)
 
-    digest = digest_of(editions)
+    to_send = count_to_send(state, source, options)
+    # The digest of what this run mails; a run that mails nobody keeps the previous one.
+    digest = digest_of(editions) if to_send or not state.digest else state.digest
     changes = describe_changes(state.digest, digest) if state.started and state.digest else None
     if changes and not args.allow_changes:
         raise HebdoError(
@@ -174,7 +176,6 @@ def _send(
             path=folder,
         )
 
-    to_send = count_to_send(state, source, options)
     if transport.needs_confirmation and to_send and not args.yes:
         _confirm(issue_id, to_send, transport.description)
 
