@@ -26,7 +26,7 @@ from starlette.routing import Route
 
 from ..audience.addresses import InvalidAddress, check_name, normalise_address
 from ..audience.store import SubscriberStore, open_store
-from ..audience.tokens import TokenSigner
+from ..audience.tokens import PROOF, TokenSigner
 from ..deliver.dkim import load_signer
 from ..deliver.send import deliver_one
 from ..deliver.setup import configured_transport
@@ -140,12 +140,16 @@ class WebApp:
         return RedirectResponse(f"/issues/{issue.id}/{target}/", status_code=307)
 
     async def issue_page(self, request: Request) -> Response:
-        html = self.archive.web_page(request.path_params["issue_id"], request.path_params["lang"])
+        issue_id = request.path_params["issue_id"]
+        # A proof copy's "read online" link carries a token: its page shows before the send.
+        proof = self.signer.verify(request.query_params.get("proof", ""), PROOF) == issue_id
+        html = self.archive.web_page(issue_id, request.path_params["lang"], published=not proof)
         if html is None:
             return self.error(
                 request, 404, N_("This issue does not exist or is not published yet.")
             )
-        return HTMLResponse(html)
+        headers = {"cache-control": "no-store", "x-robots-tag": "noindex"} if proof else None
+        return HTMLResponse(html, headers=headers)
 
     async def issue_file(self, request: Request) -> Response:
         entry = self.archive.file(request.path_params["issue_id"], request.path_params["name"])
