@@ -117,8 +117,19 @@ class BounceLedger:
                     "INSERT INTO sender_events (kind, email_key, email, domain, day, category,"
                     " status, reply, message_id, source, created_at)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source) DO NOTHING",
-                    (kind, address_key(email), email, domain, min(day or today, today).isoformat(),
-                     str(category), status, reply[:500], message_id, source, now()),
+                    (
+                        kind,
+                        address_key(email),
+                        email,
+                        domain,
+                        min(day or today, today).isoformat(),
+                        str(category),
+                        status,
+                        reply[:500],
+                        message_id,
+                        source,
+                        now(),
+                    ),
                 ).rowcount  # fmt: skip
             )
 

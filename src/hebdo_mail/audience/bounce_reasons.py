@@ -175,10 +175,23 @@ def _first_pass(
     """Sisimai's per-reason checks: where the status code is trusted, and where the words."""
     if reason == R.USER_UNKNOWN:
         if named == R.USER_UNKNOWN:
-            others = (R.NO_RELAYING, R.BLOCKED, R.MAILBOX_FULL, R.HAS_MOVED, R.REJECTED, R.NOT_ACCEPT)
+            others = (
+                R.NO_RELAYING,
+                R.BLOCKED,
+                R.MAILBOX_FULL,
+                R.HAS_MOVED,
+                R.REJECTED,
+                R.NOT_ACCEPT,
+            )
             return not any(says(other, text) for other in others)
         # Without a telling code, the words decide unless the refusal came after the data.
-        wording_decides = command == "RCPT" or (named is None and command in ("", "RCPT"))
+        # (Microsoft answers 5.1.10, "null MX", for an unknown recipient, Yandex 5.7.1 after the
+        # data. Without a code, "user unknown" after the data is a filter: Japanese carriers.)
+        wording_decides = (
+            command == "RCPT"
+            or (named in (None, R.NOT_ACCEPT, R.SECURITY_ERROR) and command == "")
+            or (named == R.SECURITY_ERROR and command == "DATA")
+        )
         return wording_decides and says(reason, text)
     if reason == R.FILTERED:
         if named == R.SUSPEND:
@@ -190,6 +203,8 @@ def _first_pass(
         if named == R.REJECTED:
             return True
         if command == "MAIL" or (command == "DATA" and named != R.USER_UNKNOWN):
+            return says(reason, text)
+        if named == R.USER_UNKNOWN and "sender" in text:  # "5.1.0 <we@…> sender rejected"
             return says(reason, text)
         return named in (None, R.ONHOLD, R.SECURITY_ERROR, R.SYSTEM_ERROR) and says(reason, text)
     if reason == R.HOST_UNKNOWN:

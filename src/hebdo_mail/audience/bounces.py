@@ -199,7 +199,9 @@ def _bounce(
         # One source per recipient; a report about one keeps the message's hash alone, as
         # before reports were read recipient by recipient.
         key = f"bounce {source}" if alone else f"bounce {source} {address.lower()}"
-        record(report, store, address, failure, key, bounce.returned.message_id, bounce.returned.day)
+        record(
+            report, store, address, failure, key, bounce.returned.message_id, bounce.returned.day
+        )
     return handled
 
 

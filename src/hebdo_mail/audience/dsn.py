@@ -67,9 +67,13 @@ def read_fields(lines: list[str]) -> list[Recipient]:
             address = _address(value)
             if not address:
                 continue
-            starts_new = current is None or (
-                current.final if name != "x-actual-recipient" else False
-            ) or (name == "original-recipient" and current.original)
+            # A field already filled, or the recipient's status already given: the next one.
+            filled = current is not None and (
+                (name == "final-recipient" and current.final)
+                or (name == "original-recipient" and current.original)
+                or (name != "x-actual-recipient" and (current.action or current.status))
+            )
+            starts_new = current is None or bool(filled)
             if starts_new:
                 current = Recipient()
                 recipients.append(current)

@@ -14,7 +14,14 @@ def looks_like_json(text: str) -> bool:
     start = text.lstrip()[:1]
     return start in ("{", "[") and any(
         key in text[:20000]
-        for key in ('"notificationType"', '"eventType"', '"event"', '"RecordType"', '"event-data"')
+        for key in (
+            '"notificationType"',
+            '"eventType"',
+            '"event"',
+            '"RecordType"',
+            '"event-data"',
+            '"reason"',
+        )
     )
 
 
@@ -55,6 +62,8 @@ def _one(event: dict[str, Any], returned: Returned) -> Verdict | None:
         return _ignored(f"a delivery notice ({kind}), not a failure")
     if kind in ("complaint", "spamcomplaint", "spamreport", "complained"):
         return _complaint(event, returned)
+    if not kind and "email" in event and ("reason" in event or "status" in event):
+        kind = "bounce"  # SendGrid's list of bounces
     if kind in ("bounce", "dropped", "failed", "deferred", "delay", "blocked"):
         return _bounce(event, kind, returned)
     return None
@@ -71,13 +80,17 @@ def _bounce(event: dict[str, Any], kind: str, returned: Returned) -> Verdict:
             if isinstance(r, dict):
                 diagnostic = str(r.get("diagnosticCode") or details.get("bounceSubType") or "")
                 status = str(r.get("status") or ("5.0.0" if permanent else "4.0.0"))
-                failures.append(_failure(str(r.get("emailAddress", "")), diagnostic, status, False, "smtp"))
+                failures.append(
+                    _failure(str(r.get("emailAddress", "")), diagnostic, status, False, "smtp")
+                )
     elif "Email" in event:  # Postmark
         diagnostic = f"{event.get('Details', '')} {event.get('Description', '')}"
         status = "5.0.0" if "hard" in str(event.get("Type", "")).lower() else ""
         failures.append(_failure(str(event["Email"]), diagnostic, status, False, "smtp"))
     else:  # SendGrid, Mailgun
-        delivery = event.get("delivery-status") if isinstance(event.get("delivery-status"), dict) else {}
+        delivery = (
+            event.get("delivery-status") if isinstance(event.get("delivery-status"), dict) else {}
+        )
         assert isinstance(delivery, dict)
         diagnostic = " ".join(
             str(x) for x in (

@@ -22,7 +22,8 @@ LABEL = re.compile(
 )
 AFTER_ADDRESS = re.compile(
     r"^[>\"')\]]*\s*(?:[:;,.]|\.\.\.)?\s*(?:\(expanded from[^)]*\)\s*:?|on \w{3}, .*|on \d.*|"
-    r"\(\w+ \w+\)|\[-?\d+\]|" r"\(user not found\)|\(generated from[^)]*\):?)?\s*$",
+    r"\(\w+ \w+\)|\[-?\d+\]|"
+    r"\(user not found\)|\(generated from[^)]*\):?)?\s*$",
     re.I,
 )
 # The mailbox of mail systems, never a reader (a postmaster may well be one).

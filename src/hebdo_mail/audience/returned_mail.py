@@ -64,7 +64,7 @@ BOUNCE_SUBJECT = re.compile(
     re.I,
 )
 COMMANDS = (
-    (re.compile(r"rcpt to|after rcpt|rcpt command|\[rcpt_to\]|recipient address rejected", re.I), "RCPT"),
+    (re.compile(r"\brcpt\b|recipient address rejected|does not like recipient", re.I), "RCPT"),
     (re.compile(r"mail from|after mail|sender address rejected", re.I), "MAIL"),
     (re.compile(r"end of data|after data|data command|in reply to data", re.I), "DATA"),
     (re.compile(r"initial connection|connect to|greeting|\b(ehlo|helo)\b", re.I), "EHLO"),
@@ -201,25 +201,29 @@ def _from_record(record: dsn.Recipient, by_text: dict[str, str], report_text: st
         diagnostic = written or diagnostic or _error_lines(report_text)
     delayed = record.action == "delayed"
     return _failure(
-        record.address, diagnostic, record.status, delayed, record.diagnostic_type, written
-    )
+        record.address, diagnostic, record.status, delayed, record.diagnostic_type,
+        written + "\n" + _error_lines(report_text),
+    )  # fmt: skip
 
 
 def _from_text(
     message: Message, by_text: dict[str, str], report_text: str, returned: Returned
 ) -> list[Failure]:
-    named = [a for a in getaddresses([_decoded(v) for v in message.get_all("X-Failed-Recipients", [])])]
+    named = [
+        a for a in getaddresses([_decoded(v) for v in message.get_all("X-Failed-Recipients", [])])
+    ]
     listed = [address for _, address in named if "@" in address]
+    context = _error_lines(report_text, everything=True)
     if listed:
         return [
-            _failure(a, by_text.get(a.lower()) or _error_lines(report_text), "", False, "")
+            _failure(a, by_text.get(a.lower()) or _error_lines(report_text), "", False, "", context)
             for a in listed
         ]
     if not by_text:
         recipient = returned.original_to or ""
-        return [_failure(recipient, _error_lines(report_text), "", False, "")]
+        return [_failure(recipient, _error_lines(report_text), "", False, "", context)]
     return [
-        _failure(address, diagnostic or _error_lines(report_text), "", False, "")
+        _failure(address, diagnostic or _error_lines(report_text), "", False, "", context)
         for address, diagnostic in by_text.items()
     ]
 
@@ -239,19 +243,31 @@ def _failure(
     status = dsn.prefer(field_status, text_status, dsn.find_reply(diagnostic))
     delayed = delayed or (not status.startswith("5") and bool(SOFT_WORDS.search(diagnostic)))
     command = next(
-        (name for text in (diagnostic, context) for pattern, name in COMMANDS if pattern.search(text)),
+        (
+            name
+            for text in (diagnostic, context)
+            for pattern, name in COMMANDS
+            if pattern.search(text)
+        ),
         "",
     )
+    local_program = diagnostic_type.startswith("x-unix")
     reason = decide(
-        status, diagnostic, command=command, delayed=delayed,
-        local_program=diagnostic_type.startswith("x-unix"),
-    )  # fmt: skip
+        status, diagnostic, command=command, delayed=delayed, local_program=local_program
+    )
+    if reason in (BounceReason.ONHOLD, BounceReason.UNDEFINED) and context:
+        # The lines kept for this recipient say nothing telling: the rest of the report may.
+        found = decide(status, context, command=command, delayed=delayed)
+        reason = found if found not in (BounceReason.ONHOLD, BounceReason.UNDEFINED) else reason
     return Failure(recipient, reason, status, diagnostic[:300], delayed)
 
 
-def _error_lines(text: str) -> str:
-    """The lines of a report that carry a code, else its first words: the diagnostic of last resort."""
+def _error_lines(text: str, *, everything: bool = False) -> str:
+    """The lines of a report that carry a code, else its first words: the diagnostic of last
+    resort; with ``everything``, its first 40 lines (to look for a reason in)."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if everything:
+        return " ".join(lines[:40])
     coded = [line for line in lines if dsn.STATUS_CODE.search(line) or dsn.SMTP_REPLY.search(line)]
     return " ".join(coded[:3] or lines[:6])
 
@@ -264,7 +280,9 @@ def _complaint(parts: list[tuple[Message, str]], returned: Returned) -> Verdict:
                 for name, value in block.items():
                     fields.setdefault(name.lower(), str(value).strip())
     recipient = _first_address(fields.get("original-rcpt-to") or fields.get("removal-recipient"))
-    return Complaint(recipient or returned.original_to, fields.get("feedback-type", "abuse"), returned)
+    return Complaint(
+        recipient or returned.original_to, fields.get("feedback-type", "abuse"), returned
+    )
 
 
 def _blocks(part: Message) -> list[Message]:
@@ -323,7 +341,9 @@ def _returned(message: Message, parts: Parts, original_text: str, verp_prefix: s
     message_id = str(original.get("Message-ID") or "").strip() if original is not None else ""
     if original_to is None and (match := re.search(r"^To:\s*(.+)$", original_text, re.M)):
         original_to = _first_address(match.group(1))
-    if not message_id and (match := re.search(r"^Message-ID:\s*(<[^>]+>)", original_text, re.M | re.I)):
+    if not message_id and (
+        match := re.search(r"^Message-ID:\s*(<[^>]+>)", original_text, re.M | re.I)
+    ):
         message_id = match.group(1)
     return Returned(
         _verp_token(message, verp_prefix), original_to, tokens, message_id or None, _day(message)
