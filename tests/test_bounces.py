@@ -17,10 +17,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hebdo_mail.audience.returned_mail import (
-    Bounce, Complaint, Ignored, Unreadable, Verdict, analyse,
-)  # fmt: skip
 from hebdo_mail.audience.bounce_reasons import counts_against_reader
+from hebdo_mail.audience.returned_mail import (
+    Bounce,
+    Complaint,
+    Ignored,
+    Unreadable,
+    Verdict,
+    analyse,
+)  # fmt: skip
 from hebdo_mail.audience.store import SubscriberStore
 from hebdo_mail.config import BounceSettings
 from hebdo_mail.vocabulary import BounceReason

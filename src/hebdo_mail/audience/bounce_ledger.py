@@ -111,27 +111,17 @@ class BounceLedger:
         ``source`` was noted before. Never changes a reader's score."""
         today = dt.datetime.now(dt.UTC).date()
         domain = email.rpartition("@")[2].lower()
+        day_text = min(day or today, today).isoformat()
+        row = (kind, address_key(email), email, domain, day_text, str(category), status,
+               reply[:500], message_id, source, now())  # fmt: skip
         with self.db.transaction():
-            return bool(
-                self.db.execute(
-                    "INSERT INTO sender_events (kind, email_key, email, domain, day, category,"
-                    " status, reply, message_id, source, created_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source) DO NOTHING",
-                    (
-                        kind,
-                        address_key(email),
-                        email,
-                        domain,
-                        min(day or today, today).isoformat(),
-                        str(category),
-                        status,
-                        reply[:500],
-                        message_id,
-                        source,
-                        now(),
-                    ),
-                ).rowcount  # fmt: skip
-            )
+            inserted = self.db.execute(
+                "INSERT INTO sender_events (kind, email_key, email, domain, day, category,"
+                " status, reply, message_id, source, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source) DO NOTHING",
+                row,
+            ).rowcount
+        return bool(inserted)
 
     def refusals_by_domain(self, issue_id: str | None = None) -> list[DomainProblems]:
         """Refusals of our side per receiving domain, most first (of one issue, if given)."""

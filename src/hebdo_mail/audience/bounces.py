@@ -28,10 +28,17 @@ from typing import Protocol
 
 from ..workspace import Workspace, load_secret
 from .addresses import InvalidAddress, address_key, normalise_address
-from .maildir import mark_seen, read_messages
 from .bounce_reasons import counts_against_reader, kind_of
+from .maildir import mark_seen, read_messages
 from .returned_mail import (
-    Bounce, Complaint, Failure, Ignored, Returned, Unreadable, analyse, refusal,
+    Bounce,
+    Complaint,
+    Failure,
+    Ignored,
+    Returned,
+    Unreadable,
+    analyse,
+    refusal,
 )  # fmt: skip
 from .store import Store, SubscriberStore, open_store
 from .tokens import TokenSigner

@@ -79,9 +79,8 @@ def _following(lines: list[str], start: int) -> str:
     for line in lines[start : start + 14]:
         if not line.strip():
             blanks += 1
-            if blanks > 1 or (taken and _tells(" ".join(taken))):
-                if taken:
-                    break
+            if taken and (blanks > 1 or _tells(" ".join(taken))):
+                break
             continue
         blanks = 0
         if _is_address_line(line):

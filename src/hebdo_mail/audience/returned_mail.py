@@ -11,18 +11,15 @@ from __future__ import annotations
 
 import datetime as dt
 import email
-import html
 import re
 from dataclasses import dataclass
-from email.errors import HeaderParseError
-from email.header import Header, decode_header, make_header
 from email.message import Message
-from email.utils import getaddresses, parsedate_to_datetime
+from email.utils import getaddresses
 
 from ..vocabulary import BounceKind, BounceReason
-from . import dsn, notices
+from . import dsn, mail_parts, notices
 from .bounce_reasons import counts_against_reader, decide, kind_of
-from .report_text import ADDRESS, failed_recipients, report_part
+from .report_text import ADDRESS, failed_recipients
 from .tokens import TOKEN_PATTERN as TOKEN
 
 SOFT_WORDS = re.compile(
@@ -151,7 +148,7 @@ def _analyse(raw: bytes, verp_prefix: str) -> Verdict:
         # The boundary the header announces is not the one used: read the body as plain text.
         body = re.split(rb"\r?\n\r?\n", raw, maxsplit=1)[-1]
         parts = [(email.message_from_bytes(b"Content-Type: text/plain\n\n" + body), "text/plain")]
-    report_text, original_text, status_text = _texts(parts)
+    report_text, original_text, status_text = mail_parts.texts(parts)
     returned = _returned(message, parts, original_text, verp_prefix)
 
     report_type = str(message.get_param("report-type") or "").lower()
@@ -162,8 +159,8 @@ def _analyse(raw: bytes, verp_prefix: str) -> Verdict:
     if notices.looks_like_json(report_text):
         return notices.read(report_text, returned)
 
-    subject = _decoded(message.get("Subject"))
-    sender = _decoded(message.get("From")).lower()
+    subject = mail_parts.decoded(message.get("Subject"))
+    sender = mail_parts.decoded(message.get("From")).lower()
     from_mail_system = any(w in sender for w in ("mailer-daemon", "postmaster", "mail delivery"))
     bounce_subject = bool(BOUNCE_SUBJECT.search(subject))
     records = dsn.read_fields(status_text.splitlines()) if status_text else []
@@ -210,7 +207,10 @@ def _from_text(
     message: Message, by_text: dict[str, str], report_text: str, returned: Returned
 ) -> list[Failure]:
     named = [
-        a for a in getaddresses([_decoded(v) for v in message.get_all("X-Failed-Recipients", [])])
+        a
+        for a in getaddresses(
+            [mail_parts.decoded(v) for v in message.get_all("X-Failed-Recipients", [])]
+        )
     ]
     listed = [address for _, address in named if "@" in address]
     context = _error_lines(report_text, everything=True)
@@ -276,77 +276,37 @@ def _complaint(parts: list[tuple[Message, str]], returned: Returned) -> Verdict:
     fields: dict[str, str] = {}
     for part, content_type in parts:
         if content_type == "message/feedback-report":
-            for block in _blocks(part):
+            for block in mail_parts.blocks(part):
                 for name, value in block.items():
                     fields.setdefault(name.lower(), str(value).strip())
-    recipient = _first_address(fields.get("original-rcpt-to") or fields.get("removal-recipient"))
+    recipient = mail_parts.first_address(
+        fields.get("original-rcpt-to") or fields.get("removal-recipient")
+    )
     return Complaint(
         recipient or returned.original_to, fields.get("feedback-type", "abuse"), returned
     )
 
 
-def _blocks(part: Message) -> list[Message]:
-    payload = part.get_payload()
-    if isinstance(payload, list):
-        return [p for p in payload if isinstance(p, Message)]
-    return [email.message_from_string(_text_of(part).strip() + "\n")]
-
-
-Parts = list[tuple[Message, str]]
-
-
-def _texts(parts: Parts) -> tuple[str, str, str]:
-    """(the report's own words, the returned original's text, the delivery status fields)."""
-    report: list[str] = []
-    original: list[str] = []
-    status: list[str] = []
-    inside_original = False
-    for part, content_type in parts:
-        if content_type in ("message/delivery-status", "message/global-delivery-status"):
-            status.append("\n\n".join(_block_text(b) for b in _blocks(part)))
-            continue
-        if content_type in ("message/rfc822", "text/rfc822-headers", "message/global"):
-            inside_original = True
-            if content_type == "text/rfc822-headers":
-                original.append(_text_of(part))
-            continue
-        attachment = str(part.get("Content-Disposition", "")).lower().startswith("attachment")
-        if content_type.startswith("multipart/") and not part.is_multipart():
-            content = str(part.get_payload())  # its boundary is broken: the parts as text
-        elif part.is_multipart() or not content_type.startswith("text/"):
-            continue
-        else:
-            content = _text_of(part)
-        if content_type == "text/html":
-            content = re.sub(r"(?s)<(style|script)\b.*?</\1>", " ", content)
-            content = re.sub(r"<br\s*/?>|</p>|</div>|</tr>", "\n", content, flags=re.I)
-            content = html.unescape(re.sub(r"<[^>]+>", " ", content))
-        (original if inside_original or attachment else report).append(content)
-    report_text = "\n".join(report)
-    if not original:
-        report_text, quoted = report_part(report_text)
-        original.append(quoted)
-    return report_text, "\n".join(original), "\n".join(status)
-
-
-def _block_text(block: Message) -> str:
-    return "\n".join(f"{name}: {' '.join(str(value).split())}" for name, value in block.items())
-
-
-def _returned(message: Message, parts: Parts, original_text: str, verp_prefix: str) -> Returned:
-    original = _returned_original(parts)
-    headers = _headers_text(original)
+def _returned(
+    message: Message, parts: mail_parts.Parts, original_text: str, verp_prefix: str
+) -> Returned:
+    original = mail_parts.returned_original(parts)
+    headers = mail_parts.headers_text(original)
     tokens = tuple(dict.fromkeys(TOKEN.findall(original_text + "\n" + headers)))
-    original_to = _first_address(original.get("To")) if original is not None else None
+    original_to = mail_parts.first_address(original.get("To")) if original is not None else None
     message_id = str(original.get("Message-ID") or "").strip() if original is not None else ""
     if original_to is None and (match := re.search(r"^To:\s*(.+)$", original_text, re.M)):
-        original_to = _first_address(match.group(1))
+        original_to = mail_parts.first_address(match.group(1))
     if not message_id and (
         match := re.search(r"^Message-ID:\s*(<[^>]+>)", original_text, re.M | re.I)
     ):
         message_id = match.group(1)
     return Returned(
-        _verp_token(message, verp_prefix), original_to, tokens, message_id or None, _day(message)
+        _verp_token(message, verp_prefix),
+        original_to,
+        tokens,
+        message_id or None,
+        mail_parts.day(message),
     )
 
 
@@ -359,7 +319,9 @@ def _not_readers(message: Message, returned: Returned, original_text: str) -> se
     (the returned message's sender), and the returned message's sender."""
     found: set[str] = set()
     for header in ("From", "To", "Return-Path", "Sender", "Reply-To"):
-        for _, address in getaddresses([_decoded(v) for v in message.get_all(header, [])]):
+        for _, address in getaddresses(
+            [mail_parts.decoded(v) for v in message.get_all(header, [])]
+        ):
             found.add(address.lower())
     for name in ("From", "Return-Path", "Sender", "Reply-To", "Errors-To"):
         if match := re.search(rf"^{name}:\s*(.+)$", original_text, re.M | re.I):
@@ -376,25 +338,6 @@ def _auto_reply(message: Message, subject: str) -> bool:
     )  # fmt: skip
 
 
-def _decoded(value: object) -> str:
-    """A header's text, RFC 2047 encoded words decoded."""
-    if value is None:
-        return ""
-    try:
-        if isinstance(value, Header):  # raw 8-bit bytes in a header: most likely UTF-8
-            return "".join(
-                text.decode(_known(charset), "replace") if isinstance(text, bytes) else text
-                for text, charset in decode_header(value)
-            )
-        return str(make_header(decode_header(str(value))))
-    except (LookupError, UnicodeError, ValueError, HeaderParseError):
-        return str(value)
-
-
-def _known(charset: str | None) -> str:
-    return "utf-8" if charset in (None, "unknown-8bit") else str(charset)
-
-
 def _verp_token(message: Message, prefix: str) -> str | None:
     pattern = re.compile(rf"(?<![\w.+-]){re.escape(prefix)}\+([0-9a-f]{{16}})@", re.I)
     for header in ("X-Original-To", "Delivered-To", "Envelope-To", "X-Envelope-To", "To"):
@@ -402,53 +345,6 @@ def _verp_token(message: Message, prefix: str) -> str | None:
             if match := pattern.search(str(value)):
                 return match.group(1).lower()
     return None
-
-
-def _first_address(value: object) -> str | None:
-    if not value:
-        return None
-    addresses = getaddresses([_decoded(value)])
-    return addresses[0][1] if addresses and "@" in addresses[0][1] else None
-
-
-def _text_of(part: Message) -> str:
-    payload = part.get_payload(decode=True)
-    if not isinstance(payload, bytes):
-        payload = part.get_payload()
-        return payload if isinstance(payload, str) else ""
-    for charset in (part.get_content_charset() or "utf-8", "utf-8"):
-        try:
-            return payload.decode(charset)
-        except (LookupError, UnicodeError):  # mislabelled, or a charset Python does not know
-            continue
-    return payload.decode("utf-8", "replace")
-
-
-def _returned_original(parts: Parts) -> Message | None:
-    for part, content_type in parts:
-        if content_type in ("message/rfc822", "message/global"):
-            payload = part.get_payload()
-            if isinstance(payload, list) and payload and isinstance(payload[0], Message):
-                return payload[0]
-        elif content_type == "text/rfc822-headers":
-            return email.message_from_string(_text_of(part))
-    return None
-
-
-def _headers_text(message: Message | None) -> str:
-    if message is None:
-        return ""
-    return "\n".join(f"{name}: {value}" for name, value in message.items())
-
-
-def _day(message: Message) -> dt.date | None:
-    try:
-        when = parsedate_to_datetime(str(message.get("Date", "")))
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return when.astimezone(dt.UTC).date()
 
 
 def refusal(code: int | None, stage: str | None, reply: str) -> Failure | None:

@@ -13,8 +13,8 @@ import contextlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from ..audience.recipients import Recipient
 from ..audience.bounces import record
+from ..audience.recipients import Recipient
 from ..audience.returned_mail import refusal
 from ..audience.store import Store
 from ..errors import HebdoError
