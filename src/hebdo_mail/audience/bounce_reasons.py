@@ -12,7 +12,7 @@ or our message are problems on our side: they are reported, never scored against
 from __future__ import annotations
 
 import re
-from functools import cache
+from functools import cache, lru_cache
 from importlib.resources import files
 
 from ..vocabulary import BounceKind, BounceReason
@@ -142,6 +142,7 @@ def wordings() -> dict[BounceReason, Wording]:
     return {r: Wording(phrases.get(r, []), vetoes.get(r, [])) for r in R}
 
 
+@lru_cache(maxsize=2048)  # a decision asks the same of the same words several times
 def says(reason: BounceReason, text: str) -> bool:
     """Does the (lower-cased) text use one of the reason's wordings?"""
     return wordings()[reason](text)

@@ -67,6 +67,9 @@ COMMANDS = (
     (re.compile(r"initial connection|connect to|greeting|\b(ehlo|helo)\b", re.I), "EHLO"),
 )  # fmt: skip
 DELIVERED = ("delivered", "relayed", "expanded")
+SENDER_FIELDS = re.compile(
+    r"^(?:from|return-path|sender|reply-to|errors-to):[ \t]*(.+)$", re.M | re.I
+)
 
 
 @dataclass(frozen=True)
@@ -323,9 +326,9 @@ def _not_readers(message: Message, returned: Returned, original_text: str) -> se
             [mail_parts.decoded(v) for v in message.get_all(header, [])]
         ):
             found.add(address.lower())
-    for name in ("From", "Return-Path", "Sender", "Reply-To", "Errors-To"):
-        if match := re.search(rf"^{name}:\s*(.+)$", original_text, re.M | re.I):
-            found.update(m.group(0).lower() for m in ADDRESS.finditer(match.group(1)))
+    head = original_text[:20000]  # the returned message's headers, and then some
+    for match in SENDER_FIELDS.finditer(head):
+        found.update(m.group(0).lower() for m in ADDRESS.finditer(match.group(1)))
     return found
 
 
