@@ -490,3 +490,101 @@ def test_any_damaged_bounce_is_read_or_set_aside_never_a_crash(
     assert isinstance(result, Bounce | Complaint | Ignored | Unreadable)
     if isinstance(result, Bounce):
         assert all(len(f.diagnostic) <= 300 and f.kind in ("hard", "soft") for f in result.failures)
+
+
+def arf_for(reader: str, message_id: str) -> bytes:
+    """A complaint as a mailbox provider sends it (RFC 5965), about one copy of an issue."""
+    return (
+        "From: feedback@fbl.example.com\r\nTo: abuse@example.org\r\n"
+        "Subject: Complaint about message\r\nDate: "
+        + format_datetime(dt.datetime.now(dt.UTC))
+        + "\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=feedback-report;"
+        ' boundary="fb"\r\n\r\n--fb\r\nContent-Type: text/plain\r\n\r\nA reader marked this as spam.\r\n'
+        "--fb\r\nContent-Type: message/feedback-report\r\n\r\nFeedback-Type: abuse\r\n"
+        f"User-Agent: FBL/1.0\r\nVersion: 1\r\nOriginal-Rcpt-To: {reader}\r\n"
+        "--fb\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: OTAN Hebdo <hebdo@example.org>\r\n"
+        f"To: {reader}\r\nMessage-ID: {message_id}\r\nSubject: Hebdo\r\n\r\n--fb--\r\n"
+    ).encode()
+
+
+def test_a_complaint_unsubscribes_its_reader_at_once_and_is_counted_per_issue(
+    ws: Path, cli: Callable[..., Result]
+) -> None:
+    import_readers(cli, ws, ["marc.dubois@example.net", "zoe.nguyen@example.fr"])
+    box = make_maildir(ws / "Bounces")
+    (box / "new" / "c").write_bytes(
+        arf_for("marc.dubois@example.net", "<2006-50.ab12@example.org>")
+    )
+    (box / "new" / "d").write_bytes(arf_for("nobody@example.com", "<2006-50.cd34@example.org>"))
+    result = cli("bounces", "process", "Bounces", cwd=ws)
+    assert "1 complaints (readers unsubscribed)" in result.out
+    assert "a complaint about nobody@example.com, who is not a reader" in result.err
+    with SubscriberStore.at(ws / "hebdo.db") as store:
+        marc = store.get("marc.dubois@example.net")
+        assert marc is not None and marc.status == "unsubscribed" and marc.bounce_score == 0
+        assert store.bounces.issue_counts("2006-50").complaints == 1
+        assert store.bounces.issue_counts("2006-49").complaints == 0
+    again = cli("bounces", "process", "Bounces", cwd=ws)
+    assert "0 complaints" in again.out  # the same report twice counts once
+
+
+def test_every_recipient_of_a_report_is_counted_with_its_own_reason(
+    ws: Path, cli: Callable[..., Result]
+) -> None:
+    readers = ["ana.silva@example.pt", "bo.lind@example.se", "cy.moss@example.ie"]
+    import_readers(cli, ws, readers)
+    blocks = "".join(
+        f"Final-Recipient: rfc822; {address}\r\nAction: failed\r\nStatus: {status}\r\n"
+        f"Diagnostic-Code: smtp; {reply}\r\n\r\n"
+        for address, status, reply in (
+            (readers[0], "5.1.1", "550 5.1.1 user unknown"),
+            (readers[1], "5.2.2", "552 5.2.2 mailbox full"),
+            (readers[2], "5.7.1", "550 5.7.1 client host [192.0.2.9] blocked using zen.spamhaus.org"),
+        )
+    )
+    raw = dsn_for("hebdo@example.org", "x@example.org").replace(
+        b"Final-Recipient: rfc822; x@example.org\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+        b"Diagnostic-Code: smtp; 550 5.1.1 mailbox unknown\r\n",
+        blocks.encode(),
+    )
+    parsed = analyse(raw, "bounces")
+    assert isinstance(parsed, Bounce)
+    assert [(f.recipient, f.reason, f.kind) for f in parsed.failures] == [
+        (readers[0], "userunknown", "hard"), (readers[1], "mailboxfull", "soft"),
+        (readers[2], "blocked", "soft"),
+    ]  # fmt: skip
+    (make_maildir(ws / "Bounces") / "new" / "m").write_bytes(raw)
+    result = cli("bounces", "process", "Bounces", cwd=ws)
+    assert result.out.splitlines()[-1].startswith("2 bounces counted")
+    assert "problem on our side: example.ie refused 1 message" in result.out
+    assert scores(ws) == {readers[0]: (1.0, "hard"), readers[1]: (0.5, "soft")}
+
+
+@pytest.mark.parametrize(
+    ("notice", "expected"),
+    [
+        ('{"notificationType":"Delivery","delivery":{"recipients":["a@example.org"]}}', "ignored"),
+        ('{"eventType":"Bounce","bounce":{"bounceType":"Permanent","bouncedRecipients":'
+         '[{"emailAddress":"a@example.org","status":"5.1.1","diagnosticCode":"smtp; 550 5.1.1 '
+         'user unknown"}]},"mail":{"messageId":"x"}}', ("a@example.org", "userunknown")),
+        ('{"notificationType":"Complaint","complaint":{"complainedRecipients":'
+         '[{"emailAddress":"a@example.org"}]}}', "complaint"),
+        ('{"RecordType":"Bounce","Type":"HardBounce","Email":"b@example.org",'
+         '"Details":"smtp;550 5.1.1 The email account does not exist"}', ("b@example.org", "userunknown")),
+        ('{"event-data":{"event":"failed","severity":"temporary","recipient":"c@example.org",'
+         '"delivery-status":{"code":452,"message":"4.2.2 mailbox full"}}}', ("c@example.org", "mailboxfull")),
+        ('[{"email":"d@example.org","event":"delivered"}]', "ignored"),
+        ('{"not": "a notice"', "unreadable"),
+    ],
+)  # fmt: skip
+def test_json_notices_of_sending_providers(notice: str, expected: object) -> None:
+    result = analyse(notice.encode(), "bounces")
+    if expected == "ignored":
+        assert isinstance(result, Ignored)
+    elif expected == "complaint":
+        assert isinstance(result, Complaint) and result.recipient == "a@example.org"
+    elif expected == "unreadable":
+        assert isinstance(result, Unreadable)
+    else:
+        assert isinstance(result, Bounce)
+        assert [(f.recipient, f.reason) for f in result.failures] == [expected]
