@@ -539,7 +539,11 @@ def test_every_recipient_of_a_report_is_counted_with_its_own_reason(
         for address, status, reply in (
             (readers[0], "5.1.1", "550 5.1.1 user unknown"),
             (readers[1], "5.2.2", "552 5.2.2 mailbox full"),
-            (readers[2], "5.7.1", "550 5.7.1 client host [192.0.2.9] blocked using zen.spamhaus.org"),
+            (
+                readers[2],
+                "5.7.1",
+                "550 5.7.1 client host [192.0.2.9] blocked using zen.spamhaus.org",
+            ),
         )
     )
     raw = dsn_for("hebdo@example.org", "x@example.org").replace(
