@@ -22,7 +22,7 @@ class Received:
 
     @property
     def message(self) -> EmailMessage:
-        return message_from_bytes(self.data, policy=policy.default)  # type: ignore[return-value]
+        return message_from_bytes(self.data, policy=policy.default)
 
 
 # A hook sees (stage, recipient, times this recipient reached that stage) and returns None to go on,
@@ -56,7 +56,7 @@ class Recorder:
             await asyncio.sleep(decision[1])
             return None
         if str(decision).startswith("421"):
-            asyncio.get_running_loop().call_soon(server.transport.close)  # type: ignore[union-attr]
+            asyncio.get_running_loop().call_soon(server.transport.close)
         return str(decision)
 
     async def handle_MAIL(
@@ -134,3 +134,4 @@ class SmtpServer:
         asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(timeout=10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=10)
+        self.loop.close()

@@ -29,9 +29,8 @@ from hebdo_mail.audience.returned_mail import (
 from hebdo_mail.audience.store import SubscriberStore
 from hebdo_mail.config import BounceSettings
 from hebdo_mail.vocabulary import BounceReason
-from hebdo_mail.workspace import write_secret
 
-from .conftest import EXAMPLE_ISSUE, Result
+from .helpers import EXAMPLE_ISSUE, Result
 from .smtpserver import Recorder, SmtpServer
 
 CORPUS = Path(__file__).parent / "bounces"
@@ -70,12 +69,6 @@ KEPT = sorted(e.file for e in OWN if e.verdict == "unreadable")
 SET_ASIDE = len([e for e in OWN if e.verdict == "not-a-bounce"])
 COUNTED = [e for e in OWN if e.verdict == "bounce" and e.reasons[0] in COUNTING]
 OUR_SIDE = [e for e in OWN if e.verdict == "bounce" and e.reasons[0] not in COUNTING]
-
-
-@pytest.fixture
-def ws(workspace: Path) -> Path:
-    write_secret(workspace / ".hebdo-secret")
-    return workspace
 
 
 def import_readers(cli: Callable[..., Result], ws: Path, addresses: list[str]) -> None:
