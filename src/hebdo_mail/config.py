@@ -5,6 +5,7 @@ Every later stage receives a ``Workspace``; nothing else reads ``hebdo.toml``.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import tomllib
 from collections.abc import Callable, Mapping
@@ -138,6 +139,25 @@ class SendSettings(StrictModel):
     retry_delay: float = Field(
         default=2.0, ge=0
     )  # seconds before the first retry, doubled each time
+    # `send --due` starts no issue more than this late (a machine off all weekend must not mail
+    # Friday's issue on Monday without a human deciding): "12h", "90min", "2d".
+    send_window: dt.timedelta = dt.timedelta(hours=12)
+
+    @field_validator("send_window", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        if isinstance(value, str):
+            return parse_duration(value)
+        return value
+
+
+def parse_duration(text: str) -> dt.timedelta:
+    """'12h', '90min', '2d', '45m' (minutes) or '30s'."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(d|h|m|min|s)\s*", text)
+    if not match:
+        raise ValueError(f"{text!r} is not a duration such as '12h', '90min' or '2d'")
+    unit = {"d": "days", "h": "hours", "m": "minutes", "min": "minutes", "s": "seconds"}
+    return dt.timedelta(**{unit[match[2]]: float(match[1])})
 
 
 class BounceSettings(StrictModel):

@@ -188,7 +188,8 @@ def example_dir() -> Path:
     return packaged if packaged.is_dir() else Path(__file__).resolve().parents[2]
 
 
-EXAMPLE_ISSUE = "2006-50"
+EXAMPLE_ISSUE = "2006-50"  # as shipped in the package
+EXAMPLE_NAME = "example"  # its folder in a new workspace: a name that says what it is
 
 
 def write_secret(path: Path) -> None:
@@ -206,7 +207,7 @@ def init_workspace(folder: Path, name: str | None = None) -> list[Path]:
     if folder.exists() and any(folder.iterdir()):
         raise ConfigError("is not empty; give a new or empty folder", path=folder)
     folder.mkdir(parents=True, exist_ok=True)
-    title = name or folder.resolve().name.replace("-", " ").replace("_", " ").title()
+    title = name or folder.resolve().name  # as the editor wrote it: "OTAN-Hebdo" stays so
     if '"' in title or "\\" in title or "\n" in title:
         raise ConfigError(
             "the newsletter name may not contain quotes, backslashes or line breaks", path=folder
@@ -219,7 +220,7 @@ def init_workspace(folder: Path, name: str | None = None) -> list[Path]:
     write_secret(folder / SECRET_NAME)
     created.append(folder / SECRET_NAME)
     source = example_dir()
-    issue_target = folder / "issues" / EXAMPLE_ISSUE
+    issue_target = folder / "issues" / EXAMPLE_NAME
     shutil.copytree(source / "issues" / EXAMPLE_ISSUE, issue_target)
     created.append(issue_target)
     shutil.copyfile(source / "subscribers.example.csv", folder / "subscribers.example.csv")

@@ -8,6 +8,7 @@ Each command imports what it needs when it runs: `build` should not pay for SMTP
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import sys
 from collections.abc import Callable, Sequence
 from importlib import import_module
@@ -28,6 +29,13 @@ def command(name: str) -> Callable[[argparse.Namespace], int]:
         return int(handler(args))
 
     return run
+
+
+def _iso_date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2006-12-22") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,6 +59,18 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("folder", metavar="DIR")
     init.add_argument("--name", help="the newsletter's name (default: from the folder name)")
     init.set_defaults(handler=command("publish:cmd_init"))
+
+    new = commands.add_parser(
+        "new", help="start the next issue from the latest one (number + 1, date + 7 days)",
+        parents=[common],
+    )  # fmt: skip
+    new.add_argument(
+        "id", metavar="ID", nargs="?", help="the folder name (default: after the latest's pattern)"
+    )
+    new.add_argument(
+        "--date", type=_iso_date, metavar="YYYY-MM-DD", help="default: the latest issue's + 7 days"
+    )
+    new.set_defaults(handler=command("publish:cmd_new"))
 
     build = commands.add_parser(
         "build", help="render an issue into build/<issue-id>/", parents=[common]
@@ -138,7 +158,14 @@ def build_parser() -> argparse.ArgumentParser:
     send = commands.add_parser(
         "send", help="mail the issue to every recipient (resumable)", parents=[common]
     )
-    send.add_argument("issue", metavar="ISSUE", help="the issue folder, or its id under issues/")
+    send.add_argument(
+        "issue", metavar="ISSUE", nargs="?", help="the issue folder, or its id under issues/"
+    )
+    send.add_argument(
+        "--due",
+        action="store_true",
+        help="send every issue whose send_at has passed and is not complete (for cron)",
+    )
     send.add_argument(
         "--subscribers", metavar="FILE.csv", help="mail the rows of this CSV instead of the store"
     )
@@ -155,7 +182,22 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument(
         "--dry-run", action="store_true", help="render every message, write and send nothing"
     )
-    send.add_argument("--test", metavar="ADDRESS", help="send one copy to ADDRESS; not a delivery")
+    send.add_argument(
+        "--test",
+        metavar="ADDRESS[,ADDRESS…]",
+        help="send a proof copy, subject marked [TEST], to each address; not a delivery",
+    )
+    send.add_argument(
+        "--edition", metavar="LANG", help="with --test: the edition to send (default: the default)"
+    )
+    send.add_argument(
+        "--format", choices=FORMATS, help="with --test: html (default) or text, as readers get it"
+    )
+    send.add_argument(
+        "--allow-changes",
+        action="store_true",
+        help="resume a send although the issue changed since its first messages went out",
+    )
     send.add_argument(
         "--resend-unknown",
         action="store_true",

@@ -21,7 +21,7 @@ from babel.core import negotiate_locale
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from ..audience.addresses import InvalidAddress, check_name, normalise_address
@@ -37,6 +37,7 @@ from ..publish.archive import Archive, available_languages
 from ..publish.i18n import N_
 from ..publish.templating import environment, render
 from ..workspace import Workspace, load_secret
+from .files import FileServer
 from .guard import FORM_RATE, MAX_BODY, ClientLimiter, Guard
 
 CONFIRM_MAX_AGE = 7 * 24 * 3600  # seconds a confirmation link stays valid
@@ -51,6 +52,7 @@ class WebApp:
         self.workspace = workspace
         self.settings = workspace.settings.newsletter
         self.archive = Archive(workspace)
+        self.files = FileServer()
         secret, _ = load_secret(workspace.root)
         self.signer = TokenSigner(secret, self.settings.list_identifier)
         self.languages = available_languages(workspace)
@@ -147,10 +149,10 @@ class WebApp:
         return HTMLResponse(html)
 
     async def issue_file(self, request: Request) -> Response:
-        path = self.archive.file(request.path_params["issue_id"], request.path_params["name"])
-        if path is None:
+        entry = self.archive.file(request.path_params["issue_id"], request.path_params["name"])
+        if entry is None:
             return self.error(request, 404, N_("No such file."))
-        return FileResponse(path)
+        return self.files.response(entry)
 
     # -- unsubscribe ---------------------------------------------------------------------------
 
