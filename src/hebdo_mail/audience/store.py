@@ -61,6 +61,29 @@ MIGRATIONS: list[Migration] = [
     );
     CREATE INDEX bounce_events_by_address ON bounce_events (email_key, day);
     """,
+    # The reason in the bounce vocabulary, its status code, and the returned issue's Message-ID;
+    # and what receivers said about us rather than the reader (refusals of our IP, sender or
+    # message, and complaints): counted for the admin, never in a reader's score.
+    """
+    ALTER TABLE bounce_events ADD COLUMN category TEXT NOT NULL DEFAULT '';
+    ALTER TABLE bounce_events ADD COLUMN status TEXT NOT NULL DEFAULT '';
+    ALTER TABLE bounce_events ADD COLUMN message_id TEXT NOT NULL DEFAULT '';
+    CREATE TABLE sender_events (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (kind IN ('refusal', 'complaint')),
+        email_key TEXT NOT NULL,
+        email TEXT NOT NULL,
+        domain TEXT NOT NULL,
+        day TEXT NOT NULL,
+        category TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT '',
+        reply TEXT NOT NULL DEFAULT '',
+        message_id TEXT NOT NULL DEFAULT '',
+        source TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX sender_events_by_message ON sender_events (message_id);
+    """,
     {
         # SQLite has PRAGMA data_version; PostgreSQL gets a sequence its triggers advance.
         "postgresql": """
@@ -73,7 +96,7 @@ MIGRATIONS: list[Migration] = [
     },
 ]
 # The tables `store copy` moves, parents first.
-TABLES = ("subscribers", "bounce_events")
+TABLES = ("subscribers", "bounce_events", "sender_events")
 
 
 def now() -> str:

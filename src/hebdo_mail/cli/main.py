@@ -119,6 +119,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bproc.add_argument("path", metavar="MAILDIR_OR_MBOX")
     bproc.set_defaults(handler=command("audience:cmd_bounces_process"))
+    banalyse = bnc.add_parser(
+        "analyse",
+        help="print what each returned message says (recipients, reason, hard/soft); changes nothing",
+        parents=[common],
+    )
+    banalyse.add_argument("path", metavar="FILE_MAILDIR_OR_MBOX")
+    banalyse.add_argument("--json", action="store_true", help="one JSON object per recipient")
+    banalyse.set_defaults(handler=command("audience:cmd_bounces_analyse"))
     blist = bnc.add_parser("list", help="addresses with bounces, their scores", parents=[common])
     blist.set_defaults(handler=command("audience:cmd_bounces_list"))
     breset = bnc.add_parser(
