@@ -385,7 +385,7 @@ def test_sending_through_a_relay_asks_first(ws: Path) -> None:
         f"hebdo-mail: error: refusing to mail 5 recipients through smtp://127.0.0.1:{server.port} "
         "without confirmation; run it on a terminal or pass --yes"
     )
-    assert recorder.received == [] and not (ws / "logs").exists()
+    assert recorder.received == [] and not (ws / "logs" / f"{EXAMPLE_ISSUE}.jsonl").exists()
 
 
 def test_dry_run_limit_and_test_copy(ws: Path, cli: Callable[..., Result]) -> None:

@@ -19,7 +19,7 @@ from ..audience.store import SubscriberStore
 from ..deliver.message import MessageFactory
 from ..deliver.selection import SendOptions, count_to_send
 from ..deliver.send import Sender, SendSummary, deliver_one
-from ..deliver.sendlog import EventLog, LogWriter, NullLog, now, read_log
+from ..deliver.sendlog import EventLog, FileLedger, LogState, NullLog, now, read_log
 from ..deliver.setup import configured_transport, log_path, message_factory, recipient_source
 from ..deliver.transport import NullTransport, OutboxTransport, Transport
 from ..errors import ConfigError, HebdoError, display_path
@@ -104,53 +104,55 @@ def _send(
     if options.concurrency < 1:
         raise ConfigError("--concurrency must be at least 1")
     path = log_path(workspace, issue_id)
-    state = read_log(path)
-    for warning in state.warnings:
-        warn(warning)
-    # Resuming through another relay is fine (a failover); mixing the outbox, which mails nobody,
-    # with a relay, which mails people, would make the log lie about who got the issue.
-    if (
-        state.transport
-        and _kind(state.transport) != _kind(transport.description)
-        and not args.dry_run
-    ):
+    ledger = FileLedger(path)
+    # A run that writes the log holds the issue for its whole length: a second one stops here.
+    state = read_log(path) if args.dry_run else ledger.claim()
+    try:
+        for warning in state.warnings:
+            warn(warning)
+        _check_transport(state, transport, path, dry_run=args.dry_run)
+
+        def sender(transport: Transport, log: EventLog) -> Sender:
+            return Sender(
+                factory=factory, transport=transport, log=log, state=state, store=store,
+                store_is_source=isinstance(source, StoreRecipients), options=options,
+            )  # fmt: skip
+
+        if args.dry_run:
+            return _dry_run(sender(NullTransport(), NullLog()), source)
+
+        to_send = count_to_send(state, source, options)
+        if transport.needs_confirmation and to_send and not args.yes:
+            _confirm(issue_id, to_send, transport.description)
+        log = ledger.writer()
+        log.write({
+            "time": now(), "event": "run", "total": len(source), "source": source.description,
+            "transport": transport.description,
+        })  # fmt: skip
+        try:
+            summary = asyncio.run(_run_with_progress(sender(transport, log), source, to_send))
+        except HebdoError as exc:
+            raise HebdoError(
+                f"{exc.message}; every message so far is in {display_path(path)}: "
+                "run the same command again to resume",
+                where=exc.location() or None,
+            ) from None
+    finally:
+        ledger.close()
+    _print_summary(summary, path)
+    return EX_TEMPFAIL if summary.incomplete else 0
+
+
+def _check_transport(state: LogState, transport: Transport, path: Path, *, dry_run: bool) -> None:
+    """Resuming through another relay is fine (a failover); mixing the outbox, which mails
+    nobody, with a relay, which mails people, would make the log lie about who got the issue."""
+    if state.transport and _kind(state.transport) != _kind(transport.description) and not dry_run:
         raise HebdoError(
             f"this issue was already sent through {state.transport}; to send it through "
             f"{transport.description} as well, move the log aside first "
             f"(mv {display_path(path)} {display_path(path.with_suffix('.old.jsonl'))})",
             path=path,
         )
-
-    def sender(transport: Transport, log: EventLog) -> Sender:
-        return Sender(
-            factory=factory, transport=transport, log=log, state=state, store=store,
-            store_is_source=isinstance(source, StoreRecipients), options=options,
-        )  # fmt: skip
-
-    if args.dry_run:
-        return _dry_run(sender(NullTransport(), NullLog()), source)
-
-    to_send = count_to_send(state, source, options)
-    if transport.needs_confirmation and to_send and not args.yes:
-        _confirm(issue_id, to_send, transport.description)
-
-    log = LogWriter(path)
-    log.write({
-        "time": now(), "event": "run", "total": len(source), "source": source.description,
-        "transport": transport.description,
-    })  # fmt: skip
-    try:
-        summary = asyncio.run(_run_with_progress(sender(transport, log), source, to_send))
-    except HebdoError as exc:
-        log.close()
-        raise HebdoError(
-            f"{exc.message}; every message so far is in {display_path(path)}: "
-            "run the same command again to resume",
-            where=exc.location() or None,
-        ) from None
-    log.close()
-    _print_summary(summary, path)
-    return EX_TEMPFAIL if summary.incomplete else 0
 
 
 def _dry_run(sender: Sender, source: RecipientSource) -> int:

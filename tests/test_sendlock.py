@@ -1,0 +1,139 @@
+"""Two operators, one issue: a send holds the issue for its whole run, a second one is refused at
+once naming the first, `status` keeps working meanwhile, and a killed holder never blocks."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from hebdo_mail.deliver.issuelock import IssueBusy, IssueLock
+from hebdo_mail.workspace import write_secret
+
+from .conftest import EXAMPLE_ISSUE, Result, run_process
+from .smtpserver import Recorder, SmtpServer
+
+READERS = 40
+DEADLINE = 30.0
+
+
+@pytest.fixture
+def ws(workspace: Path, cli: Callable[..., Result]) -> Path:
+    write_secret(workspace / ".hebdo-secret")
+    rows = [f"reader{i:03d}@example.org,Reader {i}" for i in range(READERS)]
+    (workspace / "list.csv").write_text("email,name\n" + "\n".join(rows) + "\n")
+    assert cli("subscribers", "import", "list.csv", cwd=workspace).code == 0
+    return workspace
+
+
+def start_send(ws: Path, url: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "hebdo_mail", "send", EXAMPLE_ISSUE, "--smtp", url, "--yes",
+         "--concurrency", "2"],
+        cwd=ws, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def wait_for(condition: Callable[[], object], what: str) -> None:
+    deadline = time.monotonic() + DEADLINE
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+class Gate:
+    """A relay hook that holds every DATA reply until the test opens the gate: a send that is
+    certainly still running, whatever the machine's speed."""
+
+    def __init__(self) -> None:
+        self.opened = threading.Event()
+        self.reached = threading.Event()
+
+    def __call__(self, stage: str, rcpt: str, count: int) -> None:
+        if stage == "data":
+            self.reached.set()
+            self.opened.wait(DEADLINE)
+
+
+def test_a_second_send_is_refused_at_once_naming_the_first_and_status_still_works(
+    ws: Path, cli: Callable[..., Result]
+) -> None:
+    gate = Gate()
+    recorder = Recorder(hook=gate)
+    with SmtpServer(recorder) as server:
+        first = start_send(ws, server.url)
+        try:
+            wait_for(gate.reached.is_set, "the first send to reach the relay")
+            second = run_process("send", EXAMPLE_ISSUE, "--smtp", server.url, "--yes", cwd=ws)
+            resend = run_process(
+                "send", EXAMPLE_ISSUE, "--smtp", server.url, "--yes", "--resend-unknown", cwd=ws
+            )
+            during = cli("status", EXAMPLE_ISSUE, "--json", cwd=ws)
+            assert first.poll() is None, "the first send was still running throughout"
+        finally:
+            gate.opened.set()
+        _, err = first.communicate(timeout=DEADLINE)
+    assert first.returncode == 0, err
+    for refused in (second, resend):
+        assert refused.code == 1
+        lines = refused.err.strip().splitlines()
+        assert len(lines) == 1, refused.err
+        assert lines[0].startswith(
+            f"hebdo-mail: error: logs/{EXAMPLE_ISSUE}.lock: issue {EXAMPLE_ISSUE} is being sent by "
+            f"PID {first.pid} on host {socket.gethostname()} since "
+        )
+        assert f"`hebdo-mail status {EXAMPLE_ISSUE}`" in lines[0]
+    assert during.code == 0 and json.loads(during.out)["total"] == READERS
+    assert {r: len(c) for r, c in recorder.by_recipient().items()} == {
+        f"reader{i:03d}@example.org": 1 for i in range(READERS)
+    }
+    assert json.loads(cli("status", EXAMPLE_ISSUE, "--json", cwd=ws).out)["sent"] == READERS
+
+
+def test_two_sends_started_together_mail_each_reader_once(ws: Path) -> None:
+    gate = Gate()
+    recorder = Recorder(hook=gate)
+    with SmtpServer(recorder) as server:
+        sends = [start_send(ws, server.url) for _ in range(2)]
+        try:
+            # The one refused ends on its own; without a lock both would wait at the gate.
+            wait_for(lambda: any(p.poll() is not None for p in sends), "one send to be refused")
+        finally:
+            gate.opened.set()
+        results = [(p.wait(DEADLINE), p.communicate()[1]) for p in sends]
+    assert sorted(code for code, _ in results) == [0, 1], results
+    assert "is being sent by PID" in next(err for code, err in results if code == 1)
+    counts = {r: len(c) for r, c in recorder.by_recipient().items()}
+    assert len(counts) == READERS and set(counts.values()) == {1}
+
+
+def test_a_killed_send_does_not_block_the_next(ws: Path, cli: Callable[..., Result]) -> None:
+    recorder = Recorder(delay=0.05)
+    with SmtpServer(recorder) as server:
+        first = start_send(ws, server.url)
+        wait_for(lambda: len(recorder.received) >= 2, "the first messages")
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(DEADLINE)
+        assert (ws / "logs" / f"{EXAMPLE_ISSUE}.lock").exists()  # left behind, and harmless
+        resumed = cli("send", EXAMPLE_ISSUE, "--smtp", server.url, "--yes", cwd=ws)
+        assert resumed.code in (0, 75), resumed.err
+        assert "being sent" not in resumed.err
+
+
+def test_the_lock_is_free_again_once_released(tmp_path: Path) -> None:
+    path = tmp_path / "logs" / "x.lock"
+    with IssueLock(path, "x"), pytest.raises(IssueBusy, match=f"PID {os.getpid()} on host "):
+        IssueLock(path, "x").acquire()
+    with IssueLock(path, "x"):
+        assert json.loads(path.read_text())["pid"] == os.getpid()
+    assert path.read_text() == ""
