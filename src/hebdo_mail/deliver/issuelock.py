@@ -51,13 +51,13 @@ class IssueLock:
                 path=self.path,
             ) from None
         self.fd = fd
-        holder = {
+        me = {
             "host": socket.gethostname(),
             "pid": os.getpid(),
             "since": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         }
         os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(holder).encode() + b"\n", 0)
+        os.pwrite(fd, json.dumps(me).encode() + b"\n", 0)
 
     def release(self) -> None:
         if self.fd is not None:
