@@ -19,7 +19,7 @@ from ..audience.store import SubscriberStore
 from ..deliver.message import MessageFactory
 from ..deliver.selection import SendOptions, count_to_send
 from ..deliver.send import Sender, SendSummary, deliver_one
-from ..deliver.sendlog import EventLog, FileLedger, LogState, NullLog, now, read_log
+from ..deliver.sendlog import EventLog, FileLedger, LogError, LogState, NullLog, now, read_log
 from ..deliver.setup import configured_transport, log_path, message_factory, recipient_source
 from ..deliver.transport import NullTransport, OutboxTransport, Transport
 from ..errors import ConfigError, HebdoError, display_path
@@ -131,6 +131,8 @@ def _send(
         })  # fmt: skip
         try:
             summary = asyncio.run(_run_with_progress(sender(transport, log), source, to_send))
+        except LogError:
+            raise  # it says itself what was recorded and how to resume
         except HebdoError as exc:
             raise HebdoError(
                 f"{exc.message}; every message so far is in {display_path(path)}: "
