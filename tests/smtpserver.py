@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
@@ -134,3 +135,30 @@ class SmtpServer:
         asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(timeout=10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=10)
+
+
+DEADLINE = 30.0  # seconds any wait in a test may last
+
+
+def wait_for(condition: Callable[[], object], what: str, deadline: float = DEADLINE) -> None:
+    """Poll ``condition`` until it holds, or fail naming ``what`` after ``deadline`` seconds."""
+    end = time.monotonic() + deadline
+    while not condition():
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+class Gate:
+    """A Recorder hook that holds every DATA reply (the whole relay, in fact) until the test opens
+    the gate: a send that is certainly still running at a known point, whatever the machine's
+    speed."""
+
+    def __init__(self) -> None:
+        self.opened = threading.Event()
+        self.reached = threading.Event()
+
+    def __call__(self, stage: str, rcpt: str, count: int) -> None:
+        if stage == "data":
+            self.reached.set()
+            self.opened.wait(DEADLINE)

@@ -9,8 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,10 +18,9 @@ from hebdo_mail.deliver.issuelock import IssueBusy, IssueLock
 from hebdo_mail.workspace import write_secret
 
 from .conftest import EXAMPLE_ISSUE, Result, run_process
-from .smtpserver import Recorder, SmtpServer
+from .smtpserver import DEADLINE, Gate, Recorder, SmtpServer, wait_for
 
 READERS = 40
-DEADLINE = 30.0
 
 
 @pytest.fixture
@@ -41,28 +38,6 @@ def start_send(ws: Path, url: str) -> subprocess.Popen[str]:
          "--concurrency", "2"],
         cwd=ws, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-
-
-def wait_for(condition: Callable[[], object], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
-
-
-class Gate:
-    """A relay hook that holds every DATA reply until the test opens the gate: a send that is
-    certainly still running, whatever the machine's speed."""
-
-    def __init__(self) -> None:
-        self.opened = threading.Event()
-        self.reached = threading.Event()
-
-    def __call__(self, stage: str, rcpt: str, count: int) -> None:
-        if stage == "data":
-            self.reached.set()
-            self.opened.wait(DEADLINE)
 
 
 def test_a_second_send_is_refused_at_once_naming_the_first_and_status_still_works(

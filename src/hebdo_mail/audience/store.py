@@ -162,6 +162,13 @@ class SubscriberStore:
         )
         return {key: status for key, status in rows}
 
+    def keys_of(self, status: str) -> list[str]:
+        """The address keys of every subscriber of that status, in id order."""
+        rows = self.db.execute(
+            "SELECT email_key FROM subscribers WHERE status = ? ORDER BY id", (status,)
+        )
+        return [key for (key,) in rows]
+
     def existing(self, keys: Sequence[str]) -> dict[str, Subscriber]:
         """The subscribers of these address keys, one query per 500."""
         found: dict[str, Subscriber] = {}

@@ -116,6 +116,7 @@ def _send(
             return Sender(
                 factory=factory, transport=transport, log=log, state=state, store=store,
                 store_is_source=isinstance(source, StoreRecipients), options=options,
+                store_marker=source.marker if isinstance(source, StoreRecipients) else None,
             )  # fmt: skip
 
         if args.dry_run:
