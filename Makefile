@@ -1,11 +1,11 @@
 # Two commands do all the set-up on a fresh clone:
 #   make demo   install, then build the example issue (and send it to the built-in outbox)
-#   make test   install (system packages included), then run the whole test suite
+#   make test   install (system packages included), then check and run the whole test suite
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test install install-test system-packages lint clean
+.PHONY: demo test install install-dev install-test system-packages lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -14,10 +14,13 @@ $(BIN)/python:
 install: $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 
-install-test: $(BIN)/python system-packages
+# The Python tools only (no root needed): enough for `make lint`.
+install-dev: $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 
-# Debian packages the tests drive for real; installed only when missing.
+install-test: install-dev system-packages
+
+# Debian packages the tests drive for real; installed only when missing (needs root then).
 system-packages:
 	@scripts/install-system-packages
 
@@ -25,15 +28,14 @@ demo: install
 	$(BIN)/hebdo-mail build issues/2006-50
 	$(BIN)/hebdo-mail send issues/2006-50 --subscribers subscribers.example.csv
 
-test: install-test
-	$(BIN)/ruff check src tests bench
-	$(BIN)/mypy src
-	$(BIN)/pytest
-
-lint: install-test
+lint: install-dev
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
-	$(BIN)/mypy src
+	$(BIN)/mypy src tests
+
+test: install-test
+	$(MAKE) --no-print-directory lint
+	$(BIN)/pytest
 
 clean:
 	rm -rf $(VENV) build outbox logs .pytest_cache .mypy_cache

@@ -1,28 +1,29 @@
-"""Shared fixtures: a copy of the repository's workspace, and the CLI run in or out of process."""
+"""Shared fixtures: a copy of the repository's workspace (with or without its secret), the CLI
+run in this process, and a message factory for the example issue."""
 
 from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from hebdo_mail.audience.tokens import TokenSigner
 from hebdo_mail.cli.main import main
+from hebdo_mail.deliver.message import MessageFactory
+from hebdo_mail.publish.build import render_issue
+from hebdo_mail.workspace import load_workspace, write_secret
 
-REPO = Path(__file__).resolve().parents[1]
-EXAMPLE_ISSUE = "2006-50"
+from .helpers import EXAMPLE_ISSUE, REPO, Result
 
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
+# Templates that print personal fields in both parts, so message tests cover the slots.
+FOOTER_HTML = (
+    "<p>Pour {{ subscriber.name }} ({{ subscriber.city }}) · "
+    '<a href="{{ unsubscribe_url }}">Se désabonner</a></p>\n'
+)
+FOOTER_TEXT = "Pour {{ subscriber.name }} ({{ subscriber.city }})\n{{ unsubscribe_url }}\n"
 
 
 @pytest.fixture
@@ -34,6 +35,13 @@ def workspace(tmp_path: Path) -> Path:
     shutil.copytree(REPO / "issues", root / "issues")
     shutil.copy(REPO / "subscribers.example.csv", root / "subscribers.example.csv")
     return root
+
+
+@pytest.fixture
+def ws(workspace: Path) -> Path:
+    """The example workspace with its secret, as `init` would have made it."""
+    write_secret(workspace / ".hebdo-secret")
+    return workspace
 
 
 @pytest.fixture
@@ -53,16 +61,24 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
     return run
 
 
-def run_process(
-    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120
-) -> Result:
-    """``python -m hebdo_mail ARGS`` as a real process, the way a user runs it."""
-    completed = subprocess.run(
-        [sys.executable, "-m", "hebdo_mail", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        timeout=timeout,
+@pytest.fixture(scope="session")
+def factory(tmp_path_factory: pytest.TempPathFactory) -> MessageFactory:
+    """The example issue's message factory, with footers that print personal fields."""
+    root = tmp_path_factory.mktemp("factory")
+    (root / "hebdo.toml").write_text((REPO / "hebdo.toml").read_text())
+    (root / "templates" / "partials").mkdir(parents=True)
+    (root / "templates" / "partials" / "footer_email.html").write_text(FOOTER_HTML)
+    (root / "templates" / "email.txt").write_text(
+        (REPO / "templates" / "email.txt").read_text() + FOOTER_TEXT
     )
-    return Result(completed.returncode, completed.stdout, completed.stderr)
+    workspace = load_workspace(root, explicit=True)
+    issue, editions = render_issue(REPO / "issues" / EXAMPLE_ISSUE, workspace)
+    return MessageFactory(
+        issue_id=issue.id,
+        editions=editions,
+        default_lang="fr",
+        settings=workspace.settings.newsletter,
+        signer=TokenSigner(
+            b"a test secret of enough length", workspace.settings.newsletter.list_identifier
+        ),
+    )

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
@@ -23,7 +22,7 @@ class Received:
 
     @property
     def message(self) -> EmailMessage:
-        return message_from_bytes(self.data, policy=policy.default)  # type: ignore[return-value]
+        return message_from_bytes(self.data, policy=policy.default)
 
 
 # A hook sees (stage, recipient, times this recipient reached that stage) and returns None to go on,
@@ -57,7 +56,7 @@ class Recorder:
             await asyncio.sleep(decision[1])
             return None
         if str(decision).startswith("421"):
-            asyncio.get_running_loop().call_soon(server.transport.close)  # type: ignore[union-attr]
+            asyncio.get_running_loop().call_soon(server.transport.close)
         return str(decision)
 
     async def handle_MAIL(
@@ -135,18 +134,10 @@ class SmtpServer:
         asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(timeout=10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=10)
+        self.loop.close()
 
 
 DEADLINE = 30.0  # seconds any wait in a test may last
-
-
-def wait_for(condition: Callable[[], object], what: str, deadline: float = DEADLINE) -> None:
-    """Poll ``condition`` until it holds, or fail naming ``what`` after ``deadline`` seconds."""
-    end = time.monotonic() + deadline
-    while not condition():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 class Gate:

@@ -12,17 +12,11 @@ import pytest
 from hebdo_mail.errors import BuildError
 from hebdo_mail.publish.build import write_tree
 
-from .conftest import EXAMPLE_ISSUE, Result, run_process
+from .helpers import EXAMPLE_ISSUE, Result, replace_in, run_process
 
 ISSUE = Path("issues") / EXAMPLE_ISSUE
 LEAD = ISSUE / "visite-kazakhstan.md"
 LEAD_EN = ISSUE / "visite-kazakhstan.en.md"  # read first: files are read in name order
-
-
-def replace_in(path: Path, old: str, new: str) -> None:
-    text = path.read_text(encoding="utf-8")
-    assert old in text, f"{old!r} not in {path}"
-    path.write_text(text.replace(old, new, 1), encoding="utf-8")
 
 
 def line_of(path: Path, needle: str) -> int:

@@ -18,9 +18,8 @@ from hypothesis import strategies as st
 from hebdo_mail.audience.returned_mail import Bounce, Ignored, Unreadable, analyse
 from hebdo_mail.audience.store import SubscriberStore
 from hebdo_mail.config import BounceSettings
-from hebdo_mail.workspace import write_secret
 
-from .conftest import EXAMPLE_ISSUE, Result
+from .helpers import EXAMPLE_ISSUE, Result
 from .smtpserver import Recorder, SmtpServer
 
 CORPUS = Path(__file__).parent / "bounces"
@@ -67,12 +66,6 @@ EXPECTED: dict[str, tuple[str, str] | str] = {
 READERS = sorted({e[1] for e in EXPECTED.values() if isinstance(e, tuple)})
 KEPT = sorted(name for name, e in EXPECTED.items() if e == "unreadable")
 SET_ASIDE = len([e for e in EXPECTED.values() if e == "ignored"])
-
-
-@pytest.fixture
-def ws(workspace: Path) -> Path:
-    write_secret(workspace / ".hebdo-secret")
-    return workspace
 
 
 def import_readers(cli: Callable[..., Result], ws: Path, addresses: list[str]) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from lxml import html as lxml_html
 
-from .conftest import EXAMPLE_ISSUE, REPO, Result, run_process
+from .helpers import EXAMPLE_ISSUE, REPO, Result, run_process
 
 GOLDEN = REPO / "tests" / "golden" / EXAMPLE_ISSUE
 UPDATE = os.environ.get("HEBDO_UPDATE_GOLDEN") == "1"

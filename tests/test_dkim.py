@@ -13,9 +13,9 @@ import pytest
 from starlette.testclient import TestClient
 
 from hebdo_mail.web.app import create_app
-from hebdo_mail.workspace import load_workspace, write_secret
+from hebdo_mail.workspace import load_workspace
 
-from .conftest import EXAMPLE_ISSUE, Result
+from .helpers import EXAMPLE_ISSUE, Result
 from .smtpserver import Recorder, SmtpServer
 
 ALGORITHMS = ["rsa-sha256", "ed25519-sha256"]
@@ -32,16 +32,15 @@ READERS = (
 
 
 @pytest.fixture
-def ws(workspace: Path) -> Path:
-    write_secret(workspace / ".hebdo-secret")
-    (workspace / "readers.csv").write_text(READERS, encoding="utf-8")
+def ws(ws: Path) -> Path:
+    (ws / "readers.csv").write_text(READERS, encoding="utf-8")
     # A paragraph opening with a dot: SMTP doubles it on the wire, the signature must not see it.
-    (workspace / "issues" / EXAMPLE_ISSUE / "points.md").write_text(
+    (ws / "issues" / EXAMPLE_ISSUE / "points.md").write_text(
         "---\ntitle: Points de suspension\nsection: Multimédia\n---\n"
         ".NET et .org : deux suffixes en tête de ligne.\n",
         encoding="utf-8",
     )
-    return workspace
+    return ws
 
 
 def keygen(cli: Callable[..., Result], ws: Path, algorithm: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .conftest import REPO
+from .helpers import REPO
 
 
 def test_every_test_named_in_the_reliability_page_exists() -> None:

@@ -14,7 +14,7 @@ from hebdo_mail.publish.i18n import PACKAGE_LOCALE_DIR, extract_messages
 from hebdo_mail.publish.templating import package_templates_dir
 from hebdo_mail.workspace import write_secret
 
-from .conftest import EXAMPLE_ISSUE, Result
+from .helpers import EXAMPLE_ISSUE, Result
 from .smtpserver import Recorder, SmtpServer
 
 ISSUE = Path("issues") / EXAMPLE_ISSUE

@@ -14,45 +14,12 @@ from hypothesis import strategies as st
 
 from hebdo_mail.audience.addresses import MAX_NAME_LENGTH
 from hebdo_mail.audience.recipients import Recipient
-from hebdo_mail.audience.tokens import TokenSigner
 from hebdo_mail.deliver.message import MessageFactory
 from hebdo_mail.deliver.wireformat import END_OF_DATA, from_wire, to_wire
-from hebdo_mail.publish.build import render_issue
-from hebdo_mail.workspace import load_workspace
-
-from .conftest import EXAMPLE_ISSUE, REPO
-
-FOOTER_HTML = (
-    "<p>Pour {{ subscriber.name }} ({{ subscriber.city }}) · "
-    '<a href="{{ unsubscribe_url }}">Se désabonner</a></p>\n'
-)
-FOOTER_TEXT = "Pour {{ subscriber.name }} ({{ subscriber.city }})\n{{ unsubscribe_url }}\n"
-
-
-@pytest.fixture(scope="module")
-def factory(tmp_path_factory: pytest.TempPathFactory) -> MessageFactory:
-    root = tmp_path_factory.mktemp("ws")
-    (root / "hebdo.toml").write_text((REPO / "hebdo.toml").read_text())
-    (root / "templates" / "partials").mkdir(parents=True)
-    (root / "templates" / "partials" / "footer_email.html").write_text(FOOTER_HTML)
-    (root / "templates" / "email.txt").write_text(
-        (REPO / "templates" / "email.txt").read_text() + FOOTER_TEXT
-    )
-    workspace = load_workspace(root, explicit=True)
-    issue, editions = render_issue(REPO / "issues" / EXAMPLE_ISSUE, workspace)
-    return MessageFactory(
-        issue_id=issue.id,
-        editions=editions,
-        default_lang="fr",
-        settings=workspace.settings.newsletter,
-        signer=TokenSigner(
-            b"a test secret of enough length", workspace.settings.newsletter.list_identifier
-        ),
-    )
 
 
 def parsed(data: bytes) -> EmailMessage:
-    return message_from_bytes(data, policy=policy.default)  # type: ignore[return-value]
+    return message_from_bytes(data, policy=policy.default)
 
 
 def comparable_headers(message: EmailMessage) -> list[tuple[str, str]]:
@@ -137,7 +104,7 @@ def test_non_ascii_address_uses_utf8_headers(factory: MessageFactory) -> None:
 names = st.text(
     st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")), max_size=MAX_NAME_LENGTH
 ).map(str.strip)
-attributes = st.text(st.characters(blacklist_categories=("Cs",)), max_size=1500)
+attributes = st.text(st.characters(exclude_categories=["Cs"]), max_size=1500)
 
 
 @settings(

@@ -21,23 +21,23 @@ from pathlib import Path
 import pytest
 
 from hebdo_mail.deliver.sendlog import read_log
-from hebdo_mail.workspace import write_secret
 
-from .conftest import EXAMPLE_ISSUE, Result
+from .helpers import EXAMPLE_ISSUE, Result
 from .smtpserver import Recorder, SmtpServer
+
+pytestmark = pytest.mark.slow
 
 LOG = Path("logs") / f"{EXAMPLE_ISSUE}.jsonl"
 CLIENT_TIMEOUT = 1.0
 
 
 @pytest.fixture
-def ws(workspace: Path) -> Path:
-    with (workspace / "hebdo.toml").open("a") as handle:
+def ws(ws: Path) -> Path:
+    with (ws / "hebdo.toml").open("a") as handle:
         handle.write(
             f"\n[send]\nretry_delay = 0.01\nattempts = 2\nconcurrency = 4\n[smtp]\ntimeout = {CLIENT_TIMEOUT}\n"
         )
-    write_secret(workspace / ".hebdo-secret")
-    return workspace
+    return ws
 
 
 def readers(n: int) -> list[str]:
@@ -273,7 +273,7 @@ def test_kill_9_at_a_random_moment_then_resume(
         process = start_send(ws, server.url)
         time.sleep(delay)
         process.send_signal(signal.SIGKILL)
-        process.wait()
+        process.communicate(timeout=30)
         time.sleep(0.3)  # the server finishes what it was handed
         killed = statuses(ws) if (ws / LOG).exists() else {}
         unknown = {r for r, s in killed.items() if s == "unknown"}

@@ -10,7 +10,7 @@ import pytest
 from hebdo_mail.publish.i18n import format_date, format_size
 from hebdo_mail.publish.media import image_width, inspect_file
 
-from .conftest import REPO
+from .helpers import REPO
 
 SAMPLES = {
     "ID3\x03": (b"ID3\x03\x00\x00\x00\x00\x00\x00", "MP3"),

@@ -7,27 +7,6 @@ import pytest
 from hebdo_mail.audience.recipients import Recipient
 from hebdo_mail.audience.tokens import TokenSigner
 from hebdo_mail.deliver.message import MessageError, MessageFactory
-from hebdo_mail.publish.build import render_issue
-from hebdo_mail.workspace import load_workspace
-
-from .conftest import EXAMPLE_ISSUE
-
-
-@pytest.fixture(scope="module")
-def factory(tmp_path_factory: pytest.TempPathFactory) -> MessageFactory:
-    from .conftest import REPO
-
-    workspace = load_workspace(REPO, explicit=True)
-    issue, editions = render_issue(REPO / "issues" / EXAMPLE_ISSUE, workspace)
-    return MessageFactory(
-        issue_id=issue.id,
-        editions=editions,
-        default_lang="fr",
-        settings=workspace.settings.newsletter,
-        signer=TokenSigner(
-            b"a test secret of enough length", workspace.settings.newsletter.list_identifier
-        ),
-    )
 
 
 @pytest.mark.parametrize("name", ["Anne\r\nBcc: victim@example.org", "Anne\nX-Evil: 1", "Anne\rB"])

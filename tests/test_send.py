@@ -18,21 +18,19 @@ import pytest
 
 from hebdo_mail.audience.store import SubscriberStore
 from hebdo_mail.deliver.sendlog import read_log
-from hebdo_mail.workspace import write_secret
 
-from .conftest import EXAMPLE_ISSUE, Result, run_process
+from .helpers import EXAMPLE_ISSUE, Result, run_process, wait_until
 from .smtpserver import Recorder, SmtpServer
 
 FAST_RETRIES = "\n[send]\nretry_delay = 0.01\nattempts = 3\n"
 
 
 @pytest.fixture
-def ws(workspace: Path) -> Path:
-    """The example workspace with quick retries and its secret, as `init` would have made it."""
-    with (workspace / "hebdo.toml").open("a") as handle:
+def ws(ws: Path) -> Path:
+    """The example workspace, its secret, and quick retries."""
+    with (ws / "hebdo.toml").open("a") as handle:
         handle.write(FAST_RETRIES)
-    write_secret(workspace / ".hebdo-secret")
-    return workspace
+    return ws
 
 
 def write_list(path: Path, rows: list[tuple[str, str, str, str]], extra: str = "") -> Path:
@@ -142,7 +140,7 @@ def test_each_recipient_gets_one_well_formed_personalised_message(
         assert str(message["Message-ID"]).endswith("@example.org>")
         message_ids.add(str(message["Message-ID"]))
         assert message.get_content_type() == "multipart/alternative"
-        text_part, html_part = message.get_payload()  # type: ignore[misc]
+        text_part, html_part = message.get_payload()
         assert (
             text_part.get_content_type() == "text/plain"
             and html_part.get_content_type() == "text/html"
@@ -158,7 +156,7 @@ def test_each_recipient_gets_one_well_formed_personalised_message(
         assert all(len(line) <= 998 for line in copy.data.split(b"\r\n"))
     assert len(message_ids) == 5
 
-    injected = received["inject@example.org"][0].message.get_payload()  # type: ignore[index]
+    injected = received["inject@example.org"][0].message.get_payload()
     assert "Pour {{ 7*7 }} <b>x</b> (Liège)" in injected[0].get_content()
     assert "Pour {{ 7*7 }} &lt;b&gt;x&lt;/b&gt; (Liège)" in injected[1].get_content()
     assert "49" not in injected[0].get_content().split("Pour ")[-1]
@@ -462,8 +460,7 @@ def test_an_unsubscribe_during_the_send_is_honoured(ws: Path, cli: Callable[...,
     recorder = Recorder(delay=0.05)
     with SmtpServer(recorder) as server:
         process = start_send(ws, "--smtp", server.url, "--yes", "--concurrency", "1")
-        while len(recorder.received) < 3:
-            time.sleep(0.01)
+        wait_until(lambda: len(recorder.received) >= 3, what="3 messages at the relay")
         with SubscriberStore.at(ws / "hebdo.db") as store:
             store.set_status("reader029@example.org", "unsubscribed")
         out, err = process.communicate(timeout=60)
@@ -481,10 +478,9 @@ def test_a_killed_send_resumes_without_losing_or_doubling(
         process = start_send(
             ws, "--subscribers", "list.csv", "--smtp", server.url, "--yes", "--concurrency", "4"
         )
-        while len(recorder.received) < 12:
-            time.sleep(0.005)
+        wait_until(lambda: len(recorder.received) >= 12, what="12 messages at the relay")
         os.kill(process.pid, signal.SIGKILL)
-        process.wait()
+        process.communicate(timeout=30)
         time.sleep(0.2)  # let the server finish what it was handed
         after_kill = status(cli, ws)
         assert after_kill["unknown"] <= 4
@@ -652,8 +648,7 @@ def test_ctrl_c_finishes_the_messages_in_flight_and_says_how_to_resume(
         process = start_send(
             ws, "--subscribers", "list.csv", "--smtp", server.url, "--yes", "--concurrency", "3"
         )
-        while len(recorder.received) < 6:
-            time.sleep(0.005)
+        wait_until(lambda: len(recorder.received) >= 6, what="6 messages at the relay")
         process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=60)
         assert process.returncode == 75, err

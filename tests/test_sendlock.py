@@ -15,21 +15,20 @@ from pathlib import Path
 import pytest
 
 from hebdo_mail.deliver.issuelock import IssueBusy, IssueLock
-from hebdo_mail.workspace import write_secret
 
-from .conftest import EXAMPLE_ISSUE, Result, run_process
-from .smtpserver import DEADLINE, Gate, Recorder, SmtpServer, wait_for
+from .helpers import EXAMPLE_ISSUE, Result, run_process, wait_until
+from .smtpserver import DEADLINE, Gate, Recorder, SmtpServer
 
 READERS = 40
 
 
 @pytest.fixture
-def ws(workspace: Path, cli: Callable[..., Result]) -> Path:
-    write_secret(workspace / ".hebdo-secret")
+def ws(ws: Path, cli: Callable[..., Result]) -> Path:
+    """The example workspace with its secret and a store of READERS readers."""
     rows = [f"reader{i:03d}@example.org,Reader {i}" for i in range(READERS)]
-    (workspace / "list.csv").write_text("email,name\n" + "\n".join(rows) + "\n")
-    assert cli("subscribers", "import", "list.csv", cwd=workspace).code == 0
-    return workspace
+    (ws / "list.csv").write_text("email,name\n" + "\n".join(rows) + "\n")
+    assert cli("subscribers", "import", "list.csv", cwd=ws).code == 0
+    return ws
 
 
 def start_send(ws: Path, url: str) -> subprocess.Popen[str]:
@@ -48,7 +47,7 @@ def test_a_second_send_is_refused_at_once_naming_the_first_and_status_still_work
     with SmtpServer(recorder) as server:
         first = start_send(ws, server.url)
         try:
-            wait_for(gate.reached.is_set, "the first send to reach the relay")
+            wait_until(gate.reached.is_set, what="the first send to reach the relay")
             second = run_process("send", EXAMPLE_ISSUE, "--smtp", server.url, "--yes", cwd=ws)
             resend = run_process(
                 "send", EXAMPLE_ISSUE, "--smtp", server.url, "--yes", "--resend-unknown", cwd=ws
@@ -82,7 +81,7 @@ def test_two_sends_started_together_mail_each_reader_once(ws: Path) -> None:
         sends = [start_send(ws, server.url) for _ in range(2)]
         try:
             # The one refused ends on its own; without a lock both would wait at the gate.
-            wait_for(lambda: any(p.poll() is not None for p in sends), "one send to be refused")
+            wait_until(lambda: any(p.poll() is not None for p in sends), what="one send to be refused")
         finally:
             gate.opened.set()
         results = [(p.wait(DEADLINE), p.communicate()[1]) for p in sends]
@@ -96,7 +95,7 @@ def test_a_killed_send_does_not_block_the_next(ws: Path, cli: Callable[..., Resu
     recorder = Recorder(delay=0.05)
     with SmtpServer(recorder) as server:
         first = start_send(ws, server.url)
-        wait_for(lambda: len(recorder.received) >= 2, "the first messages")
+        wait_until(lambda: len(recorder.received) >= 2, what="the first messages")
         os.kill(first.pid, signal.SIGKILL)
         first.wait(DEADLINE)
         assert (ws / "logs" / f"{EXAMPLE_ISSUE}.lock").exists()  # left behind, and harmless

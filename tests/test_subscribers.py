@@ -18,7 +18,7 @@ import pytest
 
 from hebdo_mail.audience.store import StoreError, SubscriberStore
 
-from .conftest import REPO, Result
+from .helpers import REPO, Result, run_process
 
 
 def store_rows(path: Path) -> list[tuple[str, str, str | None, str, str, str]]:
@@ -265,6 +265,7 @@ def test_read_commands_do_not_create_a_store(workspace: Path, cli: Callable[...,
     assert not (workspace / "hebdo.db").exists()
 
 
+@pytest.mark.slow
 def test_a_killed_import_leaves_the_store_as_it_was(
     workspace: Path, cli: Callable[..., Result]
 ) -> None:
@@ -293,7 +294,7 @@ def test_a_killed_import_leaves_the_store_as_it_was(
         time.sleep(delay / 100)
         still_running = process.poll() is None
         os.kill(process.pid, signal.SIGKILL)
-        process.wait()
+        process.communicate(timeout=30)
         if still_running:
             break
         store_file = workspace / "hebdo.db"
@@ -310,14 +311,27 @@ def test_a_killed_import_leaves_the_store_as_it_was(
 
 
 def test_repository_example_list_is_the_documented_one() -> None:
-    rows = list(csv.DictReader((REPO / "subscribers.example.csv").open(encoding="utf-8")))
+    text = (REPO / "subscribers.example.csv").read_text(encoding="utf-8")
+    rows = list(csv.DictReader(io.StringIO(text)))
     assert any(r["format"] == "text" for r in rows) and {r["lang"] for r in rows} == {"fr", "en"}
 
 
-def test_store_error_is_a_hebdo_error() -> None:
-    from hebdo_mail.errors import HebdoError
-
-    assert issubclass(StoreError, HebdoError)
+def test_a_store_error_reaches_the_terminal_as_one_line(workspace: Path) -> None:
+    """A store problem raised deep in a command is printed like any user error: one line
+    naming the address, exit status 1, no traceback, in a real process."""
+    cli_result = run_process("subscribers", "unsubscribe", "nobody@example.org", cwd=workspace)
+    assert cli_result.code == 1, "the store does not exist yet"
+    run_process("subscribers", "add", "ines@example.org", cwd=workspace)
+    result = run_process("subscribers", "remove", "nobody@example.org", cwd=workspace)
+    assert result.code == 1 and "Traceback" not in result.err
+    assert result.err.strip().splitlines() == [
+        "hebdo-mail: error: nobody@example.org is not in the list; nothing was removed"
+    ]
+    with (
+        pytest.raises(StoreError, match="not in the list"),
+        SubscriberStore.at(workspace / "hebdo.db") as store,
+    ):
+        store.set_status("nobody@example.org", "unsubscribed")
 
 
 @pytest.mark.parametrize(

@@ -10,9 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hebdo_mail.workspace import write_secret
-
-from .conftest import EXAMPLE_ISSUE, Result
+from .helpers import EXAMPLE_ISSUE, Result
 from .smtpserver import Recorder, SmtpServer
 
 
@@ -27,12 +25,6 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
     return context
-
-
-@pytest.fixture
-def ws(workspace: Path) -> Path:
-    write_secret(workspace / ".hebdo-secret")
-    return workspace
 
 
 def insecure(ws: Path) -> None:

@@ -9,23 +9,14 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
 from hebdo_mail.audience.store import SubscriberStore
-from hebdo_mail.workspace import write_secret
 
-from .conftest import EXAMPLE_ISSUE, Result
-from .smtpserver import DEADLINE, Gate, Recorder, SmtpServer, wait_for
+from .helpers import EXAMPLE_ISSUE, Result, wait_until
+from .smtpserver import DEADLINE, Gate, Recorder, SmtpServer
 
 
 def reader(i: int) -> str:
     return f"reader{i:04d}@example.org"
-
-
-@pytest.fixture
-def ws(workspace: Path) -> Path:
-    write_secret(workspace / ".hebdo-secret")
-    return workspace
 
 
 def fill_store(ws: Path, cli: Callable[..., Result], count: int) -> None:
@@ -57,7 +48,7 @@ def test_readers_who_leave_before_their_batch_is_read_are_logged_skipped(
     with SmtpServer(recorder) as server:
         process = start_send(ws, "--smtp", server.url, "--concurrency", "2")
         try:
-            wait_for(gate.reached.is_set, "the first message")
+            wait_until(gate.reached.is_set, what="the first message")
             with SubscriberStore.at(ws / "hebdo.db") as store:
                 for address in leaving:
                     store.mark_unsubscribed(address, source="test")

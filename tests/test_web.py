@@ -17,7 +17,7 @@ from hebdo_mail.audience.tokens import TokenSigner
 from hebdo_mail.web.app import create_app
 from hebdo_mail.workspace import load_secret, load_workspace, write_secret
 
-from .conftest import EXAMPLE_ISSUE, Result
+from .helpers import EXAMPLE_ISSUE, Result
 
 SECURITY = (
     "content-security-policy",
@@ -130,7 +130,7 @@ def read_confirmation(site: Path, address: str) -> str:
         message = email.message_from_bytes(path.read_bytes(), policy=policy.default)
         if message["To"] == address:
             body = message.get_content()
-            return re.search(r"https://hebdo\.example\.org(/confirm/\S+)", body).group(1)  # type: ignore[union-attr]
+            return re.search(r"https://hebdo\.example\.org(/confirm/\S+)", body).group(1)
     raise AssertionError(f"no confirmation for {address}")
 
 

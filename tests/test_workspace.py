@@ -8,7 +8,7 @@ from pathlib import Path
 
 from lxml import html as lxml_html
 
-from .conftest import Result
+from .helpers import Result
 
 
 def test_init_creates_a_workspace_that_builds(tmp_path: Path, cli: Callable[..., Result]) -> None:
