@@ -81,7 +81,9 @@ def test_two_sends_started_together_mail_each_reader_once(ws: Path) -> None:
         sends = [start_send(ws, server.url) for _ in range(2)]
         try:
             # The one refused ends on its own; without a lock both would wait at the gate.
-            wait_until(lambda: any(p.poll() is not None for p in sends), what="one send to be refused")
+            wait_until(
+                lambda: any(p.poll() is not None for p in sends), what="one send to be refused"
+            )
         finally:
             gate.opened.set()
         results = [(p.wait(DEADLINE), p.communicate()[1]) for p in sends]
@@ -97,7 +99,7 @@ def test_a_killed_send_does_not_block_the_next(ws: Path, cli: Callable[..., Resu
         first = start_send(ws, server.url)
         wait_until(lambda: len(recorder.received) >= 2, what="the first messages")
         os.kill(first.pid, signal.SIGKILL)
-        first.wait(DEADLINE)
+        first.communicate(timeout=DEADLINE)
         assert (ws / "logs" / f"{EXAMPLE_ISSUE}.lock").exists()  # left behind, and harmless
         resumed = cli("send", EXAMPLE_ISSUE, "--smtp", server.url, "--yes", cwd=ws)
         assert resumed.code in (0, 75), resumed.err
