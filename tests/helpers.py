@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+import httpx2
+from starlette.testclient import TestClient
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_ISSUE = "2006-50"
@@ -58,3 +62,19 @@ def append_settings(workspace: Path, toml: str) -> None:
     """Add sections to a test workspace's hebdo.toml."""
     with (workspace / "hebdo.toml").open("a", encoding="utf-8") as handle:
         handle.write("\n" + toml)
+
+
+SITE = "https://hebdo.example.org"  # base_url of the example workspace
+
+
+def post_form(
+    client: TestClient, path: str, data: dict[str, str], *, origin: str = SITE
+) -> httpx2.Response:
+    """Post the form of the page at ``path`` as a browser on this site does: with the token the
+    page carries, and the site's Origin."""
+    page = client.get(path)
+    found = re.search(r'name="form_token" value="([^"]+)"', page.text)
+    assert found, f"no form token on {path}"
+    return client.post(
+        path, data={"form_token": found.group(1), **data}, headers={"origin": origin}
+    )

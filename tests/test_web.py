@@ -17,7 +17,7 @@ from hebdo_mail.audience.tokens import TokenSigner
 from hebdo_mail.web.app import create_app
 from hebdo_mail.workspace import load_secret, load_workspace, write_secret
 
-from .helpers import EXAMPLE_ISSUE, Result
+from .helpers import EXAMPLE_ISSUE, Result, post_form
 
 SECURITY = (
     "content-security-policy",
@@ -121,7 +121,8 @@ def test_forged_truncated_and_foreign_tokens_change_nothing(client: TestClient, 
 
 def test_unsubscribing_a_reader_the_store_did_not_know(client: TestClient, site: Path) -> None:
     token = signer(site).token("csv-only@example.org")
-    assert client.post(f"/unsubscribe/{token}").status_code == 200
+    one_click = {"List-Unsubscribe": "One-Click"}
+    assert client.post(f"/unsubscribe/{token}", data=one_click).status_code == 200
     assert status_of(site, "csv-only@example.org") == "unsubscribed"
 
 
@@ -135,21 +136,17 @@ def read_confirmation(site: Path, address: str) -> str:
 
 
 def test_double_opt_in(client: TestClient, site: Path) -> None:
-    response = client.post(
+    response = post_form(
+        client,
         "/subscribe",
-        data={
-            "email": "New.Reader@Example.ORG",
-            "name": "Nouvelle",
-            "lang": "fr",
-            "format": "text",
-        },
+        {"email": "New.Reader@Example.ORG", "name": "Nouvelle", "lang": "fr", "format": "text"},
     )
     assert response.status_code == 200 and "Consultez votre messagerie" in response.text
     assert status_of(site, "New.Reader@example.org") == "pending"
     link = read_confirmation(site, "New.Reader@example.org")
     assert client.get(link).status_code == 200
     assert status_of(site, "New.Reader@example.org") == "pending"  # a GET changes nothing
-    done = client.post(link)
+    done = post_form(client, link, {})
     assert done.status_code == 200 and "à partir du prochain numéro" in done.text
     with SubscriberStore.at(site / "hebdo.db") as store:
         reader = store.get("new.reader@example.org")
@@ -164,7 +161,7 @@ def test_subscribe_answers_the_same_for_known_and_unknown_addresses(
     client: TestClient, site: Path
 ) -> None:
     def answer(address: str) -> str:
-        text = client.post("/subscribe", data={"email": address, "lang": "fr"}).text
+        text = post_form(client, "/subscribe", {"email": address, "lang": "fr"}).text
         return text.replace(address, "ADDRESS")
 
     assert answer("helene.lefevre@example.org") == answer("stranger@example.org")
@@ -180,7 +177,7 @@ def test_a_confirmation_link_expires_and_cannot_be_forged(client: TestClient, si
 
 
 def test_honeypot_rate_limit_and_body_limit(client: TestClient, site: Path) -> None:
-    trapped = client.post("/subscribe", data={"email": "bot@example.org", "website": "http://spam"})
+    trapped = post_form(client, "/subscribe", {"email": "bot@example.org", "website": "http://x"})
     assert trapped.status_code == 200
     assert status_of(site, "bot@example.org") is None
     assert not (site / "outbox" / "confirmations").exists()
@@ -193,7 +190,7 @@ def test_honeypot_rate_limit_and_body_limit(client: TestClient, site: Path) -> N
     assert too_big.status_code == 413
 
     codes = [
-        client.post("/subscribe", data={"email": "not-an-address"}).status_code for _ in range(12)
+        post_form(client, "/subscribe", {"email": "not-an-address"}).status_code for _ in range(12)
     ]
     assert codes[:9] == [400] * 9 and codes[-1] == 429
 

@@ -7,14 +7,20 @@ and versioned migrations. A second engine implements the same few methods.
 
 from __future__ import annotations
 
+import datetime as dt
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import HebdoError
 
 Row = sqlite3.Row
+
+
+def now() -> str:
+    """A timestamp as the store writes them: UTC, ISO 8601, to the second."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 class StoreError(HebdoError):
@@ -35,6 +41,10 @@ class Database(Protocol):
     def change_marker(self) -> int: ...
 
     def close(self) -> None: ...
+
+
+# SQL statements separated by ";", or a function that changes the database through its methods.
+Migration = str | Callable[["Database"], None]
 
 
 class Cursor(Protocol):
@@ -59,7 +69,7 @@ class Transaction(Protocol):
 class SqliteDatabase:
     """One SQLite connection in autocommit mode; ``transaction()`` brackets the changes."""
 
-    def __init__(self, path: Path, *, create: bool, migrations: Sequence[str]) -> None:
+    def __init__(self, path: Path, *, create: bool, migrations: Sequence[Migration]) -> None:
         self.path = path
         self.where = str(path)
         if not path.exists() and not create:
@@ -97,7 +107,7 @@ class SqliteDatabase:
     def close(self) -> None:
         self.db.close()
 
-    def _migrate(self, migrations: Sequence[str]) -> None:
+    def _migrate(self, migrations: Sequence[Migration]) -> None:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
         if version > len(migrations):
             raise StoreError(
@@ -111,10 +121,14 @@ class SqliteDatabase:
             )
         for number in range(version, len(migrations)):
             # Statement by statement: executescript() would commit half-way through.
+            migration = migrations[number]
             with self.transaction():
-                for statement in migrations[number].split(";"):
-                    if statement.strip():
-                        self.db.execute(statement)
+                if callable(migration):
+                    migration(self)
+                else:
+                    for statement in migration.split(";"):
+                        if statement.strip():
+                            self.db.execute(statement)
                 self.db.execute(f"PRAGMA user_version = {number + 1}")
 
 

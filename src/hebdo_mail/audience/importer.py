@@ -14,8 +14,9 @@ from typing import Any
 
 from ..vocabulary import NOT_MAILABLE, Format, Status
 from .addresses import address_key
+from .database import now
 from .listfile import CsvSubscriber, Rejected, read_subscribers, write_csv
-from .store import Subscriber, SubscriberStore, now
+from .store import Subscriber, SubscriberStore
 
 EXPORT_COLUMNS = [
     "email", "name", "lang", "format", "status", "source", "created_at", "updated_at",

@@ -30,6 +30,9 @@ def command(name: str) -> Callable[[argparse.Namespace], int]:
     return run
 
 
+PLAIN_AUTH_HELP = "log in to a relay over plain smtp:// even when it is not on this machine"
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -68,6 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--workers", type=int, default=1, metavar="N", help="processes serving requests (default 1)"
+    )
+    serve.add_argument("--allow-plain-auth", action="store_true", help=PLAIN_AUTH_HELP)
     serve.set_defaults(handler=command("publish:cmd_serve"))
 
     preview = commands.add_parser(
@@ -156,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument(
         "--yes", action="store_true", help="do not ask before mailing through a relay"
     )
+    send.add_argument("--allow-plain-auth", action="store_true", help=PLAIN_AUTH_HELP)
     send.set_defaults(handler=command("send:cmd_send"))
 
     status = commands.add_parser(

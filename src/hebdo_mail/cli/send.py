@@ -40,8 +40,9 @@ def cmd_send(args: argparse.Namespace) -> int:
     factory = message_factory(workspace, issue.id, editions, issue.default_language)
     ask = getpass.getpass if sys.stdin.isatty() else None
     transport = configured_transport(
-        workspace, url=args.smtp, outbox=f"outbox/{issue.id}", ask_password=ask
-    )
+        workspace, url=args.smtp, outbox=f"outbox/{issue.id}", ask_password=ask,
+        allow_plain_auth=args.allow_plain_auth,
+    )  # fmt: skip
     if args.test:
         return _send_test(args.test, factory, transport, workspace, issue.id)
 

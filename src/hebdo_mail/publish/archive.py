@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..errors import HebdoError
 from ..workspace import Workspace
-from .issue import Issue, load_issue
+from .issue import ISSUE_ID, Issue, load_issue
 from .render import render_web
 from .templating import environment, render
 
@@ -84,7 +84,9 @@ class Archive:
         return sorted(found, key=lambda i: (i.date, i.number, i.id), reverse=True)
 
     def issue(self, issue_id: str) -> Issue | None:
-        if "/" in issue_id or issue_id.startswith("."):
+        # Only what an issue folder may be called: no path tricks, no name the file system
+        # refuses (ENAMETOOLONG) reaches it.
+        if not ISSUE_ID.fullmatch(issue_id):
             return None
         return self._load(issue_id)
 
