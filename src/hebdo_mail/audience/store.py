@@ -19,6 +19,7 @@ from ..vocabulary import FORMATS, NOT_MAILABLE, STATUSES, Status
 from .addresses import InvalidAddress, address_key, check_name, normalise_address
 from .bounce_ledger import BounceLedger
 from .database import Database, Migration, SqliteDatabase, StoreError, now
+from .rekeying import rekey_addresses
 from .subscriptions import Subscriptions
 
 if TYPE_CHECKING:
@@ -68,6 +69,8 @@ MIGRATIONS: list[Migration] = [
     CREATE INDEX confirmation_mail_by_address ON confirmation_mail (email_key, sent_at);
     CREATE INDEX confirmation_mail_by_time ON confirmation_mail (sent_at);
     """,
+    # Addresses compared as addresses.py now does (NFC, lower()); rows that became one merged.
+    rekey_addresses,
 ]
 
 

@@ -14,6 +14,8 @@ import hmac
 import re
 import time
 
+from .addresses import address_key
+
 # A token as it appears in text: the encoded address, a dot, the 43 characters of the MAC.
 TOKEN_PATTERN = re.compile(r"\b([A-Za-z0-9_-]{2,400}\.[A-Za-z0-9_-]{43})\b")
 # A confirmation link carries a name of up to 200 characters besides the address.
@@ -35,19 +37,19 @@ class TokenSigner:
         self._secret = secret
         self.list_id = list_id
 
-    def _mac(self, purpose: str, address: str) -> bytes:
-        message = f"{purpose}\n{self.list_id}\n{address.casefold()}".encode()
+    def _mac(self, purpose: str, text: str) -> bytes:
+        message = f"{purpose}\n{self.list_id}\n{text}".encode()
         return hmac.digest(self._secret, message, "sha256")  # the one-shot C function: fast
 
     def signed(self, address: str, purpose: str = "unsubscribe") -> tuple[str, bytes]:
         """The token and its MAC (from which other per-address values can be derived)."""
-        mac = self._mac(purpose, address)
+        mac = self._mac(purpose, address_key(address))
         return f"{_b64(address.encode())}.{_b64(mac)}", mac
 
     def verp_token(self, address: str) -> str:
         """16 hex digits naming an address in a VERP return path (case-proof, short enough for
         a local part); bounces.py finds the address again by computing it for every reader."""
-        return self._mac("verp", address)[:8].hex()
+        return self._mac("verp", address_key(address))[:8].hex()
 
     def token(self, address: str, purpose: str = "unsubscribe") -> str:
         return self.signed(address, purpose)[0]
@@ -89,4 +91,5 @@ class TokenSigner:
             given = _unb64(signature)
         except (binascii.Error, UnicodeDecodeError, ValueError):
             return None
-        return address if hmac.compare_digest(given, self._mac(purpose, address)) else None
+        genuine = hmac.compare_digest(given, self._mac(purpose, address_key(address)))
+        return address if genuine else None
