@@ -431,12 +431,13 @@ def test_dry_run_limit_and_test_copy(ws: Path, cli: Callable[..., Result]) -> No
 
 def test_a_list_with_a_bad_row_sends_nothing(ws: Path, cli: Callable[..., Result]) -> None:
     (ws / "list.csv").write_text(
-        'email,name\nok@example.org,Fine\nbad@example.org,"two\nlines"\n', encoding="utf-8"
+        'email,name\nok@example.org,Fine\nbad@example.org,"two\nlines\tand a tab"\n',
+        encoding="utf-8",
     )
     result = send(cli, ws, "--subscribers", "list.csv")
     assert result.code == 1
     assert result.err.startswith(
-        "hebdo-mail: error: list.csv:3: bad@example.org: the name spans several lines"
+        "hebdo-mail: error: list.csv:3: bad@example.org: the name holds a control character"
     )
     assert "nothing was sent" in result.err and not (ws / "outbox").exists()
 

@@ -8,6 +8,7 @@ and versioned migrations. A second engine implements the same few methods.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -79,6 +80,9 @@ class SqliteDatabase:
                 path=path,
             )
         try:
+            if not path.exists():
+                # Created for its owner only (SQLite gives its -wal and -shm files the same mode).
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
             self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
             self.db.row_factory = sqlite3.Row
             self.db.execute("PRAGMA journal_mode = WAL")
@@ -88,6 +92,11 @@ class SqliteDatabase:
             raise StoreError(
                 f"is not a usable subscriber store ({exc}); restore it from a backup or move it "
                 "aside — it was left as it is",
+                path=path,
+            ) from None
+        except OSError as exc:
+            raise StoreError(
+                f"cannot be created ({exc.strerror}); check the folder and its permissions",
                 path=path,
             ) from None
 

@@ -32,6 +32,7 @@ class ImportReport:
     merged: int = 0  # rows that repeated an address earlier in the same file
     kept_out: int = 0  # unsubscribed or bounced readers the file did not re-activate
     rejected: list[Rejected] = field(default_factory=list)
+    warnings: list[Rejected] = field(default_factory=list)  # rows taken, with a remark
 
 
 def import_list(
@@ -45,6 +46,8 @@ def import_list(
         if isinstance(item, Rejected):
             report.rejected.append(item)
             continue
+        if item.warning:
+            report.warnings.append(Rejected(item.line, item.warning))
         key = address_key(item.email)
         if key in rows:
             rows[key] = _merge(rows[key], item)

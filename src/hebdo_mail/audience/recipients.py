@@ -4,15 +4,18 @@ store, streamed in batches. Either way each recipient is a ``Recipient`` value.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import HebdoError
+from ..errors import HebdoError, display_path
 from ..vocabulary import Status
 from .addresses import address_key
 from .listfile import CsvSubscriber, Rejected, read_subscribers
 from .store import SubscriberStore
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,10 @@ class CsvRecipients(RecipientSource):
         for item in read_subscribers(path):
             if isinstance(item, Rejected):
                 rejected.append(item)
-            elif address_key(item.email) not in seen:  # a repeated address is mailed once
+                continue
+            if item.warning:
+                log.warning("%s:%d: %s", display_path(path), item.line, item.warning)
+            if address_key(item.email) not in seen:  # a repeated address is mailed once
                 seen.add(address_key(item.email))
                 rows.append(item)
         if rejected:

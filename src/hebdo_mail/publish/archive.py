@@ -145,6 +145,8 @@ def write_site(workspace: Workspace, target: Path) -> list[Path]:
     """The whole archive as static files under ``target`` (written in place of what was there)."""
     from .build import write_tree
 
+    if target.exists() and not target.is_dir():
+        raise HebdoError("is not a folder; give a new or empty folder for the site", path=target)
     if target.exists() and any(target.iterdir()) and not (target / SITE_MARKER).exists():
         raise HebdoError(
             "is not empty and was not written by `build --site`; give a new or empty folder "
