@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from hebdo_mail.audience.postgres import close_pools
+from hebdo_mail.audience.store import open_store
 from hebdo_mail.audience.tokens import TokenSigner
 from hebdo_mail.cli.main import main
 from hebdo_mail.deliver.message import MessageFactory
 from hebdo_mail.publish.build import render_issue
 from hebdo_mail.workspace import load_workspace, write_secret
 
-from .helpers import EXAMPLE_ISSUE, REPO, Result
+from .helpers import EXAMPLE_ISSUE, REPO, STORE_BACKENDS, Result, append_settings
+from .pgserver import PostgresServer
 
 # Templates that print personal fields in both parts, so message tests cover the slots.
 FOOTER_HTML = (
@@ -26,15 +29,44 @@ FOOTER_HTML = (
 FOOTER_TEXT = "Pour {{ subscriber.name }} ({{ subscriber.city }})\n{{ unsubscribe_url }}\n"
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run the tests marked both_stores that use a store once per backend."""
+    wanted = metafunc.definition.get_closest_marker("both_stores") is not None
+    if wanted and "store_backend" in metafunc.fixturenames:
+        metafunc.parametrize("store_backend", STORE_BACKENDS, indirect=True)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the whole run, started the first time a test needs it."""
+    server = PostgresServer().start()
+    yield server
+    close_pools()
+    server.stop()
+
+
 @pytest.fixture
-def workspace(tmp_path: Path) -> Path:
-    """A throwaway copy of the repository's ready workspace (settings, example issue and list)."""
+def store_backend(request: pytest.FixtureRequest) -> str:
+    """Which store the workspace uses: SQLite unless a test module asks for both
+    (``pytestmark = BOTH_STORES``)."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, store_backend: str, request: pytest.FixtureRequest) -> Iterator[Path]:
+    """A throwaway copy of the repository's ready workspace (settings, example issue and list),
+    its store on the backend the test runs with."""
     root = tmp_path / "ws"
     root.mkdir()
     shutil.copy(REPO / "hebdo.toml", root / "hebdo.toml")
     shutil.copytree(REPO / "issues", root / "issues")
     shutil.copy(REPO / "subscribers.example.csv", root / "subscribers.example.csv")
-    return root
+    if store_backend == "postgresql":
+        server: PostgresServer = request.getfixturevalue("postgres")
+        append_settings(root, f'[store]\nurl = "{server.new_database()}"\n')
+        open_store(load_workspace(root, explicit=True), migrate=True).close()
+    yield root
+    close_pools()  # each test's database has its own pool; end their threads with the test
 
 
 @pytest.fixture

@@ -12,11 +12,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx2
+import pytest
 from starlette.testclient import TestClient
+
+from hebdo_mail.audience.store import SubscriberStore, open_store
+from hebdo_mail.workspace import load_workspace
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_ISSUE = "2006-50"
 CHROMIUM = "/usr/bin/chromium"  # Debian's package; `make test` installs it
+# Tests that must hold on SQLite and on PostgreSQL alike: each test of a module marked so
+# (`pytestmark = BOTH_STORES`) that uses a workspace runs once per store (see conftest.py).
+BOTH_STORES = pytest.mark.both_stores
+STORE_BACKENDS = ("sqlite", "postgresql")
 
 
 @dataclass
@@ -62,6 +70,11 @@ def append_settings(workspace: Path, toml: str) -> None:
     """Add sections to a test workspace's hebdo.toml."""
     with (workspace / "hebdo.toml").open("a", encoding="utf-8") as handle:
         handle.write("\n" + toml)
+
+
+def store_of(workspace: Path) -> SubscriberStore:
+    """The test workspace's store, whichever backend it runs on."""
+    return open_store(load_workspace(workspace, explicit=True))
 
 
 SITE = "https://hebdo.example.org"  # base_url of the example workspace

@@ -187,3 +187,39 @@ def test_a_failed_write_leaves_the_old_folder_and_no_staging(tmp_path: Path) -> 
     assert "cannot write the build" in str(caught.value)
     assert (target / "fr" / "email.html").read_bytes() == b"old"
     assert [p.name for p in target.parent.iterdir()] == ["issue"]
+
+
+def test_french_titles_with_a_colon_need_no_quotes(
+    workspace: Path, cli: Callable[..., Result]
+) -> None:
+    article = workspace / ISSUE / "plans-action.md"
+    text = article.read_text(encoding="utf-8")
+    title = next(line for line in text.splitlines() if line.startswith("title:"))
+    replace_in(
+        article,
+        title,
+        "title: Historique : les plans   # a comment stays a comment\n"
+        "summary: Le point : dix ans de plans",
+    )
+    assert cli("build", EXAMPLE_ISSUE, cwd=workspace).code == 0
+    html = (workspace / "build" / EXAMPLE_ISSUE / "fr" / "email.html").read_text()
+    assert "Historique\u00a0: les plans</h3>" in html
+    assert "Le point\u00a0: dix ans de plans" in html and "a comment" not in html
+
+
+def test_a_colon_yaml_cannot_read_gets_the_exact_hint(
+    workspace: Path, cli: Callable[..., Result]
+) -> None:
+    # Inside a {flow: mapping} the value cannot be told from the syntax: quoting is the way.
+    replace_in(
+        workspace / LEAD,
+        "image:\n  src: rose-des-vents.png\n  alt: La rose des vents de l'OTAN, blanche sur fond bleu",
+        "image: {src: rose-des-vents.png, alt: La rose des vents : emblème}",
+    )
+    result = cli("build", EXAMPLE_ISSUE, cwd=workspace)
+    assert result.code == 1 and result.err.count("\n") == 1
+    assert re.search(
+        rf"{LEAD}:\d+: front matter is not valid YAML: .*; a value containing ': ' must be "
+        r"quoted, as in title: \"Historique : les plans\"",
+        result.err,
+    )

@@ -4,25 +4,28 @@ driven by Playwright. Screenshots are kept in tests/artifacts/."""
 from __future__ import annotations
 
 import email
+import itertools
 import re
 import socket
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from email import policy
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import uvicorn
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, Route, sync_playwright
 
-from hebdo_mail.audience.store import SubscriberStore
 from hebdo_mail.web.app import create_app
 from hebdo_mail.web.preview import create_preview_app
 from hebdo_mail.workspace import load_workspace, write_secret
 
-from .helpers import CHROMIUM, EXAMPLE_ISSUE, REPO, SITE, Result, replace_in, run_process
+from .helpers import CHROMIUM, EXAMPLE_ISSUE, REPO, SITE, Result, replace_in, run_process, store_of
+from .pictures import illustrate_example
 
 pytestmark = pytest.mark.browser
 
@@ -96,7 +99,7 @@ def server(site: Path) -> Iterator[str]:
 
 
 def status_of(site: Path, address: str) -> str | None:
-    with SubscriberStore.at(site / "hebdo.db") as store:
+    with store_of(site) as store:
         subscriber = store.get(address)
         return subscriber.status if subscriber else None
 
@@ -155,7 +158,7 @@ def test_subscribe_and_confirm_with_the_mail_read_from_the_outbox(
     page.get_by_role("button", name="Confirm my subscription").click()
     page.wait_for_selector("text=from the next issue on")
     page.screenshot(path=ARTIFACTS / "subscribe-confirmed.png")
-    with SubscriberStore.at(site / "hebdo.db") as store:
+    with store_of(site) as store:
         reader = store.get("reader.new@example.org")
         assert reader is not None
         assert (reader.status, reader.name, reader.lang, reader.format) == (
@@ -195,10 +198,11 @@ def test_the_email_fits_a_phone_and_keeps_its_layout_on_a_desktop(
 ) -> None:
     assert cli("build", EXAMPLE_ISSUE, cwd=workspace).code == 0
     html = (workspace / "build" / EXAMPLE_ISSUE / lang / "email.html").as_uri()
-    phone = new_page(browser, PHONE)
-    phone.goto(html)
-    assert no_horizontal_scroll(phone)
-    assert phone.locator("table.container").evaluate("t => t.offsetWidth") <= 375
+    for width in (320, 375):
+        phone = new_page(browser, {"width": width, "height": 740})
+        phone.goto(html)
+        assert no_horizontal_scroll(phone), width
+        assert phone.locator("table.container").evaluate("t => t.offsetWidth") <= width
     phone.screenshot(path=ARTIFACTS / f"email-{lang}-375.png", full_page=True)
     desktop = new_page(browser, {"width": 800, "height": 900})
     desktop.goto(html)
@@ -240,3 +244,48 @@ def test_the_preview_shows_both_widths_and_rebuilds_on_a_change(
         (folder / "transit-fias.md").write_text("---\ntitle: Sans section\n---\nTexte.\n")
         page.wait_for_event("load", timeout=10_000)
         assert "missing required key 'section'" in page.get_by_role("alert").inner_text()
+
+
+def test_pictures_are_never_blown_up_at_any_width(
+    browser: Browser, workspace: Path, cli: Callable[..., Result]
+) -> None:
+    """The illustrated week (a 1600 px photo, a 400 px one, a 120 px logo, a 3000 px map and a
+    60-character bare URL), built but never sent: its pictures come from `serve`."""
+    illustrate_example(workspace)
+    assert cli("build", EXAMPLE_ISSUE, cwd=workspace).code == 0
+    built = workspace / "build" / EXAMPLE_ISSUE
+
+    with LiveServer(create_app(load_workspace(workspace, explicit=True))) as server:
+
+        def from_serve(route: Route) -> None:
+            with urllib.request.urlopen(
+                server + urlsplit(route.request.url).path, timeout=20
+            ) as answer:
+                route.fulfill(
+                    status=answer.status,
+                    body=answer.read(),
+                    content_type=answer.headers["content-type"],
+                )
+
+        for width, lang, name in itertools.product(
+            (320, 375, 600), ("fr", "en"), ("email.html", "index.html")
+        ):
+            page = new_page(browser, {"width": width, "height": 800})
+            page.route("https://hebdo.example.org/issues/**", from_serve)
+            page.goto((built / lang / name).as_uri())
+            page.wait_for_function("[...document.images].every(i => i.complete)", timeout=20_000)
+            pictures = page.evaluate(
+                "[...document.images].map(i => [i.src.split('/').pop().split('.')[0], "
+                "i.naturalWidth, i.getBoundingClientRect().width])"
+            )
+            assert len(pictures) == 6
+            for stem, natural, shown in pictures:
+                where = f"{stem} in {lang}/{name} at {width} px"
+                assert natural > 0, f"{where} did not load"
+                assert shown <= natural and shown <= width, where
+            shown = {stem: shown for stem, _, shown in pictures}
+            if width == 600 and name == "email.html":
+                assert (shown["logo-partenariat"], shown["laboratoire"]) == (120, 400)
+            assert no_horizontal_scroll(page), f"{lang}/{name} at {width} px"
+            if width == 320:
+                page.screenshot(path=ARTIFACTS / f"pictures-{lang}-{name}-320.png", full_page=True)

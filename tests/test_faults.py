@@ -22,10 +22,10 @@ import pytest
 
 from hebdo_mail.deliver.sendlog import read_log
 
-from .helpers import EXAMPLE_ISSUE, Result
+from .helpers import BOTH_STORES, EXAMPLE_ISSUE, Result
 from .smtpserver import Recorder, SmtpServer
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, BOTH_STORES]
 
 LOG = Path("logs") / f"{EXAMPLE_ISSUE}.jsonl"
 CLIENT_TIMEOUT = 1.0

@@ -59,7 +59,9 @@ def test_any_article_file_loads_or_gives_an_issue_error(
 def test_any_markdown_body_renders_to_html_and_text(body: str) -> None:
     tokens = parse(body)
     render_html(
-        tokens, resolve_url=lambda name: f"https://x.example/{name}", image_width=lambda name: None
+        tokens,
+        resolve_url=lambda name: f"https://x.example/{name}",
+        resolve_picture=lambda name: (f"https://x.example/{name}", 100),
     )
     text_part = PlainTextWriter(resolve_url=lambda name: name, gettext=lambda s: s).render(tokens)
     assert isinstance(text_part, str)
@@ -67,7 +69,7 @@ def test_any_markdown_body_renders_to_html_and_text(body: str) -> None:
 
 
 def html_of(body: str) -> str:
-    return render_html(parse(body), resolve_url=str, image_width=lambda name: None)
+    return render_html(parse(body), resolve_url=str, resolve_picture=lambda name: (name, 100))
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from hebdo_mail.publish.i18n import format_date, format_size
-from hebdo_mail.publish.media import image_width, inspect_file
+from hebdo_mail.publish.media import inspect_file
+from hebdo_mail.publish.pictures import read_picture
 
 from .helpers import REPO
 
@@ -58,5 +59,6 @@ def test_dates_per_locale_and_pattern() -> None:
     assert format_date(dt.date(2006, 12, 1), "fr") == "1er décembre 2006"
 
 
-def test_image_width_is_read_from_the_png_header() -> None:
-    assert image_width(REPO / "issues" / "2006-50" / "rose-des-vents.png") == 560
+def test_picture_size_is_read_from_the_file() -> None:
+    info = read_picture(REPO / "issues" / "2006-50" / "rose-des-vents.png")
+    assert (info.kind, info.width, info.height, info.display_width) == ("PNG", 560, 240, 560)

@@ -16,11 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from hebdo_mail.audience.store import SubscriberStore
 from hebdo_mail.deliver.sendlog import read_log
 
-from .helpers import EXAMPLE_ISSUE, Result, run_process, wait_until
+from .helpers import BOTH_STORES, EXAMPLE_ISSUE, Result, run_process, store_of, wait_until
 from .smtpserver import Recorder, SmtpServer
+
+pytestmark = BOTH_STORES
 
 FAST_RETRIES = "\n[send]\nretry_delay = 0.01\nattempts = 3\n"
 
@@ -273,7 +274,7 @@ def test_5xx_fails_once_and_never_stops_the_others(ws: Path, cli: Callable[..., 
     assert recorder.seen[("rcpt", "marc.dubois@example.net")] == 1
     failed = [e for e in events(ws) if e["event"] == "failed"]
     assert failed[0]["code"] == 550 and failed[0]["reply"] == "5.1.1 no such user"
-    with SubscriberStore.at(ws / "hebdo.db") as store:
+    with store_of(ws) as store:
         marc = store.get("marc.dubois@example.net")
         assert marc is not None and marc.bounce_score == 1
 
@@ -462,7 +463,7 @@ def test_an_unsubscribe_during_the_send_is_honoured(ws: Path, cli: Callable[...,
     with SmtpServer(recorder) as server:
         process = start_send(ws, "--smtp", server.url, "--yes", "--concurrency", "1")
         wait_until(lambda: len(recorder.received) >= 3, what="3 messages at the relay")
-        with SubscriberStore.at(ws / "hebdo.db") as store:
+        with store_of(ws) as store:
             store.set_status("reader029@example.org", "unsubscribed")
         out, err = process.communicate(timeout=60)
     assert process.returncode == 0, err

@@ -2,26 +2,74 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 import stat
+import subprocess
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
 from lxml import html as lxml_html
 
-from .helpers import Result
+from .helpers import Result, run_process
 
 
-def test_init_creates_a_workspace_that_builds(tmp_path: Path, cli: Callable[..., Result]) -> None:
-    result = cli("init", "mynews", cwd=tmp_path)
+def test_init_creates_a_workspace_whose_hints_work_as_printed(tmp_path: Path) -> None:
+    result = run_process("init", "Le Petit Hebdo", cwd=tmp_path)
     assert result.code == 0, result.err
-    root = tmp_path / "mynews"
-    assert (root / "hebdo.toml").read_text().count('name = "Mynews"') == 1
+    root = tmp_path / "Le Petit Hebdo"
+    assert (root / "hebdo.toml").read_text().count('name = "Le Petit Hebdo"') == 1
     assert stat.S_IMODE((root / ".hebdo-secret").stat().st_mode) == 0o600
     assert len((root / ".hebdo-secret").read_text().strip()) >= 40
-    assert (root / "issues" / "2006-50" / "issue.toml").is_file()
-    built = cli("build", "issues/2006-50", cwd=root)
+    assert (root / "issues" / "example" / "issue.toml").is_file()
+    # Every hint runs as printed, from where init ran (the live preview only gets its issue
+    # checked: it would serve until stopped).
+    hints = [line.split("#")[0].strip() for line in result.out.split("next:")[1].splitlines()]
+    cd, *commands = [hint for hint in hints if hint]
+    assert cd == "cd 'Le Petit Hebdo'" and len(commands) == 3
+    for command in commands:
+        if " preview " in command:
+            command = command.replace(" preview ", " build ")
+        done = subprocess.run(
+            f"{cd} && {command}", shell=True, cwd=tmp_path, capture_output=True, text=True,
+            timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, (command, done.stderr)
+    assert (root / "build" / "example" / "fr" / "email.html").is_file()
+    assert (root / "issues" / dt.date.today().isoformat() / "article-1.md").is_file()
+
+
+def test_new_starts_the_next_issue_that_builds_once_written(
+    workspace: Path, cli: Callable[..., Result]
+) -> None:
+    result = cli("new", cwd=workspace)
+    assert result.code == 0, result.err
+    folder = workspace / "issues" / "2006-51"  # the example's id is its year and week
+    assert result.out.splitlines()[0] == "issues/2006-51"
+    config = tomllib.loads((folder / "issue.toml").read_text())
+    assert (config["number"], config["date"]) == (51, dt.date(2006, 12, 22))
+    assert config["sections"]["en"]["history"] == "History"
+    assert config["subject"]["en"] == "{name} No. {number} — {date}"  # a pattern: kept
+    assert "preheader" not in config  # last week's, commented out for the editor to rewrite
+    toml = (folder / "issue.toml").read_text()
+    assert '# fr = "Le président du Kazakhstan au siège' in toml
+    assert "# send_at = 2006-12-22T08:00:00" in toml
+    starter = folder / "article-1.md"
+    assert "section: Nouvelles" in starter.read_text()
+    starter.write_text(
+        "---\ntitle: Le Conseil de l'Atlantique Nord en réunion\nsection: Nouvelles\n---\n"
+        "Les ministres se sont réunis à Bruxelles.\n",
+        encoding="utf-8",
+    )
+    built = cli("build", "2006-51", cwd=workspace)
     assert built.code == 0, built.err
-    assert (root / "build" / "2006-50" / "fr" / "email.html").is_file()
+    html = (workspace / "build" / "2006-51" / "fr" / "email.html").read_text()
+    assert "OTAN Hebdo n°51 — 22 décembre 2006" in html
+    again = cli("new", "--date", "2007-01-05", cwd=workspace)
+    assert again.out.startswith("issues/2007-01\n")  # ISO week 1 of 2007
+    taken = cli("new", "2006-51", cwd=workspace)
+    assert taken.code == 1 and "already exists" in taken.err
 
 
 def test_init_refuses_a_folder_in_use(tmp_path: Path, cli: Callable[..., Result]) -> None:
@@ -71,7 +119,11 @@ def test_an_english_issue_with_other_sections_and_no_order(
     assert "LEAD STORY · BRIEFING\n\nFirst: the opening item\n" in text
     assert "Issue 3 — 19-Jan-2007" in text
     assert "Brochure (PDF, 3\u00a0KB)" in text
-    assert "- Video of the briefing\n  https://video.example.net/clip\n\n- Brochure" in text
+    # The downloads come with their article, between it and the next one.
+    downloads = text.index(
+        "Downloads\n- Video of the briefing\n  https://video.example.net/clip\n- Brochure"
+    )
+    assert text.index("First: the opening item\n") < downloads < text.index("Second item\n=")
     assert "Ministry: Defence" in text  # too wide for columns: one record per row
     document = lxml_html.fromstring((out / "email.html").read_bytes())
     assert document.get("lang") == "en-GB"
@@ -79,7 +131,12 @@ def test_an_english_issue_with_other_sections_and_no_order(
     assert document.xpath("//img[@alt='External chart']/@src") == [
         "https://cdn.example.net/chart.png"
     ]
-    assert "https://update.example.net/issues/2007-03/files/brochure.pdf" in document.xpath(
-        "//a/@href"
-    )
-    assert (root / "build" / "2007-03" / "files" / "brochure.pdf").is_file()
+    brochure = [
+        href
+        for href in document.xpath("//a/@href")
+        if re.fullmatch(
+            r"https://update\.example\.net/issues/2007-03/files/brochure\.[0-9a-f]{8}\.pdf", href
+        )
+    ]
+    assert len(brochure) == 2  # in the body and in the downloads
+    assert (root / "build" / "2007-03" / "files" / brochure[0].rsplit("/", 1)[1]).is_file()

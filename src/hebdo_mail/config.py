@@ -5,6 +5,7 @@ Every later stage receives a ``Workspace``; nothing else reads ``hebdo.toml``.
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 import re
 import tomllib
@@ -139,6 +140,25 @@ class SendSettings(StrictModel):
     retry_delay: float = Field(
         default=2.0, ge=0
     )  # seconds before the first retry, doubled each time
+    # `send --due` starts no issue more than this late (a machine off all weekend must not mail
+    # Friday's issue on Monday without a human deciding): "12h", "90min", "2d".
+    send_window: dt.timedelta = dt.timedelta(hours=12)
+
+    @field_validator("send_window", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        if isinstance(value, str):
+            return parse_duration(value)
+        return value
+
+
+def parse_duration(text: str) -> dt.timedelta:
+    """'12h', '90min', '2d', '45m' (minutes) or '30s'."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(d|h|m|min|s)\s*", text)
+    if not match:
+        raise ValueError(f"{text!r} is not a duration such as '12h', '90min' or '2d'")
+    unit = {"d": "days", "h": "hours", "m": "minutes", "min": "minutes", "s": "seconds"}
+    return dt.timedelta(**{unit[match[2]]: float(match[1])})
 
 
 class BounceSettings(StrictModel):
@@ -186,7 +206,32 @@ class WebSettings(StrictModel):
 
 
 class StoreSettings(StrictModel):
-    path: str = "hebdo.db"  # relative to the workspace
+    path: str = "hebdo.db"  # the SQLite store, relative to the workspace
+    # A PostgreSQL server shared by several hosts, instead of the file (HEBDO_STORE_URL wins).
+    url: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        return check_store_url(value) if value is not None else None
+
+
+def check_store_url(value: str) -> str:
+    """postgresql://user@host:port/database; the password never goes in the URL (it would be
+    in hebdo.toml for anyone to read): PGPASSWORD, ~/.pgpass or HEBDO_STORE_PASSWORD."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value)
+    if parts.scheme not in ("postgresql", "postgres") or not parts.hostname:
+        raise ValueError(
+            f"{value.split('@')[-1]!r} is not a URL like 'postgresql://hebdo@db.example.org:5432/hebdo'"
+        )
+    if parts.password is not None:
+        raise ValueError(
+            "the store URL must not hold a password; give it in PGPASSWORD, ~/.pgpass or "
+            "HEBDO_STORE_PASSWORD"
+        )
+    return value
 
 
 class Settings(StrictModel):

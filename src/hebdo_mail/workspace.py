@@ -13,10 +13,11 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import CONFIG_NAME, Settings, load_settings
+from .config import CONFIG_NAME, Settings, check_store_url, load_settings
 from .errors import ConfigError
 
 SECRET_ENV = "HEBDO_SECRET"
+STORE_URL_ENV = "HEBDO_STORE_URL"
 MIN_SECRET_LENGTH = 16
 
 
@@ -62,6 +63,21 @@ class Workspace:
     @property
     def store_path(self) -> Path:
         return self.root / self.settings.store.path
+
+    @property
+    def store_url(self) -> str | None:
+        """The PostgreSQL store's URL (HEBDO_STORE_URL, else [store] url), or None for SQLite."""
+        from_env = os.environ.get(STORE_URL_ENV)
+        if from_env:
+            try:
+                return check_store_url(from_env)
+            except ValueError as exc:
+                raise ConfigError(f"{STORE_URL_ENV}: {exc}") from None
+        return self.settings.store.url
+
+    def store_exists(self) -> bool:
+        """Whether there is a store to read (a server is assumed to be there)."""
+        return self.store_url is not None or self.store_path.exists()
 
     def issue_folder(self, name_or_path: str) -> Path:
         """An issue given as a folder path, or as an id under issues/."""
@@ -177,7 +193,8 @@ def example_dir() -> Path:
     return packaged if packaged.is_dir() else Path(__file__).resolve().parents[2]
 
 
-EXAMPLE_ISSUE = "2006-50"
+EXAMPLE_ISSUE = "2006-50"  # as shipped in the package
+EXAMPLE_NAME = "example"  # its folder in a new workspace: a name that says what it is
 
 
 def write_secret(path: Path) -> None:
@@ -195,7 +212,7 @@ def init_workspace(folder: Path, name: str | None = None) -> list[Path]:
     if folder.exists() and any(folder.iterdir()):
         raise ConfigError("is not empty; give a new or empty folder", path=folder)
     folder.mkdir(parents=True, exist_ok=True)
-    title = name or folder.resolve().name.replace("-", " ").replace("_", " ").title()
+    title = name or folder.resolve().name  # as the editor wrote it: "OTAN-Hebdo" stays so
     if '"' in title or "\\" in title or "\n" in title:
         raise ConfigError(
             "the newsletter name may not contain quotes, backslashes or line breaks", path=folder
@@ -208,7 +225,7 @@ def init_workspace(folder: Path, name: str | None = None) -> list[Path]:
     write_secret(folder / SECRET_NAME)
     created.append(folder / SECRET_NAME)
     source = example_dir()
-    issue_target = folder / "issues" / EXAMPLE_ISSUE
+    issue_target = folder / "issues" / EXAMPLE_NAME
     shutil.copytree(source / "issues" / EXAMPLE_ISSUE, issue_target)
     created.append(issue_target)
     shutil.copyfile(source / "subscribers.example.csv", folder / "subscribers.example.csv")

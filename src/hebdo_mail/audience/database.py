@@ -1,8 +1,9 @@
-"""The SQL connection under the store: SQLite by default (``hebdo.db``, WAL mode).
+"""The SQL connection under the store: SQLite by default (``hebdo.db``, WAL mode), PostgreSQL for
+several hosts (postgres.py).
 
-Everything above speaks through ``Database``: ``?`` placeholders, ``transaction()`` for
-all-or-nothing changes, ``change_marker()`` to learn cheaply whether another process committed,
-and versioned migrations. A second engine implements the same few methods.
+Everything above speaks through ``Database``: SQLite's SQL with ``?`` placeholders (the PostgreSQL
+side translates the few differences), ``transaction()`` for all-or-nothing changes,
+``change_marker()`` to learn cheaply whether another process committed, and versioned migrations.
 """
 
 from __future__ import annotations
@@ -17,6 +18,15 @@ from typing import Any, Protocol
 from ..errors import HebdoError
 
 Row = sqlite3.Row
+# A migration is SQL both engines run, a table of SQL per engine where they differ, or a
+# function that changes the database through its methods (for what SQL alone cannot do).
+Migration = str | dict[str, str] | Callable[["Database"], None]
+
+
+def migration_sql(migration: Migration, engine: str) -> str:
+    if callable(migration):
+        return ""
+    return migration if isinstance(migration, str) else migration.get(engine, "")
 
 
 def now() -> str:
@@ -31,6 +41,7 @@ class StoreError(HebdoError):
 class Database(Protocol):
     """What the store needs of an SQL engine."""
 
+    engine: str  # "sqlite" or "postgresql"
     where: str  # the file or server, as errors name it
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor: ...
@@ -41,20 +52,26 @@ class Database(Protocol):
 
     def change_marker(self) -> int: ...
 
+    def schema_version(self) -> int: ...
+
+    def reset_identity(self, table: str) -> None:
+        """After rows were inserted with their ids, new rows must still get fresh ones."""
+
     def close(self) -> None: ...
-
-
-# SQL statements separated by ";", or a function that changes the database through its methods.
-Migration = str | Callable[["Database"], None]
 
 
 class Cursor(Protocol):
     @property
     def rowcount(self) -> int: ...
 
+    @property
+    def description(self) -> Any: ...
+
     def fetchone(self) -> Any: ...
 
     def fetchall(self) -> list[Any]: ...
+
+    def fetchmany(self, size: int) -> list[Any]: ...
 
     def __iter__(self) -> Any: ...
 
@@ -68,7 +85,10 @@ class Transaction(Protocol):
 
 
 class SqliteDatabase:
-    """One SQLite connection in autocommit mode; ``transaction()`` brackets the changes."""
+    """One SQLite connection in autocommit mode; ``transaction()`` brackets the changes.
+    The embedded store migrates itself when opened."""
+
+    engine = "sqlite"
 
     def __init__(self, path: Path, *, create: bool, migrations: Sequence[Migration]) -> None:
         self.path = path
@@ -113,8 +133,14 @@ class SqliteDatabase:
         """Changes whenever another connection commits: a cheap way to know nothing changed."""
         return int(self.db.execute("PRAGMA data_version").fetchone()[0])
 
+    def reset_identity(self, table: str) -> None:
+        return None  # INTEGER PRIMARY KEY continues from the highest id by itself
+
     def close(self) -> None:
         self.db.close()
+
+    def schema_version(self) -> int:
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
 
     def _migrate(self, migrations: Sequence[Migration]) -> None:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
@@ -135,7 +161,7 @@ class SqliteDatabase:
                 if callable(migration):
                     migration(self)
                 else:
-                    for statement in migration.split(";"):
+                    for statement in migration_sql(migration, self.engine).split(";"):
                         if statement.strip():
                             self.db.execute(statement)
                 self.db.execute(f"PRAGMA user_version = {number + 1}")

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from ..atomic import atomic_output
 from ..config import check_language
 from ..errors import HebdoError
-from ..files import atomic_output
 from ..vocabulary import STATUSES
 from .addresses import InvalidAddress, check_name, normalise_address
 

@@ -1,5 +1,5 @@
-"""Mailboxes of returned mail and unsubscribe requests: the messages of a Maildir or an mbox, and
-Maildir's way of marking one handled."""
+"""Mailboxes of returned mail and unsubscribe requests: the messages of a Maildir, an mbox or a
+single message file, and Maildir's way of marking one handled."""
 
 from __future__ import annotations
 
@@ -38,8 +38,17 @@ def mark_seen(path: Path) -> None:
     path.rename(maildir / "cur" / f"{base}:2,{new_flags}")
 
 
-def read_messages(path: Path) -> Iterator[tuple[str, bytes, Path | None, str]]:
-    """(hash of the message, its bytes, its file in a Maildir or None in an mbox, where it is)."""
+def read_messages(
+    path: Path, *, any_folder: bool = False
+) -> Iterator[tuple[str, bytes, Path | None, str]]:
+    """(hash of the message, its bytes, its file in a Maildir or None, where it is) of each
+    message of a Maildir, an mbox or a single message file; with ``any_folder``, of each file of
+    a folder that is not a Maildir."""
+    if path.is_dir() and any_folder and not (path / "new").is_dir() and not (path / "cur").is_dir():
+        for item in sorted(p for p in path.iterdir() if p.is_file()):
+            raw = item.read_bytes()
+            yield hashlib.sha256(raw).hexdigest(), raw, None, display_path(item)
+        return
     if path.is_dir():
         # Seen ones too: an admin may have opened the bounce box in a mail client.
         for item in maildir_messages(path, include_seen=True):
@@ -48,6 +57,12 @@ def read_messages(path: Path) -> Iterator[tuple[str, bytes, Path | None, str]]:
         return
     if not path.is_file():
         raise HebdoError("does not exist; give a Maildir folder or an mbox file", path=path)
+    with path.open("rb") as handle:
+        start = handle.read(5)
+    if start and start != b"From ":  # not an mbox: one message
+        raw = path.read_bytes()
+        yield hashlib.sha256(raw).hexdigest(), raw, None, display_path(path)
+        return
     try:
         box = mailbox.mbox(path, create=False)
         keys = box.keys()

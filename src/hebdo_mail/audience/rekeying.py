@@ -44,11 +44,12 @@ def rekey_addresses(db: Database) -> None:
             "UPDATE subscribers SET email = ?, email_key = ? WHERE id = ?",
             (normal_form(keep["email"]), key, keep["id"]),
         )
-    for event_id, email in db.execute("SELECT id, email FROM bounce_events").fetchall():
-        db.execute(
-            "UPDATE bounce_events SET email_key = ? WHERE id = ?",
-            (address_key(normal_form(email)), event_id),
-        )
+    for table in ("bounce_events", "sender_events"):
+        for event_id, email in db.execute(f"SELECT id, email FROM {table}").fetchall():
+            db.execute(
+                f"UPDATE {table} SET email_key = ? WHERE id = ?",
+                (address_key(normal_form(email)), event_id),
+            )
     for (old,) in db.execute("SELECT DISTINCT email_key FROM confirmation_mail").fetchall():
         db.execute(
             "UPDATE confirmation_mail SET email_key = ? WHERE email_key = ?",

@@ -1,83 +1,40 @@
-"""Returned mail read: is a message a bounce, an auto-reply or neither, whose address failed, and
-why (hard or soft). Pure: bytes in, a verdict out; nothing is stored or moved here.
+"""Returned mail read: is a message a bounce, a complaint, an auto-reply or neither; for a bounce,
+every recipient that failed, each with its reason (bounce_reasons.py), status code and the
+server's words. Pure: bytes in, a verdict out; nothing is stored or moved here.
 
-Each message is read as an RFC 3464 delivery status notification when it is one, else as the
-text the common mail systems write (Postfix, Exim, Sendmail, Gmail, Outlook/Exchange, qmail).
-Auto-replies and challenge messages are recognised and set aside, never counted.
+A report is read as RFC 3464 fields wherever they are (dsn.py), else as the text mail systems
+write (report_text.py); JSON notices of sending providers are read in notices.py. Auto-replies,
+challenges, read receipts and delivery notices are recognised and set aside, never counted.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import email
-import html
-import itertools
 import re
 from dataclasses import dataclass
-from email.errors import HeaderParseError
-from email.header import decode_header, make_header
 from email.message import Message
-from email.utils import getaddresses, parsedate_to_datetime
+from email.utils import getaddresses
 
+from ..vocabulary import BounceKind, BounceReason
+from . import dsn, mail_parts, notices
+from .bounce_reasons import counts_against_reader, decide, kind_of
+from .report_text import ADDRESS, failed_recipients
 from .tokens import TOKEN_PATTERN as TOKEN
 
-ADDRESS = (
-    r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?\.[A-Za-z]{2,}"
-)
-# RFC 3463 class.subject.detail; the subject is one digit, which keeps version numbers
-# (Exim 4.96.2) and IP addresses out.
-ENHANCED_STATUS = re.compile(r"(?<![\d.])([245])\.([0-7])\.(\d{1,3})(?![\d.]*\d)")
-FAILURE_STATUS = re.compile(r"(?<![\d.])[45]\.[0-7]\.\d{1,3}(?![\d.]*\d)")
-SMTP_REPLY = re.compile(r"(?<![\d.:])([45])[0-5]\d(?=[ :-])")
-
-# Where the non-standard reports put the failed address.
-RECIPIENT_PATTERNS = [
-    re.compile(rf"^\s*<(?P<address>{ADDRESS})>:", re.M),  # Postfix, qmail
-    re.compile(rf"address\(es\) failed:\s+<?(?P<address>{ADDRESS})>?", re.I),  # Exim
-    re.compile(rf"fatal errors -----\s+<?(?P<address>{ADDRESS})>?", re.I),  # Sendmail
-    re.compile(
-        rf"the following[^:\n]{{0,60}}:\s+<?(?P<address>{ADDRESS})>?", re.I
-    ),  # Gmail, GroupWise
-    re.compile(
-        rf"(wasn't|was not|couldn't be|could not be) delivered to:?\s+<?(?P<address>{ADDRESS})>?",
-        re.I,
-    ),
-    re.compile(
-        rf"message to\s+<?(?P<address>{ADDRESS})>?\s+(couldn't|could not|wasn't|was not|hasn't|has not)",
-        re.I,
-    ),
-    re.compile(rf"recipients or groups:\s+<?(?P<address>{ADDRESS})>?", re.I),  # Outlook / Exchange
-    re.compile(rf"(recipient|empfänger|destinataire)\s*:\s*<?(?P<address>{ADDRESS})>?", re.I),
-    re.compile(rf"RCPT TO:\s*<(?P<address>{ADDRESS})>", re.I),  # a session transcript
-    re.compile(rf"^\s*<?(?P<address>{ADDRESS})>?\s*$", re.M),  # a lone address on its line
-]
-# Replies that are about the reader's mailbox, not about the message.
-FULL_OR_GREYLISTED = re.compile(
-    r"mailbox (is )?full|over ?quota|quota exceeded|exceeded (the )?(storage|quota)|"
-    r"insufficient (system )?storage|greylist|grey-list|graylist|"
-    r"boîte (aux lettres )?(est )?pleine|quota dépassé|postfach (ist )?voll|speicherplatz",
-    re.I,
-)
-HARD_WORDS = re.compile(
-    r"user unknown|unknown user|no such (user|recipient|mailbox|address)|does not exist|"
-    r"doesn't exist|address not found|couldn'?t be found|no mailbox here|mailbox unavailable|"
-    r"recipient not found|invalid recipient|recipnotfound|unrouteable address|"
-    r"host or domain name not found|domain not found|no such domain|name service error|"
-    r"user not found|mailbox not found|unknown (mailbox|recipient)|account (has been )?disabled|"
-    r"not listed in|doesn't have an? .{0,30}account|no longer (active|in use|valid)|"
-    r"mailbox (is )?(disabled|inactive)|invalid (mailbox|address)|retry timeout exceeded|"
-    r"adresse introuvable|destinataire inconnu|utilisateur inconnu|n'existe pas|"
-    r"empfänger unbekannt|unbekannte? (empfänger|adresse)|existiert nicht|message expired|"
-    r"could not be delivered for \d+ days",
-    re.I,
-)
-# The boilerplate of permanent failures: it classifies, but says nothing of the reason.
-PERMANENT_WORDS = re.compile(
-    r"permanent(ly)? (error|failure|fatal)|failed permanently|permanent delivery error", re.I
-)
 SOFT_WORDS = re.compile(
     r"try again later|temporar(y|ily)|has been delayed|delivery delayed|delayed \d+ hours?|"
-    r"will (be )?retr(y|ied)|still trying|non-fatal|could not send message for past",
+    r"will (be )?retr(y|ied)|still trying|non-fatal|could not send message for past|"
+    r"warning: message|delivery attempts will continue",
+    re.I,
+)
+FAILURE_WORDS = re.compile(
+    r"could not be delivered|couldn't be delivered|undeliverable|permanent(ly)? (error|fatal)|"
+    r"failed permanently|delivery (has )?failed|not (be )?delivered|unable to deliver|"
+    r"did not reach|rejected|user unknown|unknown user|no such (user|mailbox|address)|"
+    r"does not exist|may not exist|not found|not a member|mailbox (is )?full|quota|refused|"
+    r"does not like recipient|n'existe pas|unzustellbar|nicht zugestellt|"
+    r"не может быть доставлено|送信できませんでした|届きませんでした|宛先不明",
     re.I,
 )
 AUTO_SUBJECT = re.compile(
@@ -95,30 +52,70 @@ CHALLENGE = re.compile(
     re.I,
 )
 BOUNCE_SUBJECT = re.compile(
-    r"undeliver|delivery (status notification|failure|has failed|problem|delayed|incomplete)|"
-    r"returned mail|mail delivery failed|failure notice|non remis|non-remise|not delivered|"
-    r"warning: message .* delayed|could not be delivered|unzustellbar|nicht zugestellt|"
-    r"no entregado|non recapitato|onbestelbaar",
+    r"undeliver|delivery (status notification|failure|has failed|problem|delayed|incomplete|"
+    r"notification)|returned mail|mail delivery failed|failure notice|non remis|non-remise|"
+    r"not delivered|warning: message .* delayed|could not be delivered|unzustellbar|"
+    r"nicht zugestellt|no entregado|non recapitato|onbestelbaar|mail system error|"
+    r"delivery report|nondeliverable|failed delivery|returned to sender|rejected|"
+    r"エラー|不達|配信できません|送信できません",
     re.I,
 )
-# Where a report without MIME structure starts quoting the returned message.
-ORIGINAL_STARTS = re.compile(
-    r"^.*(below this line is a copy of the message|this is a copy of the message|"
-    r"original message (follows|headers)|----- original message -----|"
-    r"returned message follows|message headers follow).*$",
-    re.I | re.M,
+COMMANDS = (
+    (re.compile(r"\brcpt\b|recipient address rejected|does not like recipient", re.I), "RCPT"),
+    (re.compile(r"mail from|after mail|sender address rejected", re.I), "MAIL"),
+    (re.compile(r"end of data|after data|data command|in reply to data", re.I), "DATA"),
+    (re.compile(r"initial connection|connect to|greeting|\b(ehlo|helo)\b", re.I), "EHLO"),
+)  # fmt: skip
+DELIVERED = ("delivered", "relayed", "expanded")
+SENDER_FIELDS = re.compile(
+    r"^(?:from|return-path|sender|reply-to|errors-to):[ \t]*(.+)$", re.M | re.I
 )
 
 
 @dataclass(frozen=True)
-class Bounce:
-    kind: str  # "hard" or "soft"
-    reason: str
-    recipient: str | None  # as the report names it
-    verp: str | None  # the VERP token of the address the bounce came back to
+class Failure:
+    """One recipient of a bounce: why it failed, in the words of the vocabulary and the server."""
+
+    recipient: str  # as the report names it; "" when it names none
+    reason: BounceReason
+    status: str  # the RFC 3463 code ("5.1.1"), or ""
+    diagnostic: str  # what the server said
+    delayed: bool = False  # a warning: the relay still tries
+
+    @property
+    def kind(self) -> BounceKind:
+        return kind_of(self.reason)
+
+    @property
+    def counts(self) -> bool:
+        """Does it count against the reader (not a refusal of our sender, IP or message)?"""
+        return counts_against_reader(self.reason)
+
+
+@dataclass(frozen=True)
+class Returned:
+    """What a returned message says of the issue it returns: whose copy it was."""
+
+    verp: str | None  # the VERP token of the address the report came back to
     original_to: str | None  # the To of the returned message, when it is included
     tokens: tuple[str, ...]  # unsubscribe tokens found in the returned message
+    message_id: str | None  # the returned message's Message-ID
     day: dt.date | None  # when the report was written
+
+
+@dataclass(frozen=True)
+class Bounce:
+    failures: tuple[Failure, ...]
+    returned: Returned
+
+
+@dataclass(frozen=True)
+class Complaint:
+    """A reader reported the issue as spam (an ARF report, RFC 5965, or a provider's notice)."""
+
+    recipient: str | None
+    feedback_type: str
+    returned: Returned
 
 
 @dataclass(frozen=True)
@@ -131,36 +128,10 @@ class Unreadable:
     why: str
 
 
-def classify(status: str | None, text: str) -> str | None:
-    """hard, soft, or None when nothing in it names a failure.
-
-    A full mailbox or greylisting is soft whatever its code (5.2.2 is formally permanent but
-    usually passes); a policy refusal (5.7.x: blocked, spam) is soft too, since it is about the
-    message or the sender rather than the reader's address. Other 5.x.x are hard, 4.x.x soft;
-    without a code, the wording decides, then the SMTP reply code."""
-    if FULL_OR_GREYLISTED.search(text):
-        return "soft"
-    codes = [m.group(0) for m in ENHANCED_STATUS.finditer(text)]
-    if status and not (codes and status.endswith(".0.0")):  # X.0.0 says less than the text
-        codes = [status]
-    codes = [c for c in codes if not c.startswith("2")]
-    if codes:
-        if any(c.startswith("5") and not c.startswith("5.7.") for c in codes):
-            return "hard"
-        # A 5.7.x that says the address does not exist ("5.7.1 No such user") is about it.
-        policy_only = all(c.startswith("5.7.") for c in codes)
-        return "hard" if policy_only and HARD_WORDS.search(text) else "soft"
-    if HARD_WORDS.search(text) or PERMANENT_WORDS.search(text):
-        return "hard"
-    if SOFT_WORDS.search(text):
-        return "soft"
-    replies = [m.group(1) for m in SMTP_REPLY.finditer(text)]
-    if replies:
-        return "hard" if "5" in replies else "soft"
-    return None
+Verdict = Bounce | Complaint | Ignored | Unreadable
 
 
-def analyse(raw: bytes, verp_prefix: str) -> Bounce | Ignored | Unreadable:
+def analyse(raw: bytes, verp_prefix: str) -> Verdict:
     try:
         return _analyse(raw, verp_prefix)
     except Exception as exc:
@@ -169,67 +140,205 @@ def analyse(raw: bytes, verp_prefix: str) -> Bounce | Ignored | Unreadable:
         return Unreadable(f"cannot be parsed ({type(exc).__name__})")
 
 
-def _analyse(raw: bytes, verp_prefix: str) -> Bounce | Ignored | Unreadable:
-    # The compat32 policy keeps headers as plain strings: several times faster than the
-    # header registry, and it does not choke on the broken headers returned mail often has.
+def _analyse(raw: bytes, verp_prefix: str) -> Verdict:
+    if b"\n" not in raw[:4000] and b"\r" in raw:  # old Mac line ends
+        raw = raw.replace(b"\r", b"\n")
+    if raw.lstrip()[:1] in (b"{", b"["):
+        return notices.read(raw.decode("utf-8", "replace"), _empty())
     message = email.message_from_bytes(raw)
     parts = [(part, part.get_content_type()) for part in message.walk()]
-    verp = _verp_token(message, verp_prefix)
-    report_text, original_text = _split_text(parts)
-    returned = _returned_original(parts)
-    tokens = tuple(TOKEN.findall(original_text + "\n" + _headers_text(returned)))
-    original_to = _first_address(returned.get("To")) if returned is not None else None
-    if original_to is None and (match := re.search(r"^To:\s*(.+)$", original_text, re.M)):
-        original_to = _first_address(match.group(1))
-    day = _day(message)
+    if message.get_content_maintype() == "multipart" and len(parts) == 1:
+        # The boundary the header announces is not the one used: read the body as plain text.
+        body = re.split(rb"\r?\n\r?\n", raw, maxsplit=1)[-1]
+        parts = [(email.message_from_bytes(b"Content-Type: text/plain\n\n" + body), "text/plain")]
+    report_text, original_text, status_text = mail_parts.texts(parts)
+    returned = _returned(message, parts, original_text, verp_prefix)
 
-    if message.get_param("report-type") == "disposition-notification":
+    report_type = str(message.get_param("report-type") or "").lower()
+    if report_type == "feedback-report" or any(t == "message/feedback-report" for _, t in parts):
+        return _complaint(parts, returned)
+    if report_type == "disposition-notification":
         return Ignored("a read receipt")
-    dsn = _delivery_status(parts)
-    if isinstance(dsn, Ignored):
-        return dsn
-    if dsn is not None:
-        kind, reason, recipient = dsn
-        return Bounce(kind, reason, recipient, verp, original_to, tokens, day)
+    if notices.looks_like_json(report_text):
+        return notices.read(report_text, returned)
 
-    # Words wrapped over two lines ("User\n    unknown") must still match.
-    flat_text = " ".join(report_text.split())
-    subject = _decoded(message.get("Subject"))
-    sender = _decoded(message.get("From")).lower()
-    from_mail_system = "mailer-daemon" in sender or "postmaster" in sender
-    if not from_mail_system and not BOUNCE_SUBJECT.search(subject):
-        if message.get("X-Challenge") or CHALLENGE.search(subject + " " + flat_text[:3000]):
+    subject = mail_parts.decoded(message.get("Subject"))
+    sender = mail_parts.decoded(message.get("From")).lower()
+    from_mail_system = any(w in sender for w in ("mailer-daemon", "postmaster", "mail delivery"))
+    bounce_subject = bool(BOUNCE_SUBJECT.search(subject))
+    records = dsn.read_fields(status_text.splitlines()) if status_text else []
+    if not records:
+        records = dsn.read_fields(report_text.splitlines())
+    failed = [r for r in records if r.action not in DELIVERED and not r.status.startswith("2.")]
+    if records and not failed:
+        return Ignored(f"a delivery report ({records[0].action or 'delivered'}), not a failure")
+    if not failed and not from_mail_system and not bounce_subject:
+        flat = " ".join(report_text[:4000].split())
+        if message.get("X-Challenge") or CHALLENGE.search(subject + " " + flat):
             return Ignored("a challenge asking to prove a person sent the issue")
-        if (
-            message.get("X-Autoreply") or message.get("X-Autorespond")
-            or str(message.get("Precedence", "")).strip().lower() == "auto_reply"
-            or str(message.get("Auto-Submitted", "no")).strip().lower() not in ("no", "")
-            or AUTO_SUBJECT.search(subject)
-        ):  # fmt: skip
+        if _auto_reply(message, subject):
             return Ignored("an automatic reply (absence, vacation)")
-    found = classify(None, flat_text)
-    speaks_smtp = ENHANCED_STATUS.search(report_text) or SMTP_REPLY.search(report_text)
-    if found is None or not (from_mail_system or BOUNCE_SUBJECT.search(subject) or speaks_smtp):
-        # Wording alone ("n'existe pas") from a person is not a bounce: a reader may write it.
-        return Unreadable("no delivery failure found in it")
-    recipient = _first_address(message.get("X-Failed-Recipients")) or next(  # Exim names it
-        (m.group("address") for p in RECIPIENT_PATTERNS if (m := p.search(report_text))),
-        None,
+
+    not_readers = _not_readers(message, returned, original_text)
+    by_text = failed_recipients(report_text, not_readers)
+    failures = [_from_record(r, by_text, report_text) for r in failed]
+    if not failures:
+        speaks_smtp = dsn.STATUS_CODE.search(report_text) or dsn.SMTP_REPLY.search(report_text)
+        if not (from_mail_system or bounce_subject or speaks_smtp):
+            # Wording alone ("n'existe pas") from a person is not a bounce: a reader may write it.
+            return Unreadable("no delivery failure found in it")
+        failed_header = message.get("X-Failed-Recipients")
+        if not (speaks_smtp or FAILURE_WORDS.search(report_text) or by_text or failed_header):
+            return Unreadable("no delivery failure found in it")
+        failures = _from_text(message, by_text, report_text, returned)
+    return Bounce(tuple(failures), returned)
+
+
+def _from_record(record: dsn.Recipient, by_text: dict[str, str], report_text: str) -> Failure:
+    diagnostic = record.diagnostic
+    written = by_text.get(record.address.lower(), "")
+    if not diagnostic or (written and not dsn.find_status(diagnostic) and dsn.find_status(written)):
+        diagnostic = written or diagnostic or _error_lines(report_text)
+    delayed = record.action == "delayed"
+    return _failure(
+        record.address, diagnostic, record.status, delayed, record.diagnostic_type,
+        written + "\n" + _error_lines(report_text),
+    )  # fmt: skip
+
+
+def _from_text(
+    message: Message, by_text: dict[str, str], report_text: str, returned: Returned
+) -> list[Failure]:
+    named = [
+        a
+        for a in getaddresses(
+            [mail_parts.decoded(v) for v in message.get_all("X-Failed-Recipients", [])]
+        )
+    ]
+    listed = [address for _, address in named if "@" in address]
+    context = _error_lines(report_text, everything=True)
+    if listed:
+        return [
+            _failure(a, by_text.get(a.lower()) or _error_lines(report_text), "", False, "", context)
+            for a in listed
+        ]
+    if not by_text:
+        recipient = returned.original_to or ""
+        return [_failure(recipient, _error_lines(report_text), "", False, "", context)]
+    return [
+        _failure(address, diagnostic or _error_lines(report_text), "", False, "", context)
+        for address, diagnostic in by_text.items()
+    ]
+
+
+def _failure(
+    recipient: str,
+    diagnostic: str,
+    field_status: str,
+    delayed: bool,
+    diagnostic_type: str,
+    context: str = "",
+) -> Failure:
+    """One failed recipient; ``context`` is what else the report says of it (where the SMTP
+    command it failed at is often named)."""
+    diagnostic = " ".join(diagnostic.split())
+    text_status = dsn.find_status(diagnostic)
+    status = dsn.prefer(field_status, text_status, dsn.find_reply(diagnostic))
+    delayed = delayed or (not status.startswith("5") and bool(SOFT_WORDS.search(diagnostic)))
+    command = next(
+        (
+            name
+            for text in (diagnostic, context)
+            for pattern, name in COMMANDS
+            if pattern.search(text)
+        ),
+        "",
     )
-    return Bounce(found, _reason(report_text), recipient, verp, original_to, tokens, day)
+    local_program = diagnostic_type.startswith("x-unix")
+    reason = decide(
+        status, diagnostic, command=command, delayed=delayed, local_program=local_program
+    )
+    if reason in (BounceReason.ONHOLD, BounceReason.UNDEFINED) and context:
+        # The lines kept for this recipient say nothing telling: the rest of the report may.
+        found = decide(status, context, command=command, delayed=delayed)
+        reason = found if found not in (BounceReason.ONHOLD, BounceReason.UNDEFINED) else reason
+    return Failure(recipient, reason, status, diagnostic[:300], delayed)
 
 
-Parts = list[tuple[Message, str]]  # each part of a message with its content type
+def _error_lines(text: str, *, everything: bool = False) -> str:
+    """The lines of a report that carry a code, else its first words: the diagnostic of last
+    resort; with ``everything``, its first 40 lines (to look for a reason in)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if everything:
+        return " ".join(lines[:40])
+    coded = [line for line in lines if dsn.STATUS_CODE.search(line) or dsn.SMTP_REPLY.search(line)]
+    return " ".join(coded[:3] or lines[:6])
 
 
-def _decoded(value: object) -> str:
-    """A header's text, RFC 2047 encoded words decoded."""
-    if value is None:
-        return ""
-    try:
-        return str(make_header(decode_header(str(value))))
-    except (LookupError, UnicodeError, ValueError, HeaderParseError):
-        return str(value)
+def _complaint(parts: list[tuple[Message, str]], returned: Returned) -> Verdict:
+    fields: dict[str, str] = {}
+    for part, content_type in parts:
+        if content_type == "message/feedback-report":
+            for block in mail_parts.blocks(part):
+                for name, value in block.items():
+                    fields.setdefault(name.lower(), str(value).strip())
+    recipient = mail_parts.first_address(
+        fields.get("original-rcpt-to") or fields.get("removal-recipient")
+    )
+    return Complaint(
+        recipient or returned.original_to, fields.get("feedback-type", "abuse"), returned
+    )
+
+
+def _returned(
+    message: Message, parts: mail_parts.Parts, original_text: str, verp_prefix: str
+) -> Returned:
+    original = mail_parts.returned_original(parts)
+    headers = mail_parts.headers_text(original)
+    tokens = tuple(dict.fromkeys(TOKEN.findall(original_text + "\n" + headers)))
+    original_to = mail_parts.first_address(original.get("To")) if original is not None else None
+    message_id = str(original.get("Message-ID") or "").strip() if original is not None else ""
+    if original_to is None and (match := re.search(r"^To:\s*(.+)$", original_text, re.M)):
+        original_to = mail_parts.first_address(match.group(1))
+    if not message_id and (
+        match := re.search(r"^Message-ID:\s*(<[^>]+>)", original_text, re.M | re.I)
+    ):
+        message_id = match.group(1)
+    return Returned(
+        _verp_token(message, verp_prefix),
+        original_to,
+        tokens,
+        message_id or None,
+        mail_parts.day(message),
+    )
+
+
+def _empty() -> Returned:
+    return Returned(None, None, (), None, None)
+
+
+def _not_readers(message: Message, returned: Returned, original_text: str) -> set[str]:
+    """Addresses a report names that are not the failed recipient: its own sender and addressee
+    (the returned message's sender), and the returned message's sender."""
+    found: set[str] = set()
+    for header in ("From", "To", "Return-Path", "Sender", "Reply-To"):
+        for _, address in getaddresses(
+            [mail_parts.decoded(v) for v in message.get_all(header, [])]
+        ):
+            found.add(address.lower())
+    head = original_text[:20000]  # the returned message's headers, and then some
+    for match in SENDER_FIELDS.finditer(head):
+        found.update(m.group(0).lower() for m in ADDRESS.finditer(match.group(1)))
+    return found
+
+
+def _auto_reply(message: Message, subject: str) -> bool:
+    return bool(
+        message.get("X-Autoreply") or message.get("X-Autorespond")
+        or str(message.get("Precedence", "")).strip().lower() == "auto_reply"
+        or str(message.get("Auto-Submitted", "no")).strip().lower() not in ("no", "")
+        or AUTO_SUBJECT.search(subject)
+    )  # fmt: skip
 
 
 def _verp_token(message: Message, prefix: str) -> str | None:
@@ -241,146 +350,12 @@ def _verp_token(message: Message, prefix: str) -> str | None:
     return None
 
 
-def _delivery_status(parts: Parts) -> tuple[str, str, str | None] | Ignored | None:
-    """(kind, reason, recipient) of an RFC 3464 report's first failed or delayed recipient;
-    Ignored for a report that only says a message was delivered or relayed."""
-    for part, content_type in parts:
-        if content_type != "message/delivery-status":
-            continue
-        blocks = part.get_payload()
-        if not isinstance(blocks, list) or len(blocks) < 2:
-            continue
-        actions = []
-        for block in blocks[1:]:  # the first block is about the reporting mail system
-            if not isinstance(block, Message):
-                continue
-            action = str(block.get("Action", "")).strip().lower()
-            actions.append(action)
-            if action not in ("failed", "delayed"):
-                continue
-            status = str(block.get("Status", "")).strip().split(" ")[0]
-            diagnostic = " ".join(str(block.get("Diagnostic-Code", "")).split())
-            diagnostic = diagnostic.partition(";")[2].strip() or diagnostic
-            kind = classify(status if ENHANCED_STATUS.fullmatch(status) else None, diagnostic)
-            if action == "delayed":
-                kind = "soft"  # a warning: the relay is still trying
-            elif kind != "soft" or status.startswith("4.4."):
-                # Failed: given up, even after days of 4.4.x (no route, queue expired).
-                kind = "hard"
-            recipient = _field_address(block.get("Final-Recipient")) or _field_address(
-                block.get("Original-Recipient")
-            )
-            reason = diagnostic if status in diagnostic else f"{status} {diagnostic}".strip()
-            return kind, reason or action, recipient
-        if actions and all(a in ("delivered", "relayed", "expanded") for a in actions):
-            return Ignored(f"a delivery report ({actions[0]}), not a failure")
-    return None
+def refusal(code: int | None, stage: str | None, reply: str) -> Failure | None:
+    """A relay's permanent refusal of a recipient during a send, read as a failure; else None.
 
-
-def _field_address(value: object) -> str | None:
-    """The address of a DSN recipient field (``rfc822; someone@example.org``)."""
-    if value is None:
-        return None
-    text = str(value)
-    text = text.partition(";")[2] if ";" in text else text
-    return text.strip().strip("<>") or None
-
-
-def _first_address(value: object) -> str | None:
-    if not value:
-        return None
-    addresses = getaddresses([_decoded(value)])
-    return addresses[0][1] if addresses and addresses[0][1] else None
-
-
-def _text_of(part: Message) -> str:
-    payload = part.get_payload(decode=True)
-    if not isinstance(payload, bytes):
-        return ""
-    try:
-        return payload.decode(part.get_content_charset() or "utf-8", "replace")
-    except LookupError:  # a charset Python does not know
-        return payload.decode("utf-8", "replace")
-
-
-def _split_text(parts: Parts) -> tuple[str, str]:
-    """(the report's own words, the returned original's text): the original's words must not
-    be taken for the report's, or a reader's article on "temporary" jobs would look soft."""
-    report: list[str] = []
-    original: list[str] = []
-    inside_original = False
-    for part, content_type in parts:
-        if content_type in ("message/rfc822", "text/rfc822-headers"):
-            inside_original = True
-        attachment = str(part.get("Content-Disposition", "")).lower().startswith("attachment")
-        if part.is_multipart() or attachment or not content_type.startswith("text/"):
-            continue
-        content = _text_of(part)
-        if content_type == "text/html":
-            content = re.sub(r"(?s)<(style|script)\b.*?</\1>", " ", content)
-            content = re.sub(r"<br\s*/?>|</p>|</div>|</tr>", "\n", content, flags=re.I)
-            content = html.unescape(re.sub(r"<[^>]+>", " ", content))
-        (original if inside_original else report).append(content)
-    report_text = "\n".join(report)
-    if not original and (start := ORIGINAL_STARTS.search(report_text)):
-        return report_text[: start.start()], report_text[start.end() :]
-    return report_text, "\n".join(original)
-
-
-def _returned_original(parts: Parts) -> Message | None:
-    for part, content_type in parts:
-        if content_type == "message/rfc822":
-            payload = part.get_payload()
-            if isinstance(payload, list) and payload and isinstance(payload[0], Message):
-                return payload[0]
-        elif content_type == "text/rfc822-headers":
-            return email.message_from_string(_text_of(part))
-    return None
-
-
-def _headers_text(message: Message | None) -> str:
-    if message is None:
-        return ""
-    return "\n".join(f"{name}: {value}" for name, value in message.items())
-
-
-def _day(message: Message) -> dt.date | None:
-    try:
-        when = parsedate_to_datetime(str(message.get("Date", "")))
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return when.astimezone(dt.UTC).date()
-
-
-def _reason(text: str) -> str:
-    """The first line that says what went wrong, with its indented continuation lines."""
-    lines = text.splitlines()
-    patterns = (
-        FAILURE_STATUS,
-        SMTP_REPLY,
-        HARD_WORDS,
-        FULL_OR_GREYLISTED,
-        SOFT_WORDS,
-        PERMANENT_WORDS,
-    )
-    for pattern in patterns:
-        for number, line in enumerate(lines):
-            if pattern.search(line):
-                following = itertools.takewhile(
-                    lambda next_line: next_line[:1] in (" ", "\t") and next_line.strip(),
-                    lines[number + 1 : number + 4],
-                )
-                return " ".join(" ".join([line, *following]).split())[:300]
-    return ""
-
-
-def refusal_kind(code: int | None, stage: str | None, reply: str) -> str | None:
-    """hard or soft for a relay's permanent refusal of a recipient during a send, else None.
-
-    Only refusals of the recipient (RCPT) or of its copy (after the data) count: a refused
-    MAIL FROM is about the sender and would otherwise bounce every reader at once."""
+    Only refusals of the recipient (RCPT) or of its copy (after the data) are about a reader:
+    a refused MAIL FROM is about the sender and would otherwise bounce every reader at once."""
     if code is None or code < 500 or stage not in ("rcpt", "content"):
         return None
-    return classify(None, f"{code} {reply}") or "hard"
+    command = "RCPT TO" if stage == "rcpt" else "end of DATA"
+    return _failure("", f"{code} {reply}", "", False, "", command)

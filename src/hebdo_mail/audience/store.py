@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 __all__ = ["MIGRATIONS", "Store", "StoreError", "Subscriber", "SubscriberStore", "open_store"]
 
 # Each entry moves the schema one version up; the database records where a store stands.
+# Written in SQLite's SQL (postgres.py translates the types); a table where the engines differ;
+# a function where SQL alone cannot do it.
 MIGRATIONS: list[Migration] = [
     """
     CREATE TABLE subscribers (
@@ -61,6 +63,39 @@ MIGRATIONS: list[Migration] = [
     );
     CREATE INDEX bounce_events_by_address ON bounce_events (email_key, day);
     """,
+    # The reason in the bounce vocabulary, its status code, and the returned issue's Message-ID;
+    # and what receivers said about us rather than the reader (refusals of our IP, sender or
+    # message, and complaints): counted for the admin, never in a reader's score.
+    """
+    ALTER TABLE bounce_events ADD COLUMN category TEXT NOT NULL DEFAULT '';
+    ALTER TABLE bounce_events ADD COLUMN status TEXT NOT NULL DEFAULT '';
+    ALTER TABLE bounce_events ADD COLUMN message_id TEXT NOT NULL DEFAULT '';
+    CREATE TABLE sender_events (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (kind IN ('refusal', 'complaint')),
+        email_key TEXT NOT NULL,
+        email TEXT NOT NULL,
+        domain TEXT NOT NULL,
+        day TEXT NOT NULL,
+        category TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT '',
+        reply TEXT NOT NULL DEFAULT '',
+        message_id TEXT NOT NULL DEFAULT '',
+        source TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX sender_events_by_message ON sender_events (message_id);
+    """,
+    {
+        # SQLite has PRAGMA data_version; PostgreSQL gets a sequence its triggers advance.
+        "postgresql": """
+        CREATE SEQUENCE store_changes;
+        CREATE FUNCTION hebdo_note_change() RETURNS trigger AS $$
+        BEGIN PERFORM nextval('store_changes'); RETURN NULL; END $$ LANGUAGE plpgsql;
+        CREATE TRIGGER subscribers_changed AFTER INSERT OR UPDATE OR DELETE ON subscribers
+            FOR EACH STATEMENT EXECUTE FUNCTION hebdo_note_change();
+        """
+    },
     # Subscription requests (subscriptions.py): when a confirmation link was last used, and the
     # confirmations mailed to each address in the last day, which bound how often one is mailed.
     """
@@ -72,6 +107,8 @@ MIGRATIONS: list[Migration] = [
     # Addresses compared as addresses.py now does (NFC, lower()); rows that became one merged.
     rekey_addresses,
 ]
+# The tables `store copy` moves, parents first.
+TABLES = ("subscribers", "bounce_events", "sender_events")
 
 
 @dataclass(frozen=True)
@@ -346,8 +383,17 @@ class SubscriberStore:
             )
 
 
-def open_store(workspace: Workspace, *, create: bool = True) -> SubscriberStore:
-    """The workspace's store, as its settings name it."""
-    return SubscriberStore.at(
-        workspace.store_path, create=create, bounces=workspace.settings.bounces
-    )
+def open_store(
+    workspace: Workspace, *, create: bool = True, migrate: bool = False
+) -> SubscriberStore:
+    """The workspace's store: its PostgreSQL server when [store] url (or HEBDO_STORE_URL) names
+    one, else the SQLite file. ``migrate`` brings a server's schema up to date."""
+    url = workspace.store_url
+    if url is None:
+        return SubscriberStore.at(
+            workspace.store_path, create=create, bounces=workspace.settings.bounces
+        )
+    from .postgres import PostgresDatabase
+
+    database = PostgresDatabase(url, migrations=MIGRATIONS, migrate=migrate)
+    return SubscriberStore(database, bounces=workspace.settings.bounces)

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import display_path
+from ..errors import ConfigError, display_path
 from .common import warn, workspace_from
 
 if TYPE_CHECKING:
@@ -42,12 +42,54 @@ def cmd_bounces_process(args: argparse.Namespace) -> int:
         print(
             f"{address} is now bounced and will not be mailed (`hebdo-mail bounces reset` undoes it)"
         )
+    for domain, count, reply in report.our_side_summary():
+        print(
+            f"problem on our side: {domain} refused {count} message{'s' if count > 1 else ''} "
+            f"(not counted against the readers); most common reply: {reply}"
+        )
+    if report.our_side:
+        print("  check the sending IP's reputation and the domain's SPF, DKIM and DMARC records")
     print(
         f"{report.counted} bounces counted ({report.refusals} of them refusals from the send "
-        f"logs), {report.duplicates} already counted, {len(report.ignored)} auto-replies and "
-        f"challenges set aside, {len(report.problems)} left in place to look at"
+        f"logs), {report.duplicates} already counted, {sum(map(len, report.our_side.values()))} "
+        f"refusals of our side, {report.complaints} complaints (readers unsubscribed), "
+        f"{len(report.ignored)} auto-replies and notices set aside, {len(report.problems)} left "
+        "in place to look at"
     )
     return 1 if report.problems else 0
+
+
+def cmd_bounces_analyse(args: argparse.Namespace) -> int:
+    import json
+
+    from ..audience.bounces import verdict_rows
+    from ..audience.maildir import read_messages
+    from ..config import BounceSettings
+
+    try:  # the workspace's VERP prefix when there is one; the command needs none
+        prefix = workspace_from(args).settings.bounces.prefix
+    except ConfigError as exc:
+        if "no hebdo.toml" not in str(exc):
+            raise
+        prefix = BounceSettings().prefix
+    rows = [
+        row
+        for _, raw, _, where in read_messages(Path(args.path), any_folder=True)
+        for row in verdict_rows(where, raw, prefix)
+    ]
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=1))
+        return 0
+    for row in rows:
+        recipient = row["recipient"] or "-"
+        if row["verdict"] in ("hard", "soft", "complaint"):
+            print(
+                f"{row['file']}: {recipient}  {row['verdict']}  {row['reason']}  "
+                f"{row['status'] or '-'}  {row['diagnostic'] or '-'}"
+            )
+        else:
+            print(f"{row['file']}: {row['verdict']}: {row['why']}")
+    return 0
 
 
 def cmd_bounces_list(args: argparse.Namespace) -> int:
@@ -56,7 +98,7 @@ def cmd_bounces_list(args: argparse.Namespace) -> int:
     for row in rows:
         print(
             f"{row.email}  score {row.score:g}  {row.status}  last {row.last_day} "
-            f"{row.last_kind}: {row.last_reason or '-'}"
+            f"{row.last_kind} {row.last_category or '-'}: {row.last_reason or '-'}"
         )
     print(f"{len(rows)} address{'es' if len(rows) != 1 else ''} with bounces", file=sys.stderr)
     return 0
@@ -198,4 +240,27 @@ def cmd_subscribers_stats(args: argparse.Namespace) -> int:
         ("format", stats["format"]),
     ):
         print(f"by {title}: " + ", ".join(f"{key} {value}" for key, value in counts.items()))
+    return 0
+
+
+def cmd_store_migrate(args: argparse.Namespace) -> int:
+    from ..audience.store import open_store
+
+    with open_store(workspace_from(args), migrate=True) as store:
+        version = store.db.schema_version()
+    print(f"{store.db.where}: schema {version}, up to date")
+    return 0
+
+
+def cmd_store_copy(args: argparse.Namespace) -> int:
+    from ..audience.transfer import copy_store, open_target
+
+    with store_of(args, create=False) as source, open_target(args.to, source) as target:
+        counts = copy_store(source, target)
+        where = target.db.where
+    copied = ", ".join(f"{count} {table.replace('_', ' ')}" for table, count in counts.items())
+    print(f"copied {source.db.where} to {where} in one transaction: {copied}")
+    print(
+        "point [store] at the copy in hebdo.toml (url = … or path = …) to use it", file=sys.stderr
+    )
     return 0

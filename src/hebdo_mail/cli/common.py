@@ -19,6 +19,22 @@ def workspace_from(args: argparse.Namespace) -> Workspace:
     return load_workspace(Path(folder) if folder else None, explicit=folder is not None)
 
 
+def invocation() -> str:
+    """How to run this program again, as the user did: ``hebdo-mail`` when that is what the
+    shell finds, else the path they used, else ``python -m hebdo_mail``: hints must work as
+    printed."""
+    import shlex
+    import shutil
+
+    script = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    if script is None or script.name in ("__main__.py", "-m", "-c") or not script.exists():
+        return f"{shlex.quote(sys.executable)} -m hebdo_mail"
+    found = shutil.which(script.name)
+    if found and Path(found).resolve() == script.resolve():
+        return script.name
+    return shlex.quote(str(script.resolve()))
+
+
 def warn(message: str) -> None:
     logging.getLogger("hebdo_mail").warning("%s", message)
 

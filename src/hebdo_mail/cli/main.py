@@ -8,6 +8,7 @@ Each command imports what it needs when it runs: `build` should not pay for SMTP
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import signal
 import sys
@@ -30,6 +31,13 @@ def command(name: str) -> Callable[[argparse.Namespace], int]:
         return int(handler(args))
 
     return run
+
+
+def _iso_date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2006-12-22") from None
 
 
 PLAIN_AUTH_HELP = "log in to a relay over plain smtp:// even when it is not on this machine"
@@ -56,6 +64,18 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("folder", metavar="DIR")
     init.add_argument("--name", help="the newsletter's name (default: from the folder name)")
     init.set_defaults(handler=command("publish:cmd_init"))
+
+    new = commands.add_parser(
+        "new", help="start the next issue from the latest one (number + 1, date + 7 days)",
+        parents=[common],
+    )  # fmt: skip
+    new.add_argument(
+        "id", metavar="ID", nargs="?", help="the folder name (default: after the latest's pattern)"
+    )
+    new.add_argument(
+        "--date", type=_iso_date, metavar="YYYY-MM-DD", help="default: the latest issue's + 7 days"
+    )
+    new.set_defaults(handler=command("publish:cmd_new"))
 
     build = commands.add_parser(
         "build", help="render an issue into build/<issue-id>/", parents=[common]
@@ -108,6 +128,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bproc.add_argument("path", metavar="MAILDIR_OR_MBOX")
     bproc.set_defaults(handler=command("audience:cmd_bounces_process"))
+    banalyse = bnc.add_parser(
+        "analyse",
+        help="print what each returned message says (recipients, reason, hard/soft); changes nothing",
+        parents=[common],
+    )
+    banalyse.add_argument("path", metavar="FILE_MAILDIR_OR_MBOX")
+    banalyse.add_argument("--json", action="store_true", help="one JSON object per recipient")
+    banalyse.set_defaults(handler=command("audience:cmd_bounces_analyse"))
     blist = bnc.add_parser("list", help="addresses with bounces, their scores", parents=[common])
     blist.set_defaults(handler=command("audience:cmd_bounces_list"))
     breset = bnc.add_parser(
@@ -139,7 +167,14 @@ def build_parser() -> argparse.ArgumentParser:
     send = commands.add_parser(
         "send", help="mail the issue to every recipient (resumable)", parents=[common]
     )
-    send.add_argument("issue", metavar="ISSUE", help="the issue folder, or its id under issues/")
+    send.add_argument(
+        "issue", metavar="ISSUE", nargs="?", help="the issue folder, or its id under issues/"
+    )
+    send.add_argument(
+        "--due",
+        action="store_true",
+        help="send every issue whose send_at has passed and is not complete (for cron)",
+    )
     send.add_argument(
         "--subscribers", metavar="FILE.csv", help="mail the rows of this CSV instead of the store"
     )
@@ -156,7 +191,22 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument(
         "--dry-run", action="store_true", help="render every message, write and send nothing"
     )
-    send.add_argument("--test", metavar="ADDRESS", help="send one copy to ADDRESS; not a delivery")
+    send.add_argument(
+        "--test",
+        metavar="ADDRESS[,ADDRESS…]",
+        help="send a proof copy, subject marked [TEST], to each address; not a delivery",
+    )
+    send.add_argument(
+        "--edition", metavar="LANG", help="with --test: the edition to send (default: the default)"
+    )
+    send.add_argument(
+        "--format", choices=FORMATS, help="with --test: html (default) or text, as readers get it"
+    )
+    send.add_argument(
+        "--allow-changes",
+        action="store_true",
+        help="resume a send although the issue changed since its first messages went out",
+    )
     send.add_argument(
         "--resend-unknown",
         action="store_true",
@@ -174,6 +224,23 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("issue", metavar="ISSUE")
     status.add_argument("--json", action="store_true", help="print the counts as JSON")
     status.set_defaults(handler=command("send:cmd_status"))
+
+    store = commands.add_parser(
+        "store", help="the store itself: schema migrations, moving it", parents=[common]
+    )
+    st = store.add_subparsers(dest="subcommand", required=True, metavar="ACTION")
+    migrate = st.add_parser(
+        "migrate", help="bring the store's schema up to date (PostgreSQL)", parents=[common]
+    )
+    migrate.set_defaults(handler=command("audience:cmd_store_migrate"))
+    copy = st.add_parser(
+        "copy", help="copy the whole store to another, in one transaction", parents=[common]
+    )
+    copy.add_argument(
+        "--to", required=True, metavar="URL_OR_FILE",
+        help="postgresql://user@host:5432/db, or an SQLite file such as hebdo.db",
+    )  # fmt: skip
+    copy.set_defaults(handler=command("audience:cmd_store_copy"))
 
     subscribers = commands.add_parser("subscribers", help="keep the mailing list", parents=[common])
     sub = subscribers.add_subparsers(dest="subcommand", required=True, metavar="ACTION")

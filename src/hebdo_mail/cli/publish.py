@@ -3,20 +3,38 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import shlex
 from pathlib import Path
 
 from ..errors import HebdoError, display_path
 from ..workspace import Workspace
-from .common import human_size, warn, workspace_from
+from .common import human_size, invocation, warn, workspace_from
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from ..workspace import init_workspace
+    from ..workspace import EXAMPLE_NAME, init_workspace
 
     created = init_workspace(Path(args.folder), args.name)
     for path in created:
         print(f"created {display_path(path)}")
-    print(f"next: cd {args.folder} && hebdo-mail build issues/2006-50")
+    program = invocation()
+    print(f"next: cd {shlex.quote(args.folder)}")
+    print(f"      {program} build {EXAMPLE_NAME}      # the example issue, rendered into build/")
+    print(f"      {program} preview {EXAMPLE_NAME}    # see it as readers will, live")
+    print(f"      {program} new --date {dt.date.today().isoformat()}   # start your first issue")
+    return 0
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    from ..publish.next_issue import STARTER_NAME, create_next_issue
+
+    workspace = workspace_from(args)
+    folder = create_next_issue(workspace, args.id, args.date)
+    print(display_path(folder))
+    program = invocation()
+    print(f"next: write {display_path(folder / STARTER_NAME)} (and more articles beside it), then")
+    print(f"      {program} preview {folder.name}")
     return 0
 
 
@@ -30,7 +48,13 @@ def cmd_build(args: argparse.Namespace) -> int:
         raise HebdoError("give the issue to build (e.g. issues/2006-50), or --site DIR")
     report = build_issue(workspace.issue_folder(args.issue), workspace)
     for output in report.outputs:
-        print(f"{display_path(output.path)}  {human_size(output.size)}")
+        line = f"{display_path(output.path)}  {human_size(output.size)}"
+        picture = output.source.picture if output.source else None
+        if output.source and picture:
+            before = f"{human_size(output.source.source.stat().st_size)}, {picture.width}×{picture.height} px"
+            after = "{}×{} px".format(*picture.file_size)
+            line += f"  (from {output.source.name}: {before} → {after})"
+        print(line)
     for message in report.warnings:
         warn(message)
     editions = ", ".join(report.editions)

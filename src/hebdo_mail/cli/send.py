@@ -11,88 +11,125 @@ import getpass
 import json
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from ..audience.addresses import InvalidAddress, normalise_address
 from ..audience.recipients import Recipient, RecipientSource, StoreRecipients
 from ..audience.store import SubscriberStore
+from ..deliver.changes import describe_changes, digest_of
 from ..deliver.message import MessageFactory
 from ..deliver.selection import SendOptions, count_to_send
 from ..deliver.send import Sender, SendSummary, deliver_one
 from ..deliver.sendlog import EventLog, FileLedger, LogError, LogState, NullLog, now, read_log
 from ..deliver.setup import configured_transport, log_path, message_factory, recipient_source
-from ..deliver.transport import NullTransport, OutboxTransport, Transport
+from ..deliver.transport import NullTransport, Transport
 from ..errors import ConfigError, HebdoError, display_path
 from ..publish.build import render_issue
-from ..vocabulary import OUTCOMES, STATUS_KEYS, Outcome
+from ..publish.render import RenderedEdition
+from ..vocabulary import OUTCOMES, STATUS_KEYS, Format, Outcome
 from ..workspace import Workspace
 from .common import warn, workspace_from
 
 EX_TEMPFAIL = 75  # some messages are still to be sent: run the command again
 
 
+TEST_PREFIX = "[TEST] "
+
+
 def cmd_send(args: argparse.Namespace) -> int:
     workspace = workspace_from(args)
-    folder = workspace.issue_folder(args.issue)
+    if args.due:
+        from .schedule import send_due
+
+        if args.issue or args.test:
+            raise ConfigError("--due sends every issue that is due; give no issue nor --test")
+        return send_due(args, workspace)
+    if not args.issue:
+        raise ConfigError("give the issue to send (e.g. issues/2006-50), or --due")
+    return send_issue(args, workspace, workspace.issue_folder(args.issue))
+
+
+def send_issue(args: argparse.Namespace, workspace: Workspace, folder: Path) -> int:
+    """The ordinary send of one issue (also what --due runs for each issue that is due)."""
     issue, editions = render_issue(folder, workspace)
     for warning in issue.warnings:
         warn(warning)
-    factory = message_factory(workspace, issue.id, editions, issue.default_language)
-    ask = getpass.getpass if sys.stdin.isatty() else None
-    transport = configured_transport(
-        workspace, url=args.smtp, outbox=f"outbox/{issue.id}", ask_password=ask,
-        allow_plain_auth=args.allow_plain_auth,
-    )  # fmt: skip
     if args.test:
-        return _send_test(args.test, factory, transport, workspace, issue.id)
-
+        return _send_test(args, workspace, issue.id, editions, issue.default_language)
+    factory = message_factory(workspace, issue.id, editions, issue.default_language)
+    transport = _transport(args, workspace, f"outbox/{issue.id}")
     source, store = recipient_source(
         workspace, Path(args.subscribers) if args.subscribers else None
     )
     try:
-        return _send(args, workspace, issue.id, factory, transport, source, store)
+        return _send(args, workspace, folder, factory, transport, source, store, editions)
     finally:
         if store is not None:
             store.close()
 
 
+def _transport(args: argparse.Namespace, workspace: Workspace, outbox: str) -> Transport:
+    ask = getpass.getpass if sys.stdin.isatty() else None
+    return configured_transport(
+        workspace, url=args.smtp, outbox=outbox, ask_password=ask,
+        allow_plain_auth=args.allow_plain_auth,
+    )  # fmt: skip
+
+
 def _send_test(
-    address: str,
-    factory: MessageFactory,
-    transport: Transport,
+    args: argparse.Namespace,
     workspace: Workspace,
     issue_id: str,
+    editions: dict[str, RenderedEdition],
+    default_lang: str,
 ) -> int:
-    try:
-        email = normalise_address(address)
-    except InvalidAddress as exc:
-        raise ConfigError(f"--test: {exc}") from None
-    recipient = Recipient(email=email)
-    if isinstance(transport, OutboxTransport):
-        transport = OutboxTransport(workspace.root / "outbox/test", "outbox/test")
-    sender = factory.envelope_sender(recipient)
-    reply = asyncio.run(deliver_one(transport, sender, email, factory.wire(recipient)))
-    if reply.outcome != Outcome.SENT:
-        raise HebdoError(
-            f"the test copy to {email} was not accepted: {reply.code} {reply.text}",
-            where=transport.description,
+    """Proof copies: exactly what a reader of that edition and format gets, under a subject
+    marked [TEST]; not a delivery, so nothing is logged and nobody's state changes."""
+    addresses = []
+    for address in args.test.split(","):
+        try:
+            addresses.append(normalise_address(address.strip()))
+        except InvalidAddress as exc:
+            raise ConfigError(f"--test: {exc}") from None
+    lang = args.edition or default_lang
+    if lang not in editions:
+        raise ConfigError(
+            f"--edition {lang}: the issue has no such edition; it has {', '.join(editions)}"
         )
-    print(
-        f"sent a test copy of {issue_id} ({factory.edition_label(recipient)}) to {email} "
-        f"through {transport.description}"
-    )
+    marked = {
+        code: replace(edition, subject=TEST_PREFIX + edition.subject)
+        for code, edition in editions.items()
+    }
+    factory = message_factory(workspace, issue_id, marked, default_lang)
+    transport = _transport(args, workspace, "outbox/test")
+    for email in addresses:
+        recipient = Recipient(email=email, lang=lang, format=args.format or Format.HTML)
+        sender = factory.envelope_sender(recipient)
+        reply = asyncio.run(deliver_one(transport, sender, email, factory.wire(recipient)))
+        if reply.outcome != Outcome.SENT:
+            raise HebdoError(
+                f"the test copy to {email} was not accepted: {reply.code} {reply.text}",
+                where=transport.description,
+            )
+        print(
+            f"sent a test copy of {issue_id} ({factory.edition_label(recipient)}) to {email} "
+            f"through {transport.description}"
+        )
     return 0
 
 
 def _send(
     args: argparse.Namespace,
     workspace: Workspace,
-    issue_id: str,
+    folder: Path,
     factory: MessageFactory,
     transport: Transport,
     source: RecipientSource,
     store: SubscriberStore | None,
+    editions: dict[str, RenderedEdition],
 ) -> int:
+    issue_id = folder.name
     settings = workspace.settings.send
     options = SendOptions(
         concurrency=args.concurrency or settings.concurrency,
@@ -123,13 +160,23 @@ def _send(
         if args.dry_run:
             return _dry_run(sender(NullTransport(), NullLog()), source)
 
+        digest = digest_of(editions)
+        changes = describe_changes(state.digest, digest) if state.started and state.digest else None
+        if changes and not args.allow_changes:
+            raise HebdoError(
+                f"the issue changed since its first messages went out ({changes}); run again "
+                "with --allow-changes to send the new text to the other readers, or restore the "
+                "old text",
+                path=folder,
+            )
+
         to_send = count_to_send(state, source, options)
         if transport.needs_confirmation and to_send and not args.yes:
             _confirm(issue_id, to_send, transport.description)
         log = ledger.writer()
         log.write({
             "time": now(), "event": "run", "total": len(source), "source": source.description,
-            "transport": transport.description,
+            "transport": transport.description, "digest": digest,
         })  # fmt: skip
         try:
             summary = asyncio.run(_run_with_progress(sender(transport, log), source, to_send))

@@ -13,8 +13,9 @@ import contextlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from ..audience.bounces import record
 from ..audience.recipients import Recipient
-from ..audience.returned_mail import refusal_kind
+from ..audience.returned_mail import refusal
 from ..audience.store import Store
 from ..errors import HebdoError
 from ..vocabulary import OUTCOMES, Event, Outcome
@@ -312,12 +313,12 @@ class Sender:
         )  # fmt: skip
         if outcome != Outcome.DEFERRED:
             self._count(outcome)
-        kind = refusal_kind(reply.code, reply.stage, reply.text) if failed else None
-        if kind is not None and self.store is not None:
+        failure = refusal(reply.code, reply.stage, reply.text) if failed else None
+        if failure is not None and self.store is not None:
             # The same source as `bounces process` gives it when it sweeps the log: counted once.
-            self.store.bounces.record(
-                job.recipient.email, kind, f"{reply.code} {reply.text}",
-                source=f"send {job.message_id}",
+            record(
+                None, self.store, job.recipient.email, failure, f"send {job.message_id}",
+                job.message_id, None,
             )  # fmt: skip
         return outcome
 

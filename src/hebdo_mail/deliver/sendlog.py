@@ -62,6 +62,8 @@ class RunEvent(BaseModel):
     total: int
     source: str
     transport: str
+    # What the run mailed: edition -> part -> short hash (deliver/changes.py).
+    digest: dict[str, dict[str, str]] | None = None
 
 
 @dataclass
@@ -76,7 +78,13 @@ class LogState:
     recipients: dict[str, RecipientState] = field(default_factory=dict)
     total: int = 0
     transport: str | None = None
+    digest: dict[str, dict[str, str]] | None = None  # of the last run that recorded one
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def started(self) -> bool:
+        """Whether a message may have reached someone (sent, or handed over with no reply)."""
+        return any(s.event in (Event.SENT, Event.ATTEMPT) for s in self.recipients.values())
 
     def status_of(self, key: str) -> str:
         """pending, sent, failed, skipped, deferred or unknown."""
@@ -117,6 +125,7 @@ def read_log(path: Path) -> LogState:
     for event in _records(path, state.warnings):
         if isinstance(event, RunEvent):
             state.total, state.transport = event.total, event.transport
+            state.digest = event.digest or state.digest
             continue
         previous = state.recipients.get(event.recipient)
         attempts = (previous.attempts if previous else 0) + (event.event == Event.ATTEMPT)

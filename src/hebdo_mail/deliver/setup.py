@@ -92,7 +92,7 @@ def recipient_source(
     last word on who left (unsubscribed and bounced readers are skipped either way)."""
     if subscribers_csv is not None:
         source = CsvRecipients(subscribers_csv)
-        store = open_store(workspace, create=False) if workspace.store_path.exists() else None
+        store = open_store(workspace, create=False) if workspace.store_exists() else None
         return source, store
     store = open_store(workspace, create=False)
     return StoreRecipients(store), store

@@ -2,6 +2,8 @@
 
 web.py serves it and ``build --site DIR`` writes it as static files. An issue is published once
 its send log records a message accepted: the "read online" link of a mail always leads somewhere.
+Its files (pictures, downloads) are online from the start, under names that carry a hash of their
+content (files.py): a proof copy shows its pictures, and nobody finds an unsent issue's page.
 Issues are rendered on demand and kept until a file of theirs, a template or a setting changes.
 """
 
@@ -14,6 +16,7 @@ from pathlib import Path
 
 from ..errors import HebdoError
 from ..workspace import Workspace
+from .files import IssueFile
 from .issue import ISSUE_ID, Issue, load_issue
 from .render import render_web
 from .templating import environment, render
@@ -55,9 +58,14 @@ class Archive:
         self.workspace = workspace
         self._cache: dict[str, _Cached] = {}
 
-    def _load(self, issue_id: str) -> Issue | None:
+    def _load(self, issue_id: str, *, published: bool = True) -> Issue | None:
+        """The issue, if its folder loads (and, with ``published``, once it has been sent)."""
+        # Only what an issue folder may be called: no path tricks, and no name the file system
+        # refuses (ENAMETOOLONG) ever reaches it.
+        if not ISSUE_ID.fullmatch(issue_id):
+            return None
         folder = self.workspace.issues_dir / issue_id
-        if not folder.is_dir() or not is_published(self.workspace, issue_id):
+        if not folder.is_dir() or (published and not is_published(self.workspace, issue_id)):
             return None
         ws = self.workspace
         signature = _signature(folder, ws.templates_dir, ws.locale_dir, files=(ws.config_path,))
@@ -66,8 +74,8 @@ class Archive:
             try:
                 cached = _Cached(signature, load_issue(folder, ws))
             except HebdoError as exc:
-                # A published issue edited into a broken state: leave it out, say why, go on.
-                log.warning("archive: %s", exc)
+                # A broken issue: leave it out and go on; say why if readers could expect it.
+                (log.warning if published else log.debug)("archive: %s", exc)
                 return None
             self._cache[issue_id] = cached
         return cached.issue
@@ -84,10 +92,6 @@ class Archive:
         return sorted(found, key=lambda i: (i.date, i.number, i.id), reverse=True)
 
     def issue(self, issue_id: str) -> Issue | None:
-        # Only what an issue folder may be called: no path tricks, no name the file system
-        # refuses (ENAMETOOLONG) reaches it.
-        if not ISSUE_ID.fullmatch(issue_id):
-            return None
         return self._load(issue_id)
 
     def web_page(self, issue_id: str, lang: str) -> str | None:
@@ -99,12 +103,22 @@ class Archive:
             cached.pages[lang] = render_web(issue, lang, self.workspace)
         return cached.pages[lang]
 
-    def file(self, issue_id: str, name: str) -> Path | None:
-        """A picture or media file the issue shows; nothing else of the folder is served."""
-        issue = self.issue(issue_id)
-        if issue is None or name not in issue.files:
-            return None
-        return issue.folder / name
+    def file(self, issue_id: str, public_name: str) -> IssueFile | None:
+        """A picture or download of the issue, sent or not, by its public name; nothing else of
+        the folder is served."""
+        issue = self._load(issue_id, published=False)
+        return issue.files.public(public_name) if issue is not None else None
+
+    def publishable_files(self) -> list[tuple[Issue, IssueFile]]:
+        """Every file of every issue that loads, sent or not (build --site publishes them)."""
+        if not self.workspace.issues_dir.is_dir():
+            return []
+        return [
+            (issue, entry)
+            for folder in sorted(self.workspace.issues_dir.iterdir())
+            if folder.is_dir() and (issue := self._load(folder.name, published=False)) is not None
+            for entry in issue.files
+        ]
 
     def cover_page(self, lang: str, *, subscribe_url: str | None) -> str:
         settings = self.workspace.settings.newsletter
@@ -163,8 +177,8 @@ def write_site(workspace: Workspace, target: Path) -> list[Path]:
             page = archive.web_page(issue.id, lang)
             assert page is not None
             files[f"issues/{issue.id}/{lang}/index.html"] = page.encode()
-        for name in issue.files:
-            files[f"issues/{issue.id}/files/{name}"] = (issue.folder / name).read_bytes()
+    for issue, entry in archive.publishable_files():
+        files[f"issues/{issue.id}/files/{entry.public_name}"] = entry.content()
     write_tree(target, files)
     return [target / name for name in files if name != SITE_MARKER]
 

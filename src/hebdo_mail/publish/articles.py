@@ -22,6 +22,7 @@ from ..config import StrictModel, check_language, check_single_line, validation_
 from ..errors import IssueError
 from . import markdown
 from .media import FileKind, inspect_file
+from .pictures import PictureError, read_picture
 
 
 class ImageModel(StrictModel):
@@ -84,15 +85,25 @@ class Article:
     body_line: int  # line of the file where the Markdown body starts (1-based)
 
     @property
-    def local_files(self) -> tuple[str, ...]:
-        """Files of the issue folder this article shows or links to."""
-        names = [m.target for m in self.media if m.is_file]
+    def pictures(self) -> tuple[str, ...]:
+        """Pictures of the issue folder this article shows (its own, then its body's)."""
+        names = []
         if self.image and not markdown.is_external(self.image.src):
             names.append(self.image.src)
         for child, _ in markdown.iter_inline(self.tokens):
-            url = _child_url(child)
-            if url and not markdown.is_external(url):
-                names.append(url.split("#")[0])
+            if child.type == "image" and not markdown.is_external(url := _child_url(child) or ""):
+                names.append(markdown.local_name(url))
+        return tuple(dict.fromkeys(names))
+
+    @property
+    def downloads(self) -> tuple[str, ...]:
+        """Files of the issue folder this article offers: its media, then its body's links."""
+        names = [m.target for m in self.media if m.is_file]
+        for child, _ in markdown.iter_inline(self.tokens):
+            if child.type == "link_open" and not markdown.is_external(
+                url := _child_url(child) or ""
+            ):
+                names.append(markdown.local_name(url))
         return tuple(dict.fromkeys(names))
 
     def sub_headings(self) -> list[str]:
@@ -166,15 +177,45 @@ def _key_lines(front: str) -> dict[tuple[str | int, ...], int]:
     return found
 
 
+# One-line keys whose values are prose: French puts " : " in most titles, which plain YAML reads
+# as a second "key: value". Such a value, written unquoted, is quoted before YAML sees it.
+_PROSE_LINE = re.compile(
+    r"^(?P<lead>\s*(?:-\s+)?(?:title|summary|author|label|alt)\s*:[ \t]+)"
+    r"(?P<value>[^\s'\"|>&*!%@`{\[#].*)$"
+)
+
+
+def quote_prose_values(front: str) -> str:
+    """``title: Historique : les plans`` -> ``title: 'Historique : les plans'`` (a trailing
+    `` # comment`` stays a comment)."""
+    lines = []
+    for line in front.split("\n"):
+        match = _PROSE_LINE.match(line)
+        if match:
+            value, hash_mark, comment = match["value"].partition(" #")
+            value = value.rstrip()
+            if re.search(r":(\s|$)", value):
+                quoted = "'" + value.replace("'", "''") + "'"
+                line = match["lead"] + quoted + (f" #{comment}" if hash_mark else "")
+        lines.append(line)
+    return "\n".join(lines)
+
+
 def read_front_matter(front: str, path: Path) -> FrontMatter:
+    front = quote_prose_values(front)
     try:
         data: Any = yaml.load(front, Loader=_Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 2 if mark is not None else 1
         problem = getattr(exc, "problem", None) or "not valid YAML"
+        hint = ""
+        if "mapping values are not allowed" in problem or "got ':'" in problem:
+            hint = (
+                "; a value containing ': ' must be quoted, as in title: \"Historique : les plans\""
+            )
         raise IssueError(
-            f"front matter is not valid YAML: {problem}", path=path, line=line
+            f"front matter is not valid YAML: {problem}{hint}", path=path, line=line
         ) from None
     if not isinstance(data, dict):
         raise IssueError(
@@ -281,7 +322,7 @@ def _local_file(name: str, folder: Path, path: Path, line: int | None, *, what: 
 def _check_body(article: Article, folder: Path) -> None:
     if article.image and not markdown.is_external(article.image.src):
         line = front_matter_line(article.path, article.image.src)
-        _local_file(article.image.src, folder, article.path, line, what="image")
+        _check_picture(article.image.src, folder, article.path, line)
     for child, body_index in markdown.iter_inline(article.tokens):
         line = article.body_line + body_index
         if child.type == "image" and not markdown.inline_text(child).strip():
@@ -292,5 +333,16 @@ def _check_body(article: Article, folder: Path) -> None:
             )
         url = _child_url(child)
         if url and not markdown.is_external(url):
-            what = "image" if child.type == "image" else "linked file"
-            _local_file(url.split("#")[0], folder, article.path, line, what=what)
+            name = markdown.local_name(url)
+            if child.type == "image":
+                _check_picture(name, folder, article.path, line)
+            else:
+                _local_file(name, folder, article.path, line, what="linked file")
+
+
+def _check_picture(name: str, folder: Path, path: Path, line: int | None) -> None:
+    target = _local_file(name, folder, path, line, what="image")
+    try:
+        read_picture(target)
+    except PictureError as exc:
+        raise IssueError(f"picture {name!r} {exc}", path=path, line=line) from None

@@ -13,10 +13,12 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..atomic import real_folder
 from ..errors import BuildError
-from ..files import real_folder
 from ..workspace import Workspace
+from .files import IssueFile
 from .issue import Issue, load_issue
+from .pictures import HEAVY_BYTES
 from .render import GMAIL_CLIP_BYTES, MAX_LINE_OCTETS, RenderedEdition, render_edition
 from .slots import Personalised
 
@@ -25,6 +27,7 @@ from .slots import Personalised
 class BuildOutput:
     path: Path
     size: int
+    source: IssueFile | None = None  # for a file of the issue folder: where it came from
 
 
 @dataclass
@@ -77,13 +80,34 @@ def build_issue(folder: Path, workspace: Workspace) -> BuildReport:
         files[f"{lang}/index.html"] = edition.web_html.encode()
         report.warnings.extend(_size_warnings(f"{lang}/email.html", email_html))
         report.warnings.extend(_size_warnings(f"{lang}/email.txt", email_text))
-    for name in issue.files:
-        files[f"files/{name}"] = (issue.folder / name).read_bytes()
+    sources: dict[str, IssueFile] = {}
+    for entry in issue.files:
+        name = f"files/{entry.public_name}"
+        files[name] = entry.content()
+        sources[name] = entry
+        report.warnings.extend(_picture_warnings(entry, len(files[name])))
 
     target = workspace.build_dir / issue.id
     write_tree(target, files)
-    report.outputs = [BuildOutput(target / name, len(data)) for name, data in files.items()]
+    report.outputs = [
+        BuildOutput(target / name, len(data), sources.get(name)) for name, data in files.items()
+    ]
     return report
+
+
+def _picture_warnings(entry: IssueFile, size: int) -> list[str]:
+    if entry.picture is None or size <= HEAVY_BYTES:
+        return []
+    megabytes = f"{size / 1024 / 1024:.1f} MB"
+    if entry.picture.animated:
+        return [
+            f"{entry.name}: the animation is {megabytes} (kept as it is); readers on a phone "
+            "wait for it: shorten it, or make it smaller or with fewer colours"
+        ]
+    return [
+        f"{entry.name}: {megabytes} even once prepared for mail; readers on a phone wait for "
+        "it: crop it, or save a photo as JPEG"
+    ]
 
 
 def _size_warnings(name: str, content: str) -> list[str]:

@@ -18,6 +18,7 @@ from ..config import StrictModel, check_language, check_single_line, read_toml, 
 from ..errors import IssueError
 from ..workspace import Workspace
 from .articles import Article, Media, front_matter_line, load_article
+from .files import IssueFiles, slug
 from .i18n import N_, format_date, translations
 
 ISSUE_FILE = "issue.toml"
@@ -33,6 +34,8 @@ PerLanguage = str | dict[str, str]
 class IssueConfig(StrictModel):
     number: int = Field(ge=0)
     date: dt.date
+    # When `send --due` mails it; without an offset, the machine's local time.
+    send_at: dt.datetime | None = None
     preheader: PerLanguage = ""
     subject: PerLanguage | None = None
     # A list of names, or per language a table of section ids and their names:
@@ -179,17 +182,11 @@ class Issue:
     folder: Path
     number: int
     date: dt.date
+    send_at: dt.datetime | None  # aware: a time without offset is the machine's local time
     editions: Mapping[str, Edition]
     default_language: str
-    files: tuple[str, ...]  # files of the issue folder the editions show or link to
+    files: IssueFiles  # files of the issue folder the editions show or link to
     warnings: tuple[str, ...]
-
-
-def slug(text: str) -> str:
-    import unicodedata
-
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-") or "section"
 
 
 def load_issue(folder: Path, workspace: Workspace) -> Issue:
@@ -230,14 +227,18 @@ def load_issue(folder: Path, workspace: Workspace) -> Issue:
             warnings.append(f"the {lang} edition has no article left; it is not built")
             continue
         editions[lang] = _edition(lang, chosen, config, workspace)
-    files = tuple(
-        dict.fromkeys(f for e in editions.values() for a in e.articles for f in a.local_files)
+    articles_shown = [a for e in editions.values() for a in e.articles]
+    files = IssueFiles.of(
+        folder,
+        pictures=(name for a in articles_shown for name in a.pictures),
+        downloads=(name for a in articles_shown for name in a.downloads),
     )
     return Issue(
         id=issue_id,
         folder=folder,
         number=config.number,
         date=config.date,
+        send_at=config.send_at.astimezone() if config.send_at else None,
         editions=editions,
         default_language=default,
         files=files,
@@ -308,7 +309,7 @@ def _edition(
     sections = tuple(
         Section(
             name=config.section_name(section_id, lang, default),
-            anchor=f"section-{slug(section_id)}",
+            anchor=f"section-{slug(section_id, 'section')}",
             articles=tuple(a for a in ordered[1:] if a.section == section_id),
         )
         for section_id in section_ids

@@ -9,13 +9,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
+from urllib.parse import unquote
 
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 UrlResolver = Callable[[str], str]
-WidthLookup = Callable[[str], int | None]
-IMAGE_MAX_WIDTH = 560  # the 600px column minus its padding
+# A picture of the issue folder -> its URL and the width it is shown at (CSS pixels).
+PictureResolver = Callable[[str], tuple[str, int]]
 
 _PARSER = MarkdownIt("commonmark", {"html": False, "linkify": True, "typographer": False}).enable(
     ["table", "linkify", "strikethrough"]
@@ -80,6 +81,11 @@ def is_external(url: str) -> bool:
     return bool(re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*:", url)) or url.startswith(("#", "//"))
 
 
+def local_name(url: str) -> str:
+    """The issue folder's file a relative link names: 'photo%201.jpg#top' -> 'photo 1.jpg'."""
+    return unquote(url.split("#")[0])
+
+
 def shifted_level(tag: str, base: int) -> int:
     """Headings inside an article sit just below its title: "#" and "##" become ``base``."""
     return min(6, base + max(0, int(tag[1]) - 2))
@@ -89,41 +95,59 @@ def render_html(
     tokens: Sequence[Token],
     *,
     resolve_url: UrlResolver,
-    image_width: WidthLookup,
+    resolve_picture: PictureResolver,
     heading_base: int = 4,
 ) -> str:
-    """HTML for an article body; relative links and images go through ``resolve_url``.
-
-    Images get a ``width`` attribute (Outlook ignores CSS widths) no wider than the column, and
-    never wider than the picture itself.
+    """HTML for an article body: relative links go through ``resolve_url``, pictures through
+    ``resolve_picture`` (their URL and the width they are shown at: the ``width`` attribute,
+    since Outlook ignores CSS widths). The tokens are copied, never changed: one render never
+    alters what the next one sees.
     """
-    copies = [_email_ready(token, resolve_url, image_width, heading_base) for token in tokens]
+    copies = [_email_ready(token, resolve_url, resolve_picture, heading_base) for token in tokens]
     return str(_PARSER.renderer.render(copies, _PARSER.options, {}))
 
 
+def _copy(token: Token) -> Token:
+    # Token.copy() is shallow: its attrs dict would still be the original's.
+    copy = token.copy()
+    copy.attrs = dict(token.attrs)
+    return copy
+
+
 def _email_ready(
-    token: Token, resolve_url: UrlResolver, image_width: WidthLookup, heading_base: int
+    token: Token, resolve_url: UrlResolver, resolve_picture: PictureResolver, heading_base: int
 ) -> Token:
     """A copy of the token adjusted for the newsletter: heading levels, URLs, image sizing."""
-    copy = token.copy()
+    copy = _copy(token)
     if copy.type in ("heading_open", "heading_close"):
         copy.tag = f"h{shifted_level(token.tag, heading_base)}"
     elif copy.type == "table_open":
         copy.attrSet("class", "article-table")
+        copy.attrSet("width", "100%")
     elif copy.type == "inline" and token.children:
-        copy.children = [_inline_ready(child, resolve_url, image_width) for child in token.children]
+        copy.children = [_inline_ready(c, resolve_url, resolve_picture) for c in token.children]
     return copy
 
 
-def _inline_ready(child: Token, resolve_url: UrlResolver, image_width: WidthLookup) -> Token:
-    copy = child.copy()
+def _inline_ready(
+    child: Token, resolve_url: UrlResolver, resolve_picture: PictureResolver
+) -> Token:
+    copy = _copy(child)
     if copy.type == "link_open":
         href = str(copy.attrGet("href") or "")
         copy.attrSet("href", href if is_external(href) else resolve_url(href))
     elif copy.type == "image":
         src = str(copy.attrGet("src") or "")
-        copy.attrSet("src", src if is_external(src) else resolve_url(src))
+        url, width = (src, None) if is_external(src) else resolve_picture(local_name(src))
+        copy.attrSet("src", url)
         copy.attrSet("class", "article-image")
-        natural = None if is_external(src) else image_width(src)
-        copy.attrSet("width", str(min(natural or IMAGE_MAX_WIDTH, IMAGE_MAX_WIDTH)))
+        if width is not None:  # a picture from elsewhere is shown at its own width
+            copy.attrSet("width", str(width))
+            copy.attrSet("style", picture_style(width))
     return copy
+
+
+def picture_style(width: int) -> str:
+    """Fluid up to the picture's own width, never beyond: ``max-width:100%`` alone does not
+    shrink a picture inside the email's layout tables, whose cells grow to fit it."""
+    return f"width:100%; max-width:{width}px"

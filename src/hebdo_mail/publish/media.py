@@ -44,8 +44,18 @@ def sniff(head: bytes) -> FileKind | None:
         return FileKind("Ogg", "audio/ogg")
     if head.startswith(b"fLaC"):
         return FileKind("FLAC", "audio/flac")
+    if head.startswith((b"II*\x00", b"MM\x00*")):
+        return FileKind("TIFF", "image/tiff")
+    if head.startswith(b"BM") and int.from_bytes(head[14:18], "little") in (12, 40, 56, 108, 124):
+        return FileKind("BMP", "image/bmp")
+    if _looks_like_svg(head):
+        return FileKind("SVG", "image/svg+xml")
     if head[4:8] == b"ftyp":
         brand = head[8:12]
+        if brand in (b"heic", b"heix", b"mif1", b"msf1"):
+            return FileKind("HEIC", "image/heic")
+        if brand in (b"avif", b"avis"):
+            return FileKind("AVIF", "image/avif")
         if brand in (b"M4A ", b"M4B "):
             return FileKind("M4A", "audio/mp4")
         if brand.startswith(b"qt"):
@@ -56,6 +66,11 @@ def sniff(head: bytes) -> FileKind | None:
     if head.startswith(b"PK\x03\x04"):
         return FileKind("ZIP", "application/zip")
     return None
+
+
+def _looks_like_svg(head: bytes) -> bool:
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    return text.startswith(b"<svg") or (text.startswith(b"<?xml") and b"<svg" in text)
 
 
 def inspect_file(path: Path) -> tuple[FileKind, int]:
@@ -69,41 +84,3 @@ def inspect_file(path: Path) -> tuple[FileKind, int]:
         label = path.suffix.lstrip(".").upper() or "file"
         kind = FileKind(label, mime)
     return kind, size
-
-
-def image_width(path: Path) -> int | None:
-    """Pixel width of a PNG, GIF or JPEG, read from its header; None for anything else."""
-    try:
-        data = path.read_bytes()[:65536]
-    except OSError:
-        return None
-    if data.startswith(b"\x89PNG\r\n\x1a\n") and data[12:16] == b"IHDR":
-        return int.from_bytes(data[16:20], "big")
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return int.from_bytes(data[6:8], "little")
-    if data.startswith(b"\xff\xd8"):
-        # Walk the JPEG segments to the start-of-frame marker, which holds the dimensions.
-        pos = 2
-        while pos + 9 < len(data):
-            if data[pos] != 0xFF:
-                return None
-            marker = data[pos + 1]
-            length = int.from_bytes(data[pos + 2 : pos + 4], "big")
-            if marker in (
-                0xC0,
-                0xC1,
-                0xC2,
-                0xC3,
-                0xC5,
-                0xC6,
-                0xC7,
-                0xC9,
-                0xCA,
-                0xCB,
-                0xCD,
-                0xCE,
-                0xCF,
-            ):
-                return int.from_bytes(data[pos + 7 : pos + 9], "big")
-            pos += 2 + length
-    return None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,8 +19,8 @@ from premailer import Premailer
 
 from ..workspace import Workspace
 from . import i18n, markdown
+from .articles import Media
 from .issue import Edition, Issue
-from .media import image_width
 from .plaintext import PlainTextWriter
 from .slots import SlotRegistry, SlotSpec, SubscriberFields
 from .templating import environment, render
@@ -39,6 +39,9 @@ class RenderedEdition:
     web_html: str  # the standalone web page
     slots: tuple[SlotSpec, ...]
     marker_pattern: re.Pattern[str]
+    # Short hashes of what readers get: the subject, each article (by file name) and the whole
+    # message; a resumed send compares them with the first run's (deliver/changes.py).
+    digests: Mapping[str, str]
 
 
 @dataclass(frozen=True)
@@ -53,14 +56,17 @@ class ArticleView:
     html: Markup
     text: str
     sub_headings: list[str]
+    media: list[dict[str, Any]]  # its downloads: label, url, kind, size
+    lang: str  # of its text: a fallback article is not in its edition's language
 
 
 def web_url(workspace: Workspace, issue_id: str, lang: str) -> str:
     return f"{workspace.settings.newsletter.base_url}/issues/{issue_id}/{lang}/"
 
 
-def file_url(workspace: Workspace, issue_id: str, name: str) -> str:
-    return f"{workspace.settings.newsletter.base_url}/issues/{issue_id}/files/{name}"
+def files_url(workspace: Workspace, issue_id: str) -> str:
+    """Where an issue's files are online (their public names follow)."""
+    return f"{workspace.settings.newsletter.base_url}/issues/{issue_id}/files/"
 
 
 def render_edition(issue: Issue, lang: str, workspace: Workspace) -> RenderedEdition:
@@ -69,28 +75,38 @@ def render_edition(issue: Issue, lang: str, workspace: Workspace) -> RenderedEdi
     gettext = i18n.translations(lang, workspace.locale_dir).gettext
     registry = SlotRegistry(hashlib.sha256(f"{issue.id}/{lang}".encode()).hexdigest()[:8])
 
-    def absolute(name: str) -> str:
-        return file_url(workspace, issue.id, name)
-
-    email_context = _context(issue, edition, workspace, absolute, gettext)
+    email_context = _context(issue, edition, workspace, files_url(workspace, issue.id), gettext)
     email_context["subscriber"] = SubscriberFields(registry)
     email_context["unsubscribe_url"] = registry.marker(SlotSpec("unsubscribe_url"))
 
     html = render(env, "email.html", email_context)
     registry.check(html, "email.html")
     html = fold_long_lines(inline_css(html))
-    text = render(env, "email.txt", email_context)
+    text = normalise_text(render(env, "email.txt", email_context))
     registry.check(text, "email.txt")
+    digests = {
+        ARTICLE_DIGEST + path.name: _digest(repr(view))
+        for path, view in email_context["views"].items()
+    }
+    digests.update(subject=_digest(edition.subject), message=_digest(html + "\0" + text))
     return RenderedEdition(
         issue_id=issue.id,
         lang=lang,
         subject=edition.subject,
         html=html,
-        text=normalise_text(text),
+        text=text,
         web_html=render_web(issue, lang, workspace),
         slots=tuple(registry.specs),
         marker_pattern=registry.pattern(),
+        digests=digests,
     )
+
+
+ARTICLE_DIGEST = "article:"
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def render_web(issue: Issue, lang: str, workspace: Workspace) -> str:
@@ -98,39 +114,61 @@ def render_web(issue: Issue, lang: str, workspace: Workspace) -> str:
     page at ``../../../``), so it works wherever the archive is served from, build --site included."""
     env = environment(workspace.templates_dir, workspace.locale_dir, lang)
     gettext = i18n.translations(lang, workspace.locale_dir).gettext
-    context = _context(
-        issue, issue.editions[lang], workspace, lambda name: f"../files/{name}", gettext
-    )
+    context = _context(issue, issue.editions[lang], workspace, "../files/", gettext)
     context["archive_url"] = "../../../"
     return render(env, "web.html", context)
+
+
+class FileLinks:
+    """URLs of an issue's files under ``base``: the email's are absolute, the web page's relative."""
+
+    def __init__(self, issue: Issue, base: str) -> None:
+        self.files = issue.files
+        self.base = base
+
+    def picture(self, name: str) -> tuple[str, int]:
+        """URL and display width of a picture of the issue folder."""
+        entry = self.files.picture(name)
+        assert entry.picture is not None
+        return self.base + entry.public_name, entry.picture.display_width
+
+    def download(self, name: str) -> str:
+        """URL of a file of the issue folder offered for download (a media entry's file)."""
+        return self.base + self.files.download(name).public_name
+
+    def link(self, href: str) -> str:
+        """URL of a relative link of an article's body (its #part kept)."""
+        _, hash_mark, fragment = href.partition("#")
+        return self.download(markdown.local_name(href)) + hash_mark + fragment
 
 
 def _context(
     issue: Issue,
     edition: Edition,
     workspace: Workspace,
-    url_for: Callable[[str], str],
+    files_base: str,
     gettext: Callable[[str], str],
 ) -> dict[str, Any]:
     settings = workspace.settings.newsletter
+    links = FileLinks(issue, files_base)
+    absolute = FileLinks(issue, files_url(workspace, issue.id))  # the text part's links
 
-    def width_of(name: str) -> int | None:
-        return image_width(issue.folder / name)
+    def media_view(media: Media) -> dict[str, Any]:
+        url = links.download(media.target) if media.is_file else media.target
+        kind = media.kind.name if media.kind else None
+        return {"label": media.label, "url": url, "kind": kind, "size": media.size}
 
     def view(article: Any, heading_base: int) -> ArticleView:
-        writer = PlainTextWriter(
-            resolve_url=lambda n: file_url(workspace, issue.id, n), gettext=gettext
-        )
+        writer = PlainTextWriter(resolve_url=absolute.link, gettext=gettext)
         image = None
         if article.image:
             src = article.image.src
-            local = not markdown.is_external(src)
-            natural = width_of(src) if local else None
-            image = {
-                "url": url_for(src) if local else src,
-                "alt": article.image.alt,
-                "width": min(natural or markdown.IMAGE_MAX_WIDTH, markdown.IMAGE_MAX_WIDTH),
-            }
+            if markdown.is_external(src):
+                url, width = src, None
+            else:
+                url, width = links.picture(src)
+            style = markdown.picture_style(width) if width else None
+            image = {"url": url, "alt": article.image.alt, "width": width, "style": style}
         return ArticleView(
             title=article.title,
             anchor=f"article-{article.stem}",
@@ -142,13 +180,15 @@ def _context(
             html=Markup(
                 markdown.render_html(
                     article.tokens,
-                    resolve_url=url_for,
-                    image_width=width_of,
+                    resolve_url=links.link,
+                    resolve_picture=links.picture,
                     heading_base=heading_base,
                 )
             ),
             text=writer.render(article.tokens),
             sub_headings=article.sub_headings(),
+            media=[media_view(m) for m in article.media],
+            lang=article.lang or issue.default_language,
         )
 
     # The lead story's title is an h2 (its sub-headings h3); other articles sit under a section h2.
@@ -172,16 +212,13 @@ def _context(
             {"name": s.name, "anchor": s.anchor, "articles": [views[a.path] for a in s.articles]}
             for s in edition.sections
         ],
+        # Every download of the edition, for templates that list them together; the shipped
+        # ones show each article's under the article.
         "media": [
-            {
-                "label": item.media.label,
-                "url": url_for(item.media.target) if item.media.is_file else item.media.target,
-                "kind": item.media.kind.name if item.media.kind else None,
-                "size": item.media.size,
-                "article": views[item.article.path],
-            }
+            {**media_view(item.media), "article": views[item.article.path]}
             for item in edition.media
         ],
+        "views": views,  # each article's view by its file: what the digests are taken of
         "web_url": web_url(workspace, issue.id, edition.lang),
         "archive_url": settings.base_url + "/",
     }
@@ -198,6 +235,10 @@ def inline_css(html: str) -> str:
             remove_classes=False,
             allow_network=False,
             disable_validation=True,
+            # The markup sets its width attributes itself: a picture's is the width it is shown
+            # at (Outlook's), which its CSS "width:100%" must not replace; "height:auto" would
+            # become the invalid attribute height="auto".
+            disable_basic_attributes=["width", "height"],
             cssutils_logging_level=logging.CRITICAL,
         ).transform()
     )

@@ -22,7 +22,6 @@ from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import (
-    FileResponse,
     HTMLResponse,
     PlainTextResponse,
     RedirectResponse,
@@ -39,6 +38,7 @@ from ..publish.archive import Archive, available_languages
 from ..publish.i18n import N_
 from ..publish.templating import environment, render
 from ..workspace import Workspace, load_secret
+from .files import FileServer
 from .forms import FORM_REFUSED, FormGuard
 from .guard import MAX_BODY, ASGIApp, ClientLimiter, Guard
 from .subscription import SubscriptionPages
@@ -58,6 +58,7 @@ class WebApp:
         self.settings = workspace.settings.newsletter
         self.web_settings = workspace.settings.web
         self.archive = Archive(workspace)
+        self.files = FileServer()
         secret, _ = load_secret(workspace.root)
         self.signer = TokenSigner(secret, self.settings.list_identifier)
         self.forms = FormGuard(self.signer, self.settings.base_url)
@@ -171,10 +172,10 @@ class WebApp:
         return HTMLResponse(html)
 
     async def issue_file(self, request: Request) -> Response:
-        path = self.archive.file(request.path_params["issue_id"], request.path_params["name"])
-        if path is None:
+        entry = self.archive.file(request.path_params["issue_id"], request.path_params["name"])
+        if entry is None:
             return self.error(request, 404, N_("No such file."))
-        return FileResponse(path)
+        return self.files.response(entry)
 
     # -- unsubscribe ---------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from ..audience.recipients import Recipient
@@ -23,8 +23,10 @@ from ..deliver.message import MessageFactory
 from ..errors import HebdoError
 from ..publish.archive import _signature
 from ..publish.build import preview_email, render_issue
+from ..publish.files import IssueFiles
 from ..publish.templating import environment, render
 from ..workspace import Workspace
+from .files import FileServer
 
 HEADERS = {
     "content-security-policy": (
@@ -59,7 +61,7 @@ class Rendering:
     html: dict[str, str]
     text: dict[str, str]
     headers: dict[str, list[tuple[str, str]]]
-    files: tuple[str, ...]
+    files: IssueFiles | None
 
 
 class Preview:
@@ -84,7 +86,7 @@ class Preview:
         try:
             issue, editions = render_issue(self.folder, ws)
         except HebdoError as exc:
-            return Rendering(version, str(exc), [], {}, {}, {}, ())
+            return Rendering(version, str(exc), [], {}, {}, {}, None)
         settings = ws.settings.newsletter
         # Sample tokens: the preview must not need (or create) the workspace secret.
         factory = MessageFactory(
@@ -108,6 +110,7 @@ class Preview:
 
 def create_preview_app(workspace: Workspace, folder: Path) -> Starlette:
     preview = Preview(workspace, folder)
+    server = FileServer()
 
     def respond(response: Response) -> Response:
         response.headers.update(HEADERS)
@@ -148,10 +151,11 @@ def create_preview_app(workspace: Workspace, folder: Path) -> Starlette:
         return respond(Response(RELOAD_SCRIPT, media_type="text/javascript"))
 
     async def issue_file(request: Request) -> Response:
-        name = request.path_params["name"]
-        if name not in preview.current().files:
+        files = preview.current().files
+        entry = files.public(request.path_params["name"]) if files else None
+        if entry is None:
             return respond(PlainTextResponse("no such file", 404))
-        return respond(FileResponse(folder / name))
+        return respond(server.response(entry))
 
     return Starlette(routes=[
         Route("/", page),
