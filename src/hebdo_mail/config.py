@@ -9,6 +9,7 @@ import datetime as dt
 import ipaddress
 import re
 import tomllib
+import unicodedata
 from collections.abc import Callable, Mapping
 from email.utils import parseaddr
 from functools import lru_cache
@@ -31,17 +32,43 @@ class StrictModel(BaseModel):
 
 
 def check_single_line(value: str) -> str:
-    """Header-bound values must never carry CR or LF: that is how headers get injected."""
-    if "\r" in value or "\n" in value:
-        raise ValueError("must be a single line (no line breaks)")
+    """Header-bound values must never carry a line break: that is how headers get injected. Nor
+    any other control character or Unicode line separator (\\v, \\f, \\x1c-\\x1f, \\x85,
+    U+2028, U+2029): some programs end a line at those too."""
+    found = next((c for c in value if unicodedata.category(c) in ("Cc", "Zl", "Zp")), None)
+    if found is not None:
+        raise ValueError(f"must be a single line without control characters (it holds {found!r})")
     return value
 
 
 def check_mailbox(value: str) -> str:
+    """Exactly one mailbox, 'Name <name@example.org>' or 'name@example.org': no list of
+    addresses, no group, nothing after the address."""
+    from email.headerregistry import AddressHeader, HeaderRegistry
+
     check_single_line(value)
-    _, address = parseaddr(value)
-    if "@" not in address or address.startswith("@") or address.endswith("@"):
-        raise ValueError(f"{value!r} is not an address like 'Name <name@example.org>'")
+    try:
+        header = HeaderRegistry()("From", value)
+    except (ValueError, IndexError):
+        header = None
+    one = (
+        isinstance(header, AddressHeader) and not header.defects and len(header.addresses) == 1
+        and header.groups[0].display_name is None and bool(header.addresses[0].username)
+        and bool(header.addresses[0].domain)
+    )  # fmt: skip
+    if not one:
+        raise ValueError(f"{value!r} is not one address like 'Name <name@example.org>'")
+    return value
+
+
+# RFC 2919: a List-Id is a dot-atom (letters, digits and a few signs, in dotted parts).
+LIST_ID = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)+")
+
+
+def check_list_id(value: str) -> str:
+    check_single_line(value)
+    if not LIST_ID.fullmatch(value):
+        raise ValueError(f"{value!r} is not a list id like 'hebdo.example.org' (RFC 2919)")
     return value
 
 
@@ -74,6 +101,7 @@ class NewsletterSettings(StrictModel):
     unsubscribe_mailbox: str | None = None  # the mailto: of List-Unsubscribe; default: the sender
 
     _single_line = field_validator("name")(check_single_line)
+    _list_id = field_validator("list_id")(lambda v: check_list_id(v) if v is not None else v)
     _mailbox = field_validator("sender", "reply_to", "unsubscribe_mailbox")(
         lambda v: check_mailbox(v) if v is not None else v
     )
@@ -82,7 +110,8 @@ class NewsletterSettings(StrictModel):
     @field_validator("base_url")
     @classmethod
     def _check_base_url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^\s/?#]+[^\s]*$", value):
+        # In full: a trailing newline would put a bare LF into List-Unsubscribe.
+        if not re.fullmatch(r"https?://[^\s/?#\x00-\x1f\x7f]+[^\s\x00-\x1f\x7f]*", value):
             raise ValueError(f"{value!r} is not an http(s) URL such as 'https://hebdo.example.org'")
         return value.rstrip("/")
 
