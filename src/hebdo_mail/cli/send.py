@@ -18,10 +18,11 @@ from ..audience.addresses import InvalidAddress, normalise_address
 from ..audience.recipients import Recipient, RecipientSource, StoreRecipients
 from ..audience.store import SubscriberStore
 from ..deliver.changes import describe_changes, digest_of
+from ..deliver.ledger import FileLedger
 from ..deliver.message import MessageFactory
 from ..deliver.selection import SendOptions, count_to_send
 from ..deliver.send import Sender, SendSummary, deliver_one
-from ..deliver.sendlog import EventLog, FileLedger, LogError, LogState, NullLog, now, read_log
+from ..deliver.sendlog import EventLog, LogError, LogState, NullLog, now, read_log
 from ..deliver.setup import configured_transport, log_path, message_factory, recipient_source
 from ..deliver.transport import NullTransport, Transport
 from ..errors import ConfigError, HebdoError, display_path

@@ -26,7 +26,6 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..errors import HebdoError, display_path
 from ..vocabulary import OUTCOMES, STATUS_KEYS, Event, Outcome, SmtpStage
-from .issuelock import IssueLock, lock_path
 
 if TYPE_CHECKING:  # bounce processing is the only reader of refusals: imported there
     from ..audience.bounces import Refusal
@@ -351,37 +350,6 @@ def _why(exc: OSError) -> str:
         errno.EFBIG: "the file has reached the largest size this process may write",
     }
     return reasons.get(exc.errno or 0, exc.strerror or str(exc))
-
-
-class FileLedger:
-    """An issue's record kept as the file ``logs/<issue-id>.jsonl``, which one run at a time may
-    write. ``claim()`` takes the issue's lock (``logs/<issue-id>.lock``) before replaying the log,
-    so no other run can change the state this one starts from; ``writer()`` appends to it;
-    ``close()`` lets the next run in. Reading alone (``status``) needs no lock."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.lock = IssueLock(lock_path(path), path.stem)
-        self._writer: LogWriter | None = None
-
-    def claim(self) -> LogState:
-        self.lock.acquire()
-        try:
-            return read_log(self.path)
-        except BaseException:
-            self.lock.release()
-            raise
-
-    def writer(self) -> LogWriter:
-        self._writer = LogWriter(self.path)
-        return self._writer
-
-    def close(self) -> None:
-        try:
-            if self._writer is not None:
-                self._writer.close()
-        finally:
-            self.lock.release()
 
 
 class SendLogs:
