@@ -91,6 +91,7 @@ class Sender:
         store: Store | None,
         store_is_source: bool,
         options: SendOptions,
+        store_marker: int | None = None,
         on_event: Callable[[Outcome], None] = lambda outcome: None,
     ) -> None:
         self.factory = factory
@@ -103,7 +104,7 @@ class Sender:
         self.on_event = on_event
         self.summary = SendSummary()
         self.limiter = RateLimiter(options.rate)
-        self.watch = StoreWatch(store, source_is_store=store_is_source)
+        self.watch = StoreWatch(store, source_is_store=store_is_source, since=store_marker)
         # A rate limit spaces messages out one by one, which a pipelined batch would defeat.
         self.batch_size = 1 if options.rate > 0 else BATCH
         self.stopping = False
