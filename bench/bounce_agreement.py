@@ -22,7 +22,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from hebdo_mail.audience.returned_mail import Bounce, Complaint, Failure, Verdict, analyse
+from hebdo_mail.audience.failures import Failure
+from hebdo_mail.audience.returned_mail import Bounce, Complaint, Verdict, analyse
 
 NOT_BOUNCES = {"delivered", "feedback", "vacation"}
 

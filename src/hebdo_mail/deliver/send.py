@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from ..audience.bounces import record
+from ..audience.failures import refusal
 from ..audience.recipients import Recipient
-from ..audience.returned_mail import refusal
 from ..audience.store import Store
 from ..errors import HebdoError
 from ..vocabulary import OUTCOMES, Event, Outcome
