@@ -24,4 +24,5 @@ for my $path (@ARGV) {
         } @$facts
     ];
 }
-print JSON::PP->new->canonical->pretty->encode($answers);
+# Sisimai keeps the bytes it read: encoded as UTF-8 the output is always valid JSON.
+print JSON::PP->new->utf8->canonical->pretty->encode($answers);

@@ -47,14 +47,11 @@ class Condition:
     test: str  # present, is, starts, has, matches
     value: str
 
-    def holds(self, message: Message, report: str) -> bool:
-        if self.field == "text":
-            values = [report]
-        else:
-            values = [str(v) for v in message.get_all(self.field, [])]
+    def holds(self, fields: dict[str, list[str]], report: str) -> bool:
+        values = [report] if self.field == "text" else fields.get(self.field, [])
         if self.test == "present":
             return bool(values)
-        return any(self._fits(" ".join(v.split())) for v in values)
+        return any(self._fits(v) for v in values)
 
     def _fits(self, value: str) -> bool:
         if self.test == "is":
@@ -84,8 +81,10 @@ class Table:
                 return rule.reason
         return None
 
-    def wrote(self, message: Message, report: str) -> bool:
-        return any(all(c.holds(message, report) for c in conditions) for conditions in self.when)
+    def wrote(self, fields: dict[str, list[str]], report: str) -> bool:
+        """Did this system write the report, whose header ``fields`` are given by lower-case
+        name?"""
+        return any(all(c.holds(fields, report) for c in conditions) for conditions in self.when)
 
     def serves(self, remote_host: str, domain: str) -> bool:
         return any(
@@ -96,7 +95,10 @@ class Table:
 def system_of(message: Message, report: str) -> Table | None:
     """The mail system that wrote the report, if its table knows it."""
     systems, _ = tables()
-    return next((s for s in systems if s.wrote(message, report)), None)
+    fields: dict[str, list[str]] = {}
+    for name, value in message.items():
+        fields.setdefault(name.lower(), []).append(" ".join(str(value).split()))
+    return next((s for s in systems if s.wrote(fields, report)), None)
 
 
 def host_of(remote_host: str, recipient: str) -> Table | None:

@@ -60,7 +60,7 @@ def failed_recipients(text: str, not_readers: set[str]) -> dict[str, str]:
     found: dict[str, str] = {}
     for number, line in enumerate(lines):
         for match in ADDRESS.finditer(line):
-            address = match.group(0).strip(".").lower()
+            address = match.group(0).strip(".'").lower()
             if address in not_readers or SYSTEM_LOCAL_PARTS.match(address.partition("@")[0]):
                 continue
             before, after = line[: match.start()], line[match.end() :]

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 from email.message import Message
 from email.utils import getaddresses
+from functools import lru_cache
 
 from . import dsn, mail_parts, mail_systems, notices
 from .failures import Failure, Said, failure_of
@@ -124,7 +125,7 @@ def _analyse(raw: bytes, verp_prefix: str) -> Verdict:
     report_type = str(message.get_param("report-type") or "").lower()
     if report_type == "feedback-report" or any(t == "message/feedback-report" for _, t in parts):
         return _complaint(parts, returned)
-    if report_type == "disposition-notification":
+    if report_type == "disposition-notification" and not _deleted_unread(parts):
         return Ignored("a read receipt")
     if notices.looks_like_json(report_text):
         return notices.read(report_text, returned)
@@ -211,6 +212,7 @@ def _from_text(
     ]
 
 
+@lru_cache(maxsize=16)  # asked of the same report for each of its recipients
 def _error_lines(text: str, *, everything: bool = False, coded_only: bool = False) -> str:
     """The lines of a report that carry a code, else (unless ``coded_only``) its first words:
     the diagnostic of last resort; with ``everything``, its first 40 lines (to look for a
@@ -277,6 +279,20 @@ def _not_readers(message: Message, returned: Returned, original_text: str) -> se
     for match in SENDER_FIELDS.finditer(head):
         found.update(m.group(0).lower() for m in ADDRESS.finditer(match.group(1)))
     return found
+
+
+def _deleted_unread(parts: mail_parts.Parts) -> bool:
+    """Is a disposition notice a rejection: the message deleted by the mail system unread (as
+    Dovecot reports a full mailbox), not a read receipt?"""
+    for part, content_type in parts:
+        if content_type == "message/disposition-notification":
+            for block in mail_parts.blocks(part):
+                disposition = " ".join(str(block.get("Disposition", "")).lower().split())
+                if disposition.startswith("automatic-action") and (
+                    disposition.endswith(("deleted", "denied", "failed")) or "error" in disposition
+                ):
+                    return True
+    return False
 
 
 def _auto_reply(message: Message, subject: str) -> bool:
