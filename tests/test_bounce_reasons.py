@@ -9,7 +9,7 @@ import pytest
 
 from hebdo_mail.audience import mail_systems
 from hebdo_mail.audience.dsn import find_command
-from hebdo_mail.audience.failures import Said, failure_of
+from hebdo_mail.audience.failures import Said, failure_of, refusal
 from hebdo_mail.audience.returned_mail import Bounce, Ignored, analyse
 from hebdo_mail.vocabulary import BounceReason
 
@@ -186,3 +186,13 @@ def test_every_table_of_systems_and_servers_is_usable() -> None:
     assert all(h.hosts and h.rules for h in hosts)
     reasons = {r.reason for table in systems + hosts for r in table.rules}
     assert BounceReason.USER_UNKNOWN in reasons and BounceReason.COMPLAINT not in reasons
+
+
+def test_a_refusal_during_a_send_is_read_with_the_recipients_server_table() -> None:
+    reply = "5.5.0 Adresse destinataire invalide. Invalid recipient. OFR_416 [416]"
+    at_orange = refusal(550, "content", reply, "zoe@orange.fr")
+    elsewhere = refusal(550, "content", reply, "zoe@example.org")
+    assert at_orange is not None and elsewhere is not None
+    assert (at_orange.reason, at_orange.kind) == ("userunknown", "hard")
+    assert (elsewhere.reason, elsewhere.kind) == ("filtered", "soft")  # after the data
+    assert refusal(550, "mail", reply, "zoe@orange.fr") is None  # a refused sender: no one's

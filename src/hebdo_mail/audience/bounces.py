@@ -268,7 +268,7 @@ def record(
 
 def _sweep_refusals(sent: SendRecord, store: SubscriberStore, report: BounceReport) -> None:
     for logged in sent.refusals():
-        failure = refusal(logged.code, logged.stage, logged.reply)
+        failure = refusal(logged.code, logged.stage, logged.reply, logged.address)
         if failure is None:
             continue
         before = report.counted

@@ -99,12 +99,13 @@ def _remote_host(text: str) -> str:
     return (match.group(1) or match.group(2)) if match else ""
 
 
-def refusal(code: int | None, stage: str | None, reply: str) -> Failure | None:
+def refusal(code: int | None, stage: str | None, reply: str, recipient: str = "") -> Failure | None:
     """A relay's permanent refusal of a recipient during a send, read as a failure; else None.
+    The recipient's domain tells which receiving server's table applies.
 
     Only refusals of the recipient (RCPT) or of its copy (after the data) are about a reader:
     a refused MAIL FROM is about the sender and would otherwise bounce every reader at once."""
     if code is None or code < 500 or stage not in ("rcpt", "content"):
         return None
     command = "RCPT TO" if stage == "rcpt" else "end of DATA"
-    return failure_of(Said("", f"{code} {reply}", context=command))
+    return failure_of(Said(recipient, f"{code} {reply}", context=command))

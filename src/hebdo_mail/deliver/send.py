@@ -312,7 +312,9 @@ class Sender:
         )  # fmt: skip
         if outcome != Outcome.DEFERRED:
             self._count(outcome)
-        failure = refusal(reply.code, reply.stage, reply.text) if failed else None
+        failure = None
+        if failed:
+            failure = refusal(reply.code, reply.stage, reply.text, job.recipient.email)
         if failure is not None and self.store is not None:
             # The same source as `bounces process` gives it when it sweeps the log: counted once.
             record(
