@@ -65,9 +65,12 @@ class Said:
     remote_host: str = ""  # the server that refused, if the report names it
 
 
-def failure_of(said: Said, report: str = "", system: mail_systems.Table | None = None) -> Failure:
-    """The failure of one recipient; ``report`` is the report's own words (a session transcript)
-    and ``system`` the mail system that wrote it, if known."""
+def failure_of(
+    said: Said, report: str = "", system: mail_systems.Table | None = None, alone: bool = False
+) -> Failure:
+    """The failure of one recipient; ``report`` is the report's own words (a session transcript),
+    ``system`` the mail system that wrote it, if known, and ``alone`` whether the report is about
+    this recipient only (then all its words are about it, as the system's table reads them)."""
     diagnostic = " ".join(said.diagnostic.split())
     reply = dsn.find_reply(diagnostic)
     status = dsn.prefer(said.field_status, dsn.find_status(diagnostic), reply)
@@ -76,7 +79,8 @@ def failure_of(said: Said, report: str = "", system: mail_systems.Table | None =
     text = diagnostic.lower()
     given = None
     if system is not None:
-        given = system.reason(text + "\n" + said.context.lower(), status, reply, command)
+        words = "\n".join((text, said.context, report if alone else "")).lower()
+        given = system.reason(words, status, reply, command)
     if given is None or given in LOOSE:
         remote = said.remote_host or _remote_host(diagnostic + "\n" + said.context)
         host = mail_systems.host_of(remote, said.recipient)

@@ -16,6 +16,7 @@ from functools import cache
 from importlib.resources import files
 
 from ..vocabulary import BounceReason
+from . import mail_parts
 
 CODE = re.compile(r"^[245](?:\d\d|(?:\.[\d\[\]-]+){2})$")
 RANGE = re.compile(r"^([245]\.\d+\.)(\d+)-(\d+)$")
@@ -97,7 +98,8 @@ def system_of(message: Message, report: str) -> Table | None:
     systems, _ = tables()
     fields: dict[str, list[str]] = {}
     for name, value in message.items():
-        fields.setdefault(name.lower(), []).append(" ".join(str(value).split()))
+        text = mail_parts.decoded(value) if "=?" in str(value) else str(value)
+        fields.setdefault(name.lower(), []).append(" ".join(text.split()))
     return next((s for s in systems if s.wrote(fields, report)), None)
 
 

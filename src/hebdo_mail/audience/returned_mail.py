@@ -150,7 +150,7 @@ def _analyse(raw: bytes, verp_prefix: str) -> Verdict:
     not_readers = _not_readers(message, returned, original_text)
     by_text = failed_recipients(report_text, not_readers)
     system = mail_systems.system_of(message, report_text)
-    failures = [_from_record(r, by_text, report_text, system) for r in failed]
+    failures = [_from_record(r, by_text, report_text, system, len(failed) == 1) for r in failed]
     if not failures:
         speaks_smtp = dsn.STATUS_CODE.search(report_text) or dsn.SMTP_REPLY.search(report_text)
         if not (from_mail_system or bounce_subject or speaks_smtp):
@@ -168,6 +168,7 @@ def _from_record(
     by_text: dict[str, str],
     report_text: str,
     system: mail_systems.Table | None,
+    alone: bool,
 ) -> Failure:
     diagnostic = record.diagnostic
     written = by_text.get(record.address.lower(), "")
@@ -179,7 +180,7 @@ def _from_record(
         record.diagnostic_type, "\n".join((written, _error_lines(report_text), fields)),
         record.remote_mta,
     )  # fmt: skip
-    return failure_of(said, report_text, system)
+    return failure_of(said, report_text, system, alone)
 
 
 def _from_text(
@@ -207,7 +208,9 @@ def _from_text(
             written[address] = f"{diagnostic} {coded}"
     context = _error_lines(report_text, everything=True)
     return [
-        failure_of(Said(address, diagnostic, context=context), report_text, system)
+        failure_of(
+            Said(address, diagnostic, context=context), report_text, system, len(written) == 1
+        )
         for address, diagnostic in written.items()
     ]
 
