@@ -3,8 +3,9 @@ and what each means for the reader.
 
 The vocabulary (``vocabulary.BounceReason``) and the way a reason is decided follow Sisimai, the
 open-source bounce analyser most mail operators trust: first the wording tables
-(bounce_wordings.txt) in a fixed order, each checked against the RFC 3463 status code, then the
-status code alone, then the remaining wordings. Hard or soft is derived from the reason only:
+(bounce_wordings.txt) in a fixed order, each checked against the RFC 3463 status code and the SMTP
+command refused, then the status code alone, then the remaining wordings (a mail system's or a
+receiving server's own word comes before all that: failures.py). Hard or soft follows the reason:
 hard when the address itself is unusable (the mailbox or domain does not exist, the owner moved,
 the domain takes no mail at all), soft otherwise. Refusals of our sender, our IP address
 or our message are problems on our side: they are reported, never scored against the reader.

@@ -1,6 +1,6 @@
 """Returned mail read: is a message a bounce, a complaint, an auto-reply or neither; for a bounce,
-every recipient that failed, each with its reason (bounce_reasons.py), status code and the
-server's words. Pure: bytes in, a verdict out; nothing is stored or moved here.
+every recipient that failed, each with its reason (failures.py), status code and the server's
+words. Pure: bytes in, a verdict out; nothing is stored or moved here.
 
 A report is read as RFC 3464 fields wherever they are (dsn.py), else as the text mail systems
 write (report_text.py); JSON notices of sending providers are read in notices.py. Auto-replies,
