@@ -33,7 +33,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Run the tests marked both_stores that use a store once per backend."""
     wanted = metafunc.definition.get_closest_marker("both_stores") is not None
     if wanted and "store_backend" in metafunc.fixturenames:
-        metafunc.parametrize("store_backend", STORE_BACKENDS, indirect=True)
+        only_sqlite = metafunc.definition.get_closest_marker("sqlite_only") is not None
+        backends = ("sqlite",) if only_sqlite else STORE_BACKENDS
+        metafunc.parametrize("store_backend", backends, indirect=True)
 
 
 @pytest.fixture(scope="session")

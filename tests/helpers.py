@@ -24,6 +24,8 @@ CHROMIUM = "/usr/bin/chromium"  # Debian's package; `make test` installs it
 # Tests that must hold on SQLite and on PostgreSQL alike: each test of a module marked so
 # (`pytestmark = BOTH_STORES`) that uses a workspace runs once per store (see conftest.py).
 BOTH_STORES = pytest.mark.both_stores
+# A test of the embedded store's or the file log's own behaviour, in a module marked both_stores.
+SQLITE_ONLY = pytest.mark.sqlite_only
 STORE_BACKENDS = ("sqlite", "postgresql")
 
 
@@ -91,3 +93,24 @@ def post_form(
     return client.post(
         path, data={"form_token": found.group(1), **data}, headers={"origin": origin}
     )
+
+
+def log_file(workspace: Path, issue_id: str = EXAMPLE_ISSUE) -> Path:
+    """The issue's send log as JSONL: the file itself, or the shared ledger exported as the file
+    ledger writes it (PostgreSQL)."""
+    loaded = load_workspace(workspace, explicit=True)
+    if loaded.store_url is None:
+        return loaded.logs_dir / f"{issue_id}.jsonl"
+    from hebdo_mail.cli.send_shared import export_log
+
+    target = workspace / f"exported-{issue_id}.jsonl"
+    export_log(loaded.store_url, issue_id, target)
+    return target
+
+
+def nothing_logged(workspace: Path, issue_id: str = EXAMPLE_ISSUE) -> bool:
+    """No send of the issue has recorded anything, in whichever ledger the workspace uses."""
+    loaded = load_workspace(workspace, explicit=True)
+    if loaded.store_url is None:
+        return not (loaded.logs_dir / f"{issue_id}.jsonl").exists()
+    return log_file(workspace, issue_id).read_text() == ""

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from hebdo_mail.audience.migrations import MIGRATIONS
 from hebdo_mail.audience.postgres import PostgresDatabase
-from hebdo_mail.audience.store import MIGRATIONS, SubscriberStore
+from hebdo_mail.audience.store import SubscriberStore
 
 from .helpers import REPO, Result, append_settings, store_of
 from .pgserver import PostgresServer, free_port

@@ -172,6 +172,9 @@ class SendSettings(StrictModel):
     # `send --due` starts no issue more than this late (a machine off all weekend must not mail
     # Friday's issue on Monday without a human deciding): "12h", "90min", "2d".
     send_window: dt.timedelta = dt.timedelta(hours=12)
+    # With the shared ledger (PostgreSQL), how long a sender's claims outlive it: a sender that
+    # dies hands its never-attempted recipients to the others after this many seconds.
+    lease: float = Field(default=60.0, ge=1)
 
     @field_validator("send_window", mode="before")
     @classmethod

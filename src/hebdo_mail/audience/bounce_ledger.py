@@ -19,11 +19,7 @@ from dataclasses import dataclass
 from ..config import BounceSettings
 from ..vocabulary import BounceKind, Status
 from .addresses import address_key
-from .database import Database, StoreError
-
-
-def now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+from .database import Database, StoreError, now
 
 
 @dataclass(frozen=True)

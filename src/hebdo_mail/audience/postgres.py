@@ -10,6 +10,7 @@ one-line error saying so, since several hosts may run different versions during 
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -22,6 +23,9 @@ from psycopg.rows import RowMaker
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .database import Migration, StoreError, migration_sql
+
+# psycopg's pool reports each connection it drops; our errors say it once, in one line.
+logging.getLogger("psycopg").addHandler(logging.NullHandler())
 
 PASSWORD_ENV = "HEBDO_STORE_PASSWORD"
 POOL_SIZE = 8  # connections per process: the web app's requests, a send, a command

@@ -225,6 +225,15 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print the counts as JSON")
     status.set_defaults(handler=command("send:cmd_status"))
 
+    ledger = commands.add_parser("log", help="an issue's send log", parents=[common])
+    lg = ledger.add_subparsers(dest="subcommand", required=True, metavar="ACTION")
+    export = lg.add_parser(
+        "export", help="write an issue's log as JSONL (the shared ledger too)", parents=[common]
+    )
+    export.add_argument("issue", metavar="ISSUE")
+    export.add_argument("file", metavar="FILE", nargs="?", help="default: standard output")
+    export.set_defaults(handler=command("send:cmd_log_export"))
+
     store = commands.add_parser(
         "store", help="the store itself: schema migrations, moving it", parents=[common]
     )

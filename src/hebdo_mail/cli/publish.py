@@ -67,7 +67,9 @@ def build_site(workspace: Workspace, target: Path, issue: str | None) -> int:
 
     if issue:
         raise HebdoError("--site writes the whole archive; give no issue with it")
-    written = write_site(workspace, target)
+    from ..deliver.ledger import published_check
+
+    written = write_site(workspace, target, published_check(workspace))
     pages = sum(1 for p in written if p.name == "index.html")
     print(
         f"wrote the archive to {display_path(target)}: {pages} pages, {len(written) - pages} files"

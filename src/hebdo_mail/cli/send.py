@@ -11,6 +11,7 @@ import getpass
 import json
 import signal
 import sys
+from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 
@@ -156,6 +157,12 @@ def _send(
     )
     if options.concurrency < 1:
         raise ConfigError("--concurrency must be at least 1")
+    if workspace.store_url is not None and not args.dry_run:
+        from .send_shared import send_shared
+
+        return send_shared(
+            args, workspace, folder, factory, transport, source, store, editions, options
+        )
     path = log_path(workspace, issue_id)
     ledger = FileLedger(path)
     # A run that writes the log holds the issue for its whole length: a second one stops here.
@@ -188,14 +195,14 @@ def _send(
             )
 
         if transport.needs_confirmation and to_send and not args.yes:
-            _confirm(issue_id, to_send, transport.description)
+            confirm(issue_id, to_send, transport.description)
         log = ledger.writer()
         log.write({
             "time": now(), "event": "run", "total": len(source), "source": source.description,
             "transport": transport.description, "digest": digest,
         })  # fmt: skip
         try:
-            summary = asyncio.run(_run_with_progress(sender(transport, log), source, to_send))
+            summary = asyncio.run(run_with_progress(sender(transport, log), source, to_send))
         except LogError:
             raise  # it says itself what was recorded and how to resume
         except HebdoError as exc:
@@ -206,14 +213,18 @@ def _send(
             ) from None
     finally:
         ledger.close()
-    _print_summary(summary, path)
+    print_summary(summary, f"log: {display_path(path)}")
     return EX_TEMPFAIL if summary.incomplete else 0
 
 
 def _check_transport(state: LogState, transport: Transport, path: Path, *, dry_run: bool) -> None:
     """Resuming through another relay is fine (a failover); mixing the outbox, which mails
     nobody, with a relay, which mails people, would make the log lie about who got the issue."""
-    if state.transport and _kind(state.transport) != _kind(transport.description) and not dry_run:
+    if (
+        state.transport
+        and transport_kind(state.transport) != transport_kind(transport.description)
+        and not dry_run
+    ):
         raise HebdoError(
             f"this issue was already sent through {state.transport}; to send it through "
             f"{transport.description} as well, move the log aside first "
@@ -237,11 +248,11 @@ def _dry_run(sender: Sender, source: RecipientSource) -> int:
     return 0
 
 
-def _kind(description: str) -> str:
+def transport_kind(description: str) -> str:
     return "outbox" if description.startswith("outbox") else "relay"
 
 
-def _confirm(issue_id: str, count: int, where: str) -> None:
+def confirm(issue_id: str, count: int, where: str) -> None:
     plural = "s" if count != 1 else ""
     question = f"Send issue {issue_id} to {count} recipient{plural} through {where}? [y/N] "
     if not sys.stdin.isatty():
@@ -253,7 +264,9 @@ def _confirm(issue_id: str, count: int, where: str) -> None:
         raise HebdoError("nothing was sent")
 
 
-async def _run_with_progress(sender: Sender, source: RecipientSource, to_send: int) -> SendSummary:
+async def run_with_progress(
+    sender: Sender, source: Iterable[Recipient], to_send: int
+) -> SendSummary:
     loop = asyncio.get_running_loop()
 
     def interrupt() -> None:
@@ -305,7 +318,7 @@ async def _run_with_progress(sender: Sender, source: RecipientSource, to_send: i
         loop.remove_signal_handler(signal.SIGTERM)
 
 
-def _print_summary(summary: SendSummary, path: Path) -> None:
+def print_summary(summary: SendSummary, where: str) -> None:
     counts = summary.counts
     line = ", ".join(f"{counts[k]} {k}" for k in OUTCOMES)
     extras = []
@@ -316,9 +329,7 @@ def _print_summary(summary: SendSummary, path: Path) -> None:
     timing = ""
     if summary.handled and summary.elapsed > 0:
         timing = f"; {summary.elapsed:.1f} s, {summary.handled / summary.elapsed:,.0f} msg/s"
-    print(
-        f"{line}{' (' + '; '.join(extras) + ')' if extras else ''}; log: {display_path(path)}{timing}"
-    )
+    print(f"{line}{' (' + '; '.join(extras) + ')' if extras else ''}; {where}{timing}")
     if summary.stopped:
         print(
             f"stopped early ({summary.stopped}); run the same command again to resume",
@@ -342,6 +353,11 @@ def _print_summary(summary: SendSummary, path: Path) -> None:
 def cmd_status(args: argparse.Namespace) -> int:
     workspace = workspace_from(args)
     folder = workspace.issue_folder(args.issue)
+    if workspace.store_url is not None:
+        from .send_shared import shared_status
+
+        shared_status(workspace.store_url, folder.name, args.json)
+        return 0
     path = log_path(workspace, folder.name)
     state = read_log(path)
     for warning in state.warnings:
@@ -352,4 +368,28 @@ def cmd_status(args: argparse.Namespace) -> int:
     else:
         where = f" through {state.transport}" if state.transport else ""
         print(f"issue {folder.name}{where}: " + ", ".join(f"{counts[k]} {k}" for k in STATUS_KEYS))
+    return 0
+
+
+def cmd_log_export(args: argparse.Namespace) -> int:
+    """An issue's ledger as JSONL: the file itself, or the shared ledger written the same way."""
+    workspace = workspace_from(args)
+    issue_id = workspace.issue_folder(args.issue).name
+    target = None if args.file in (None, "-") else Path(args.file)
+    if workspace.store_url is not None:
+        from .send_shared import export_log
+
+        count = export_log(workspace.store_url, issue_id, target)
+    else:
+        source = log_path(workspace, issue_id)
+        data = source.read_bytes() if source.exists() else b""
+        count = data.count(b"\n")
+        if target is None:
+            sys.stdout.write(data.decode("utf-8", "replace"))
+        else:
+            target.write_bytes(data)
+    if target is not None:
+        print(
+            f"wrote {count} record{'s' if count != 1 else ''} of {issue_id} to {display_path(target)}"
+        )
     return 0

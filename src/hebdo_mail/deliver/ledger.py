@@ -5,8 +5,10 @@ senders (a database table) would take its place behind the same three calls.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
+from ..workspace import Workspace
 from .issuelock import IssueLock, lock_path
 from .sendlog import LogState, LogWriter, read_log
 
@@ -40,3 +42,14 @@ class FileLedger:
                 self._writer.close()
         finally:
             self.lock.release()
+
+
+def published_check(workspace: Workspace) -> Callable[[str], bool] | None:
+    """How the archive learns that an issue went out: from the shared ledger when the store is
+    a server (None: the archive reads the file logs itself)."""
+    url = workspace.store_url
+    if url is None:
+        return None
+    from .pgledger import shared_published
+
+    return lambda issue_id: shared_published(url, issue_id)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from ..audience.recipients import Recipient
 from ..audience.store import Store
 from ..vocabulary import FINAL_EVENTS, NOT_MAILABLE, Outcome, Status
-from .sendlog import LogState
+from .sendlog import RecipientStates
 
 
 @dataclass
@@ -24,7 +24,7 @@ class SendOptions:
     resend_unknown: bool = False
 
 
-def decide(state: LogState, recipient: Recipient, options: SendOptions) -> str:
+def decide(state: RecipientStates, recipient: Recipient, options: SendOptions) -> str:
     """ "done" (final in the log), "unknown" (left alone unless --resend-unknown) or "send"."""
     status = state.status_of(recipient.key)
     if status in FINAL_EVENTS:
@@ -97,7 +97,9 @@ class StoreWatch:
         self.checked_this_turn = False
 
 
-def count_to_send(state: LogState, recipients: Iterable[Recipient], options: SendOptions) -> int:
+def count_to_send(
+    state: RecipientStates, recipients: Iterable[Recipient], options: SendOptions
+) -> int:
     """How many messages a run would send: what the confirmation question states."""
     count = sum(1 for r in recipients if decide(state, r, options) == "send")
     return min(count, options.limit) if options.limit is not None else count

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from ..audience.bounces import record
@@ -21,7 +21,7 @@ from ..errors import HebdoError
 from ..vocabulary import OUTCOMES, Event, Outcome
 from .message import MessageError, MessageFactory
 from .selection import SendOptions, StoreWatch, decide
-from .sendlog import EventLog, LogState
+from .sendlog import EventLog, RecipientStates
 from .transport import Connection, Outgoing, RelayRefused, Reply, Transport, TransportError
 
 CONNECT_TRIES = 3
@@ -87,7 +87,7 @@ class Sender:
         factory: MessageFactory,
         transport: Transport,
         log: EventLog,
-        state: LogState,
+        state: RecipientStates,
         store: Store | None,
         store_is_source: bool,
         options: SendOptions,
@@ -232,10 +232,9 @@ class Sender:
             self.log.event(key, Event.FAILED, edition=edition, reply=exc.message)
             self._count(Outcome.FAILED)
             return None
-        previous = self.state.recipients.get(key)
         return Job(
-            recipient, edition, personal.message_id, message,
-            previous.attempts if previous else 0, self.factory.envelope_sender(recipient),
+            recipient, edition, personal.message_id, message, self.state.attempts_of(key),
+            self.factory.envelope_sender(recipient),
         )  # fmt: skip
 
     async def _deliver(
@@ -288,10 +287,10 @@ class Sender:
             self._count(Outcome.DEFERRED)
         return connection
 
-    def _attempt_recorder(self, job: Job) -> Callable[[], None]:
-        def record() -> None:
+    def _attempt_recorder(self, job: Job) -> Callable[[], Awaitable[None] | None]:
+        def record() -> Awaitable[None] | None:
             job.attempt += 1
-            self.log.event(
+            return self.log.event(
                 job.recipient.key, Event.ATTEMPT, edition=job.edition, message_id=job.message_id,
                 attempt=job.attempt,
             )  # fmt: skip

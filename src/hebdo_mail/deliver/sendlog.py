@@ -16,7 +16,7 @@ import errno
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring as _quote
 from pathlib import Path
@@ -84,6 +84,10 @@ class LogState:
     def started(self) -> bool:
         """Whether a message may have reached someone (sent, or handed over with no reply)."""
         return any(s.event in (Event.SENT, Event.ATTEMPT) for s in self.recipients.values())
+
+    def attempts_of(self, key: str) -> int:
+        state = self.recipients.get(key)
+        return state.attempts if state else 0
 
     def status_of(self, key: str) -> str:
         """pending, sent, failed, skipped, deferred or unknown."""
@@ -172,8 +176,19 @@ def _records(path: Path, warnings: list[str]) -> Iterator[RunEvent | RecipientEv
             ) from None
 
 
+class RecipientStates(Protocol):
+    """What the sender asks of a ledger about each recipient: a replayed file log, or the
+    claims of a shared ledger."""
+
+    def status_of(self, key: str) -> str: ...
+
+    def attempts_of(self, key: str) -> int: ...
+
+
 class EventLog(Protocol):
-    """Where the sender records each event: the log file, or nowhere for a dry run."""
+    """Where the sender records each event: the log file, the shared ledger, or nowhere for a
+    dry run. ``event`` may return what to await before the message content goes out (an
+    attempt recorded elsewhere than in this process's file)."""
 
     def event(
         self,
@@ -186,7 +201,7 @@ class EventLog(Protocol):
         message_id: str | None = None,
         attempt: int | None = None,
         stage: str | None = None,
-    ) -> None: ...
+    ) -> Awaitable[None] | None: ...
 
     def sync(self) -> None: ...
 

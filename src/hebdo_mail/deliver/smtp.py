@@ -20,7 +20,15 @@ import aiosmtplib
 
 from ..errors import HebdoError
 from ..vocabulary import SmtpStage
-from .transport import Connection, Outgoing, RelayRefused, Reply, Transport, TransportError
+from .transport import (
+    Connection,
+    Outgoing,
+    RelayRefused,
+    Reply,
+    Transport,
+    TransportError,
+    content_may_go,
+)
 from .wireformat import CRLF, END_OF_DATA
 
 DEFAULT_PORTS = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}
@@ -273,7 +281,7 @@ class SmtpConnection(Connection):
                     if next_commands:
                         self.reader.write(next_commands)
                 else:
-                    batch[index].before_content()
+                    await content_may_go(batch[index])
                     self.reader.write(batch[index].message + next_commands)
                     waiting = index
                 index = following

@@ -12,7 +12,7 @@ import os
 import socket
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,12 +50,20 @@ class Reply:
 class Outgoing:
     """One message to carry: ``message`` is in DATA form (CRLF, dot-stuffed, final dot), and
     ``before_content`` runs just before the content is handed over, the moment after which a lost
-    reply leaves the outcome unknown."""
+    reply leaves the outcome unknown; what it returns, if anything, is awaited before the content
+    leaves (an attempt recorded in a shared ledger must be committed first)."""
 
     sender: str
     recipient: str
     message: bytes
-    before_content: Callable[[], None]
+    before_content: Callable[[], Awaitable[None] | None]
+
+
+async def content_may_go(item: Outgoing) -> None:
+    """Run the message's ``before_content`` and wait for what it asks to wait for."""
+    waiter = item.before_content()
+    if waiter is not None:
+        await waiter
 
 
 class Connection(ABC):
@@ -126,13 +134,13 @@ class OutboxConnection(Connection):
         self, batch: Sequence[Outgoing], on_reply: Callable[[int, Reply], None]
     ) -> None:
         for index, item in enumerate(batch):
+            await content_may_go(item)
             on_reply(index, self._deliver(item))
 
     def _deliver(self, item: Outgoing) -> Reply:
         name = self.transport.next_name()
         temporary = self.transport.folder / "tmp" / name
         envelope = f"Return-Path: <{item.sender}>\r\nDelivered-To: {item.recipient}\r\n".encode()
-        item.before_content()
         try:
             fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as handle:
@@ -172,6 +180,7 @@ class NullConnection(Connection):
         self, batch: Sequence[Outgoing], on_reply: Callable[[int, Reply], None]
     ) -> None:
         for index, item in enumerate(batch):
+            await content_may_go(item)
             self.transport.messages += 1
             self.transport.bytes += len(from_wire(item.message))
             on_reply(index, Reply(250, "not sent (dry run)", SmtpStage.CONTENT, content_sent=True))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,8 +55,12 @@ def _signature(*folders: Path, files: tuple[Path, ...] = ()) -> tuple[object, ..
 
 
 class Archive:
-    def __init__(self, workspace: Workspace) -> None:
+    def __init__(
+        self, workspace: Workspace, published: Callable[[str], bool] | None = None
+    ) -> None:
         self.workspace = workspace
+        # Whether an issue went out: its send log says so (a shared ledger answers for itself).
+        self.published = published or (lambda issue_id: is_published(workspace, issue_id))
         self._cache: dict[str, _Cached] = {}
 
     def _load(self, issue_id: str, *, published: bool = True) -> Issue | None:
@@ -65,7 +70,7 @@ class Archive:
         if not ISSUE_ID.fullmatch(issue_id):
             return None
         folder = self.workspace.issues_dir / issue_id
-        if not folder.is_dir() or (published and not is_published(self.workspace, issue_id)):
+        if not folder.is_dir() or (published and not self.published(issue_id)):
             return None
         ws = self.workspace
         signature = _signature(folder, ws.templates_dir, ws.locale_dir, files=(ws.config_path,))
@@ -156,7 +161,9 @@ class Archive:
 SITE_MARKER = ".hebdo-site"
 
 
-def write_site(workspace: Workspace, target: Path) -> list[Path]:
+def write_site(
+    workspace: Workspace, target: Path, published: Callable[[str], bool] | None = None
+) -> list[Path]:
     """The whole archive as static files under ``target`` (written in place of what was there)."""
     from .build import write_tree
 
@@ -168,7 +175,7 @@ def write_site(workspace: Workspace, target: Path) -> list[Path]:
             "(the archive replaces the folder's whole content)",
             path=target,
         )
-    archive = Archive(workspace)
+    archive = Archive(workspace, published)
     files: dict[str, bytes] = {SITE_MARKER: b"written by hebdo-mail build --site\n"}
     default = workspace.settings.newsletter.language
     subscribe = f"{workspace.settings.newsletter.base_url}/subscribe"

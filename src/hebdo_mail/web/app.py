@@ -32,6 +32,7 @@ from starlette.routing import Match, Route
 from ..audience.addresses import InvalidAddress, check_name, normalise_address
 from ..audience.store import SubscriberStore, open_store
 from ..audience.tokens import PROOF, TokenSigner
+from ..deliver.ledger import published_check
 from ..deliver.setup import configured_transport
 from ..deliver.transport import Transport
 from ..publish.archive import Archive, available_languages
@@ -58,7 +59,7 @@ class WebApp:
         self.workspace = workspace
         self.settings = workspace.settings.newsletter
         self.web_settings = workspace.settings.web
-        self.archive = Archive(workspace)
+        self.archive = Archive(workspace, published_check(workspace))
         self.files = FileServer()
         secret, _ = load_secret(workspace.root)
         self.signer = TokenSigner(secret, self.settings.list_identifier)

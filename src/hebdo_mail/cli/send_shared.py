@@ -1,0 +1,131 @@
+"""``send`` when the store is a PostgreSQL server: the issue's ledger is shared, and every
+sender that runs ``send`` for it (on this host or others) cooperates on one queue instead of
+waiting for the others (deliver/pgledger.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..audience.recipients import RecipientSource, StoreRecipients
+from ..deliver.changes import describe_changes, digest_of
+from ..deliver.pgledger import SharedLedger, shared_counts, shared_events
+from ..deliver.selection import SendOptions
+from ..deliver.send import Sender
+from ..errors import HebdoError
+from ..vocabulary import STATUS_KEYS
+
+if TYPE_CHECKING:
+    import argparse
+
+    from ..audience.store import SubscriberStore
+    from ..deliver.message import MessageFactory
+    from ..deliver.transport import Transport
+    from ..publish.render import RenderedEdition
+    from ..workspace import Workspace
+
+
+def send_shared(
+    args: argparse.Namespace, workspace: Workspace, folder: Path, factory: MessageFactory,
+    transport: Transport, source: RecipientSource, store: SubscriberStore | None,
+    editions: dict[str, RenderedEdition], options: SendOptions,
+) -> int:  # fmt: skip
+    from .send import EX_TEMPFAIL, confirm, print_summary, run_with_progress, transport_kind
+
+    url = workspace.store_url
+    assert url is not None
+    issue_id = folder.name
+    ledger = SharedLedger(url, issue_id, lease=workspace.settings.send.lease)
+    where = f"the shared ledger at {ledger.db.where}"
+    try:
+        last = ledger.last_run()
+        if last and transport_kind(last["transport"]) != transport_kind(transport.description):
+            raise HebdoError(
+                f"this issue was already sent through {last['transport']}; the outbox and a "
+                "relay cannot share an issue's ledger (the log would lie about who got it)",
+                where=ledger.db.where,
+            )
+        digest = digest_of(editions)
+        # A sender with another copy of the issue must not join: readers would get two texts.
+        changes = describe_changes(last["digest"], digest) if last and last["digest"] else None
+        if changes and ledger.started() and not args.allow_changes:
+            raise HebdoError(
+                f"the issue changed since its first messages went out ({changes}); this sender's "
+                "copy differs from the one the others send. Run again with --allow-changes to "
+                "send the new text to the remaining readers, or restore the old text",
+                path=folder,
+            )
+        ledger.prepare(source)
+        to_send = ledger.pending(resend_unknown=options.resend_unknown)
+        if options.limit is not None:
+            to_send = min(to_send, options.limit)
+        if transport.needs_confirmation and to_send and not args.yes:
+            confirm(issue_id, to_send, transport.description)
+        found = ledger.join(
+            source, transport=transport.description, digest=digest,
+            resend_unknown=options.resend_unknown,
+        )  # fmt: skip
+        sender = Sender(
+            factory=factory, transport=transport, log=ledger.writer(), state=ledger.claims,
+            store=store, store_is_source=isinstance(source, StoreRecipients), options=options,
+        )  # fmt: skip
+        # As the file ledger's summary says them: what earlier runs did, what this one left.
+        sender.summary.already_done = found["sent"] + found["failed"] + found["skipped"]
+        if not options.resend_unknown:
+            sender.summary.unknown_left = found["unknown"]
+        try:
+            summary = asyncio.run(
+                run_with_progress(
+                    sender,
+                    ledger.recipients(options.limit, batch=max(8, options.concurrency * 8)),
+                    to_send,
+                )
+            )
+        except HebdoError as exc:
+            raise HebdoError(
+                f"{exc.message}; every message so far is in {where}: run the same command "
+                "again to resume (on any host)",
+                where=exc.location() or None,
+            ) from None
+        # Left for a next run: what nobody holds (another live sender's claims are its own).
+        summary.not_reached = ledger.pending()
+    finally:
+        ledger.close()
+    left = shared_counts(url, issue_id)
+    print_summary(summary, f"log: {where}")
+    print(
+        f"issue {issue_id}, all senders: " + ", ".join(f"{left[key]} {key}" for key in STATUS_KEYS)
+    )
+    return EX_TEMPFAIL if summary.incomplete or left["deferred"] else 0
+
+
+def shared_status(url: str, issue_id: str, as_json: bool) -> None:
+    counts = shared_counts(url, issue_id)
+    if as_json:
+        print(json.dumps(counts))
+    else:
+        print(
+            f"issue {issue_id} (shared ledger): "
+            + ", ".join(f"{counts[k]} {k}" for k in STATUS_KEYS)
+        )
+
+
+def export_log(url: str, issue_id: str, target: Path | None) -> int:
+    """The issue's shared ledger as the JSONL the file ledger keeps; returns the lines written."""
+    lines = (
+        json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+        for record in shared_events(url, issue_id)
+    )
+    count = 0
+    if target is None:
+        for line in lines:
+            print(line)
+            count += 1
+        return count
+    with target.open("w", encoding="utf-8") as handle:
+        for line in lines:
+            handle.write(line + "\n")
+            count += 1
+    return count

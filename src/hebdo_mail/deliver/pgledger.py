@@ -1,0 +1,496 @@
+"""The send ledger in PostgreSQL: the record of an issue shared by every sender, on any host.
+
+Where the file ledger (ledger.py) lets one run at a time write the JSONL log, this one lets
+several runs cooperate on one issue. The first to join fills the issue's queue with its
+recipients; every sender then claims batches of pending recipients (``FOR UPDATE SKIP LOCKED``,
+with a lease it renews while it lives), so each recipient is handed to exactly one of them. The
+events are the file log's (an ``attempt`` committed before the message content goes out, then
+``sent``, ``deferred``, ``failed`` or ``skipped``); a trigger keeps each queue row's last event,
+so ``status`` is one query from any host. A sender that dies leaves its claims to lapse: the
+recipients it never attempted become pending again, the ones it attempted stay ``unknown``.
+
+Events are written by a thread of their own, a batch per round trip: the event loop hands them
+over and waits only for an attempt's commit, never for the outcomes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Awaitable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..audience.database import StoreError
+from ..audience.migrations import MIGRATIONS
+from ..audience.postgres import PostgresDatabase
+from ..audience.recipients import Recipient, RecipientSource, StoreRecipients
+from ..vocabulary import STATUS_KEYS, Event
+from .sendlog import LogError, now
+
+LEASE_SECONDS = 60.0  # a dead sender's claims lapse after this long
+CLAIM_BATCH = 64  # recipients a sender claims at a time; less leaves more to share
+FILL_BATCH = 1000
+
+EVENT_COLUMNS = (
+    "issue_id", "time", "recipient", "event", "edition", "code", "reply", "message_id",
+    "attempt", "stage",
+)  # fmt: skip
+
+
+@dataclass
+class Claims:
+    """What the sender asks of the ledger's state for the recipients it claimed: they are all to
+    be mailed (the claim chose them), with the attempts earlier runs made."""
+
+    attempts: dict[str, int] = field(default_factory=dict)
+
+    def status_of(self, key: str) -> str:
+        return "pending"
+
+    def attempts_of(self, key: str) -> int:
+        return self.attempts.get(key, 0)
+
+
+class SharedLedger:
+    """One sender's view of an issue's shared ledger."""
+
+    def __init__(self, url: str, issue_id: str, *, lease: float = LEASE_SECONDS) -> None:
+        self.url = url
+        self.issue_id = issue_id
+        self.lease = lease
+        self.me = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.db = PostgresDatabase(url, migrations=MIGRATIONS)
+        self.claims = Claims()
+        self._heartbeat: threading.Thread | None = None
+        self._stop_heartbeat = threading.Event()
+        self._writer: EventWriter | None = None
+
+    # -- joining ---------------------------------------------------------------------------
+
+    def last_run(self) -> dict[str, Any] | None:
+        row = self.db.execute(
+            "SELECT transport, digest FROM send_runs WHERE issue_id = ? ORDER BY id DESC LIMIT 1",
+            (self.issue_id,),
+        ).fetchone()
+        return (
+            {"transport": row[0], "digest": json.loads(row[1]) if row[1] else None} if row else None
+        )
+
+    def started(self) -> bool:
+        """Whether any message of the issue has been attempted (its content may be out)."""
+        row = self.db.execute(
+            "SELECT 1 FROM send_queue WHERE issue_id = ? AND attempts > 0 LIMIT 1",
+            (self.issue_id,),
+        ).fetchone()
+        return row is not None
+
+    def prepare(self, source: RecipientSource) -> None:
+        """Add the source's recipients the issue's queue lacks (who the issue is for; not yet
+        an event), and hand back the claims of senders of this host that are gone."""
+        with self.db.transaction():
+            # Senders joining at once take turns here; claiming never waits on it.
+            self.db.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (self.issue_id,))
+            self._fill(source)
+            self._release_dead_senders()
+
+    def _release_dead_senders(self) -> None:
+        """A sender of this host that no longer runs (killed) holds nothing: its claims need not
+        wait for their lease (senders of other hosts are trusted to their leases)."""
+        host = socket.gethostname()
+        holders = self.db.execute(
+            "SELECT DISTINCT claimed_by FROM send_queue WHERE issue_id = ? AND claimed_by LIKE ?",
+            (self.issue_id, f"{host}:%"),
+        ).fetchall()
+        for (holder,) in holders:
+            if holder != self.me and not _alive(int(holder.split(":")[1])):
+                self.db.execute(
+                    "UPDATE send_queue SET state = CASE state WHEN 'claimed' THEN 'pending'"
+                    " ELSE state END, claimed_by = NULL, lease_until = NULL"
+                    " WHERE issue_id = ? AND claimed_by = ?",
+                    (self.issue_id, holder),
+                )
+
+    def join(
+        self, source: RecipientSource, *, transport: str, digest: dict[str, Any] | None,
+        resend_unknown: bool,
+    ) -> dict[str, int]:  # fmt: skip
+        """Record this run, and make deferred (and with ``resend_unknown``, unknown) recipients
+        claimable again. Returns the issue's counts as this run found them (``status``'s
+        keys)."""
+        with self.db.transaction():
+            self.db.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (self.issue_id,))
+            self.db.execute(
+                "UPDATE send_queue SET state = 'pending' WHERE issue_id = ? AND state = 'deferred'",
+                (self.issue_id,),
+            )
+            if resend_unknown:
+                self.db.execute(
+                    "UPDATE send_queue SET state = 'pending' WHERE issue_id = ?"
+                    " AND state = 'attempted' AND (lease_until IS NULL OR lease_until < now())",
+                    (self.issue_id,),
+                )
+            counts = self._counts()
+            # Unknown are the attempts nobody will answer: not those of a sender still at work.
+            counts["unknown"] = self._one(
+                "SELECT count(*) FROM send_queue WHERE issue_id = ? AND state = 'attempted'"
+                " AND (claimed_by IS NULL OR lease_until < now())"
+            )
+            total = counts["total"]
+            self.db.execute(
+                "INSERT INTO send_runs (issue_id, time, sender, total, source, transport, digest)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (self.issue_id, now(), self.me, total, source.description, transport,
+                 json.dumps(digest) if digest else None),
+            )  # fmt: skip
+        return counts
+
+    def _fill(self, source: RecipientSource) -> None:
+        insert = (
+            "INSERT INTO send_queue (issue_id, recipient, position, email, name, lang, format,"
+            " attributes) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+        )
+        if isinstance(source, StoreRecipients):
+            # The list is in the same database: one statement, nothing through this process.
+            self.db.execute(
+                "INSERT INTO send_queue (issue_id, recipient, position, email, name, lang, format,"
+                " attributes) SELECT ?, email_key, id, email, name, lang, format, attributes"
+                " FROM subscribers WHERE status = 'active' ON CONFLICT DO NOTHING",
+                (self.issue_id,),
+            )
+            return
+        rows: list[tuple[Any, ...]] = []
+        for position, recipient in enumerate(source):
+            rows.append((
+                self.issue_id, recipient.key, position, recipient.email, recipient.name,
+                recipient.lang, recipient.format, json.dumps(dict(recipient.attributes)),
+            ))  # fmt: skip
+            if len(rows) >= FILL_BATCH:
+                self.db.executemany(insert, rows)
+                rows = []
+        if rows:
+            self.db.executemany(insert, rows)
+
+    def _counts(self) -> dict[str, int]:
+        return counts_of(self.db, self.issue_id)
+
+    def _one(self, sql: str) -> int:
+        row = self.db.execute(sql, (self.issue_id,)).fetchone()
+        assert row is not None, sql
+        return int(row[0])
+
+    # -- claiming --------------------------------------------------------------------------
+
+    def pending(self, *, resend_unknown: bool = False) -> int:
+        """How many recipients are there for the taking (what a run would mail, at most)."""
+        states = (
+            "('pending', 'deferred', 'attempted')" if resend_unknown else "('pending', 'deferred')"
+        )
+        return self._one(
+            f"SELECT count(*) FROM send_queue WHERE issue_id = ? AND (state IN {states}"
+            " OR (state = 'claimed' AND lease_until < now()))"
+        )
+
+    def recipients(
+        self, limit: int | None = None, *, batch: int = CLAIM_BATCH
+    ) -> Iterator[Recipient]:
+        """Pending recipients, claimed ``batch`` at a time for this sender, until none is left
+        (or ``limit`` were handed out). Small batches leave work for the other senders."""
+        self._start_heartbeat()
+        handed = 0
+        while limit is None or handed < limit:
+            size = batch if limit is None else min(batch, limit - handed)
+            claimed = self._claim(size)
+            if not claimed:
+                return
+            for recipient in claimed:
+                handed += 1
+                yield recipient
+
+    def _claim(self, size: int) -> list[Recipient]:
+        rows = self.db.execute(
+            "WITH picked AS (SELECT recipient FROM send_queue WHERE issue_id = ?"
+            " AND (state = 'pending' OR (state = 'claimed' AND lease_until < now()))"
+            " ORDER BY position LIMIT ? FOR UPDATE SKIP LOCKED)"
+            " UPDATE send_queue q SET state = 'claimed', claimed_by = ?,"
+            " lease_until = now() + make_interval(secs => ?)"
+            " FROM picked WHERE q.issue_id = ? AND q.recipient = picked.recipient"
+            " RETURNING q.position, q.recipient, q.email, q.name, q.lang, q.format,"
+            " q.attributes, q.attempts",
+            (self.issue_id, size, self.me, self.lease, self.issue_id),
+        ).fetchall()
+        recipients = []
+        for row in sorted(rows, key=lambda r: r[0]):
+            self.claims.attempts[row[1]] = row[7]
+            recipient = Recipient(
+                email=row[2], name=row[3], lang=row[4], format=row[5],
+                attributes=json.loads(row[6]),
+            )  # fmt: skip
+            recipients.append(recipient)
+        return recipients
+
+    def _start_heartbeat(self) -> None:
+        if self._heartbeat is None:
+            self._heartbeat = threading.Thread(target=self._renew, daemon=True)
+            self._heartbeat.start()
+
+    def _renew(self) -> None:
+        """Keep this sender's claims alive while it lives (on a connection of its own)."""
+        database = PostgresDatabase(self.url, migrations=MIGRATIONS)
+        try:
+            while not self._stop_heartbeat.wait(self.lease / 3):
+                database.execute(
+                    "UPDATE send_queue SET lease_until = now() + make_interval(secs => ?)"
+                    " WHERE issue_id = ? AND claimed_by = ? AND state IN ('claimed', 'attempted')",
+                    (self.lease, self.issue_id, self.me),
+                )
+        except StoreError:
+            pass  # the writer notices a lost server and stops the send; the claims lapse
+        finally:
+            database.close()
+
+    # -- recording -------------------------------------------------------------------------
+
+    def writer(self) -> EventWriter:
+        self._writer = EventWriter(self.url, self.issue_id)
+        return self._writer
+
+    def close(self) -> None:
+        """Stop renewing, hand back what was claimed and never attempted."""
+        self._stop_heartbeat.set()
+        if self._heartbeat is not None:
+            self._heartbeat.join(timeout=10)
+        try:
+            if self._writer is not None:
+                self._writer.close()
+        finally:
+            try:
+                # Unattempted claims go back to the queue; attempted ones stay unknown, free
+                # for --resend-unknown at once. (A server gone: the claims lapse instead.)
+                with contextlib.suppress(StoreError):
+                    self.db.execute(
+                        "UPDATE send_queue SET state = CASE state WHEN 'claimed' THEN 'pending'"
+                        " ELSE state END, claimed_by = NULL, lease_until = NULL"
+                        " WHERE issue_id = ? AND claimed_by = ?",
+                        (self.issue_id, self.me),
+                    )
+            finally:
+                self.db.close()
+
+
+class EventWriter:
+    """The sender's ``EventLog`` on the shared ledger: events go to a thread that writes each
+    batch in one round trip. ``event`` returns, for an attempt, what to await before the content
+    leaves (its commit); outcomes are written soon after, never waited for."""
+
+    def __init__(self, url: str, issue_id: str) -> None:
+        self.issue_id = issue_id
+        self.db = PostgresDatabase(url, migrations=MIGRATIONS)
+        self.db.execute("SET synchronous_commit = off")  # as durable as the file log's writes
+        self._rows: list[tuple[Any, ...]] = []
+        self._waiters: list[asyncio.Future[None]] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._closing = False
+        self._idle = True
+        self.failure: LogError | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def event(
+        self, recipient: str, event: Event, *, edition: str | None = None,
+        code: int | None = None, reply: str | None = None, message_id: str | None = None,
+        attempt: int | None = None, stage: str | None = None,
+    ) -> Awaitable[None] | None:  # fmt: skip
+        if self.failure is not None:
+            raise self.failure
+        row = (
+            self.issue_id, now(), recipient, str(event), edition, code, reply, message_id,
+            attempt, str(stage) if stage else None,
+        )  # fmt: skip
+        waiter: asyncio.Future[None] | None = None
+        if event == Event.ATTEMPT:
+            waiter = asyncio.get_running_loop().create_future()
+        with self._lock:
+            self._rows.append(row)
+            if waiter is not None:
+                self._waiters.append(waiter)
+            self._idle = False
+            self._wake.notify()
+        return waiter
+
+    def _run(self) -> None:
+        insert = (
+            f"INSERT INTO send_events ({', '.join(EVENT_COLUMNS)})"
+            f" VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
+        )
+        while True:
+            with self._lock:
+                while not self._rows and not self._closing:
+                    self._idle = True
+                    self._wake.notify_all()
+                    self._wake.wait()
+                if not self._rows and self._closing:
+                    self._idle = True
+                    self._wake.notify_all()
+                    return
+                rows, self._rows = self._rows, []
+                waiters, self._waiters = self._waiters, []
+            try:
+                self._write(insert, rows)
+            except StoreError as exc:
+                self.failure = LogError(
+                    f"{exc.message}; stopping so that no message goes unrecorded", where=exc.where
+                )
+                self._settle(waiters, self.failure)
+                with self._lock:
+                    self._settle(self._waiters, self.failure)
+                    self._rows, self._waiters = [], []
+                continue
+            self._settle(waiters, None)
+
+    def _write(self, insert: str, rows: list[tuple[Any, ...]]) -> None:
+        if len(rows) == 1:
+            self.db.execute(insert, rows[0])
+            return
+        # One statement for the batch: one round trip, whatever its size.
+        marks = ", ".join(["(" + ", ".join("?" * len(EVENT_COLUMNS)) + ")"] * len(rows))
+        head = insert.split(" VALUES ")[0]
+        self.db.execute(f"{head} VALUES {marks}", [value for row in rows for value in row])
+
+    @staticmethod
+    def _settle(waiters: list[asyncio.Future[None]], failure: Exception | None) -> None:
+        for waiter in waiters:
+            loop = waiter.get_loop()
+            if loop.is_closed():
+                continue
+            if failure is None:
+                loop.call_soon_threadsafe(_resolve, waiter)
+            else:
+                loop.call_soon_threadsafe(_fail, waiter, failure)
+
+    def sync(self) -> None:
+        """Wait until every event handed over is written."""
+        with self._lock:
+            while not self._idle or self._rows:
+                self._wake.wait(timeout=1)
+        if self.failure is not None:
+            raise self.failure
+
+    def close(self) -> None:
+        with self._lock:
+            self._closing = True
+            self._wake.notify_all()
+        self._thread.join(timeout=30)
+        with contextlib.suppress(StoreError):
+            self.db.execute("RESET synchronous_commit")  # the connection goes back to the pool
+        self.db.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive
+    return True
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+def _fail(waiter: asyncio.Future[None], failure: Exception) -> None:
+    if not waiter.done():
+        waiter.set_exception(failure)
+
+
+# -- reading, from any host ---------------------------------------------------------------
+
+
+def shared_counts(url: str, issue_id: str) -> dict[str, int]:
+    """``status``'s counts of an issue, from its queue."""
+    database = PostgresDatabase(url, migrations=MIGRATIONS)
+    try:
+        return counts_of(database, issue_id)
+    finally:
+        database.close()
+
+
+def counts_of(database: PostgresDatabase, issue_id: str) -> dict[str, int]:
+    row = database.execute(
+        "SELECT count(*),"
+        " count(*) FILTER (WHERE last_event = 'sent'),"
+        " count(*) FILTER (WHERE last_event = 'deferred'),"
+        " count(*) FILTER (WHERE last_event = 'failed'),"
+        " count(*) FILTER (WHERE last_event = 'skipped'),"
+        " count(*) FILTER (WHERE last_event = 'attempt'),"
+        " count(*) FILTER (WHERE last_event IS NULL)"
+        " FROM send_queue WHERE issue_id = ?",
+        (issue_id,),
+    ).fetchone()
+    assert row is not None
+    return dict(zip(STATUS_KEYS, (int(value) for value in row), strict=True))
+
+
+def shared_events(url: str, issue_id: str) -> Iterator[dict[str, Any]]:
+    """The issue's records in the order they were written, as the file log holds them: a
+    ``run`` line per run, then the recipients' events."""
+    database = PostgresDatabase(url, migrations=MIGRATIONS)
+    try:
+        runs = database.execute(
+            "SELECT time, total, source, transport, digest FROM send_runs WHERE issue_id = ?"
+            " ORDER BY id",
+            (issue_id,),
+        ).fetchall()
+        events = database.execute(
+            f"SELECT {', '.join(EVENT_COLUMNS[1:])} FROM send_events WHERE issue_id = ?"
+            " ORDER BY id",
+            (issue_id,),
+        )
+        pending_runs = list(runs)
+        for row in events:
+            while pending_runs and pending_runs[0][0] <= row[0]:
+                yield _run_record(pending_runs.pop(0))
+            record = {"time": row[0], "recipient": row[1], "event": row[2]}
+            for name, value in zip(EVENT_COLUMNS[4:], row[3:], strict=True):
+                if value is not None:
+                    record[name] = value
+            yield record
+        for run in pending_runs:
+            yield _run_record(run)
+    finally:
+        database.close()
+
+
+def _run_record(row: Any) -> dict[str, Any]:
+    record = {
+        "time": row[0],
+        "event": "run",
+        "total": row[1],
+        "source": row[2],
+        "transport": row[3],
+    }
+    if row[4]:
+        record["digest"] = json.loads(row[4])
+    return record
+
+
+def shared_published(url: str, issue_id: str) -> bool:
+    """Whether a message of the issue was accepted (its web page may then be shown)."""
+    database = PostgresDatabase(url, migrations=MIGRATIONS)
+    try:
+        row = database.execute(
+            "SELECT 1 FROM send_queue WHERE issue_id = ? AND last_event = 'sent' LIMIT 1",
+            (issue_id,),
+        ).fetchone()
+    finally:
+        database.close()
+    return row is not None
