@@ -20,6 +20,7 @@ from ..vocabulary import FORMATS, NOT_MAILABLE, STATUSES, Status
 from .addresses import InvalidAddress, address_key, check_name, normalise_address
 from .bounce_ledger import BounceLedger
 from .database import Database, Migration, SqliteDatabase, StoreError
+from .tallies import IssueTallies
 
 if TYPE_CHECKING:
     from ..workspace import Workspace
@@ -94,9 +95,27 @@ MIGRATIONS: list[Migration] = [
             FOR EACH STATEMENT EXECUTE FUNCTION hebdo_note_change();
         """
     },
+    # What readers did with each issue, naming nobody (tallies.py).
+    """
+    CREATE TABLE link_clicks (
+        id INTEGER PRIMARY KEY,
+        issue_id TEXT NOT NULL,
+        link INTEGER NOT NULL,
+        url TEXT NOT NULL,
+        clicks INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (issue_id, link)
+    );
+    CREATE TABLE unsubscribe_events (
+        id INTEGER PRIMARY KEY,
+        issue_id TEXT NOT NULL,
+        source TEXT NOT NULL,
+        day TEXT NOT NULL
+    );
+    CREATE INDEX unsubscribe_events_by_issue ON unsubscribe_events (issue_id);
+    """,
 ]
 # The tables `store copy` moves, parents first.
-TABLES = ("subscribers", "bounce_events", "sender_events")
+TABLES = ("subscribers", "bounce_events", "sender_events", "link_clicks", "unsubscribe_events")
 
 
 def now() -> str:
@@ -132,6 +151,7 @@ class Store(Protocol):
     """What delivery, the web app and the CLI ask of the mailing list."""
 
     bounces: BounceLedger
+    tallies: IssueTallies
 
     def close(self) -> None: ...
     def change_marker(self) -> int: ...
@@ -142,7 +162,9 @@ class Store(Protocol):
         self, *, status: str | None = None, search: str | None = None, batch: int = 1000
     ) -> Iterator[Subscriber]: ...
     def count(self, status: str | None = None) -> int: ...
-    def mark_unsubscribed(self, email: str, *, source: str) -> Subscriber: ...
+    def mark_unsubscribed(
+        self, email: str, *, source: str, issue_id: str | None = None
+    ) -> Subscriber: ...
     def request_subscription(
         self, email: str, *, name: str, lang: str | None, format: str, source: str
     ) -> Subscriber: ...
@@ -155,6 +177,7 @@ class SubscriberStore:
     def __init__(self, db: Database, *, bounces: BounceSettings | None = None) -> None:
         self.db = db
         self.bounces = BounceLedger(db, bounces or BounceSettings())
+        self.tallies = IssueTallies(db)
 
     @classmethod
     def at(
@@ -315,13 +338,16 @@ class SubscriberStore:
                 )
         return self._reread(address)
 
-    def mark_unsubscribed(self, email: str, *, source: str) -> Subscriber:
+    def mark_unsubscribed(
+        self, email: str, *, source: str, issue_id: str | None = None
+    ) -> Subscriber:
         """Unsubscribe an address, recording it even when the store did not know it (a reader
-        of a CSV send): later sends skip it either way. Idempotent."""
+        of a CSV send): later sends skip it either way. Idempotent. ``issue_id``: the issue whose
+        link they used, counted for its report when this unsubscribes them."""
         address = self._address(email)
         stamp = now()
         with self.db.transaction():
-            self.db.execute(
+            changed = self.db.execute(
                 "INSERT INTO subscribers (email, email_key, status, source, created_at, updated_at,"
                 " unsubscribed_at) VALUES (?, ?, 'unsubscribed', ?, ?, ?, ?)"
                 " ON CONFLICT (email_key) DO UPDATE SET status = 'unsubscribed',"
@@ -329,7 +355,9 @@ class SubscriberStore:
                 " unsubscribed_at = coalesce(subscribers.unsubscribed_at, excluded.unsubscribed_at)"
                 " WHERE subscribers.status != 'unsubscribed'",
                 (address, address_key(address), source, stamp, stamp, stamp),
-            )
+            ).rowcount
+            if changed and issue_id:
+                self.tallies.note_unsubscribe(issue_id, source)
         return self._reread(address)
 
     def request_subscription(

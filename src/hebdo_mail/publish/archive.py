@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..errors import HebdoError
 from ..workspace import Workspace
+from .feed import atom_feed, feed_languages, feed_link, feed_name
 from .files import IssueFile
 from .issue import Issue, load_issue
 from .render import render_web
@@ -92,6 +93,12 @@ class Archive:
             return None
         return self._load(issue_id)
 
+    def any_issue(self, issue_id: str) -> Issue | None:
+        """The issue, sent or not (what a proof copy's links lead through)."""
+        if "/" in issue_id or issue_id.startswith("."):
+            return None
+        return self._load(issue_id, published=False)
+
     def web_page(self, issue_id: str, lang: str) -> str | None:
         issue = self.issue(issue_id)
         if issue is None or lang not in issue.editions:
@@ -104,9 +111,7 @@ class Archive:
     def file(self, issue_id: str, public_name: str) -> IssueFile | None:
         """A picture or download of the issue, sent or not, by its public name; nothing else of
         the folder is served."""
-        if "/" in issue_id or issue_id.startswith("."):
-            return None
-        issue = self._load(issue_id, published=False)
+        issue = self.any_issue(issue_id)
         return issue.files.public(public_name) if issue is not None else None
 
     def publishable_files(self) -> list[tuple[Issue, IssueFile]]:
@@ -120,11 +125,29 @@ class Archive:
             for entry in issue.files
         ]
 
+    def feed(self, lang: str) -> bytes | None:
+        """The Atom feed in ``lang`` (None when no feed is in that language)."""
+        issues = self.issues()
+        default = self.workspace.settings.newsletter.language
+        if lang not in feed_languages(issues, default):
+            return None
+        return atom_feed(self.workspace, issues, lang)
+
+    def feeds(self) -> dict[str, bytes]:
+        """Every feed by its file name: feed.xml, feed.<lang>.xml."""
+        issues = self.issues()
+        default = self.workspace.settings.newsletter.language
+        return {
+            feed_name(lang, default): atom_feed(self.workspace, issues, lang)
+            for lang in feed_languages(issues, default)
+        }
+
     def cover_page(self, lang: str, *, subscribe_url: str | None) -> str:
         settings = self.workspace.settings.newsletter
         env = environment(self.workspace.templates_dir, self.workspace.locale_dir, lang)
         entries = []
-        for issue in self.issues():
+        issues = self.issues()
+        for issue in issues:
             edition = issue.editions.get(lang) or issue.editions[issue.default_language]
             entries.append(
                 {
@@ -148,6 +171,7 @@ class Archive:
                 "newsletter": {"name": settings.name_in(lang), "base_url": settings.base_url},
                 "issues": entries,
                 "subscribe_url": subscribe_url,
+                "feed_url": feed_link(lang, issues, settings.language),
             },
         )
 
@@ -175,6 +199,7 @@ def write_site(workspace: Workspace, target: Path) -> list[Path]:
             page = archive.web_page(issue.id, lang)
             assert page is not None
             files[f"issues/{issue.id}/{lang}/index.html"] = page.encode()
+    files.update({name: feed for name, feed in archive.feeds().items()})
     for issue, entry in archive.publishable_files():
         files[f"issues/{issue.id}/files/{entry.public_name}"] = entry.content()
     write_tree(target, files)

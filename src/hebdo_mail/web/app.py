@@ -8,17 +8,15 @@ headers; request bodies are size-limited and the forms rate-limited per client a
 
 from __future__ import annotations
 
-import datetime as dt
-import email.policy
 import logging
-from collections.abc import Callable
-from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import jinja2
 from babel.core import negotiate_locale
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -28,17 +26,21 @@ from ..audience.addresses import InvalidAddress, check_name, normalise_address
 from ..audience.store import SubscriberStore, open_store
 from ..audience.tokens import TokenSigner
 from ..deliver.dkim import load_signer
-from ..deliver.send import deliver_one
+from ..deliver.notice import notice_message, send_notice
 from ..deliver.setup import configured_transport
 from ..deliver.transport import Transport
-from ..deliver.wireformat import to_wire
 from ..errors import HebdoError
 from ..publish.archive import Archive, available_languages
+from ..publish.feed import ATOM_TYPE
 from ..publish.i18n import N_
+from ..publish.issue import ISSUE_ID
 from ..publish.templating import environment, render
+from ..vocabulary import Status
 from ..workspace import Workspace, load_secret
+from .clicks import ClickCounter, ClickFilter
 from .files import FileServer
 from .guard import FORM_RATE, MAX_BODY, ClientLimiter, Guard
+from .welcome import WelcomeMail
 
 CONFIRM_MAX_AGE = 7 * 24 * 3600  # seconds a confirmation link stays valid
 log = logging.getLogger(__name__)
@@ -47,14 +49,16 @@ log = logging.getLogger(__name__)
 class WebApp:
     """What the endpoints share: the workspace, its archive, its token signer, page rendering."""
 
-    def __init__(self, workspace: Workspace, transport: Transport | None = None) -> None:
-
+    def __init__(
+        self, workspace: Workspace, transport: Transport | None = None,
+        clicks: ClickFilter | None = None,
+    ) -> None:  # fmt: skip
         self.workspace = workspace
         self.settings = workspace.settings.newsletter
         self.archive = Archive(workspace)
         self.files = FileServer()
-        secret, _ = load_secret(workspace.root)
-        self.signer = TokenSigner(secret, self.settings.list_identifier)
+        self.secret, _ = load_secret(workspace.root)
+        self.signer = TokenSigner(self.secret, self.settings.list_identifier)
         self.languages = available_languages(workspace)
         self.limiter = ClientLimiter(FORM_RATE)
         self.transport = transport or configured_transport(
@@ -62,6 +66,8 @@ class WebApp:
         )
         self.dkim = load_signer(workspace)  # confirmations are signed like the issues
         self._environments: dict[str, jinja2.Environment] = {}
+        self.clicks = ClickCounter(self, clicks)
+        self.welcome = WelcomeMail(self)
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -154,7 +160,25 @@ class WebApp:
             return self.error(request, 404, N_("No such file."))
         return self.files.response(entry)
 
+    async def feed(self, request: Request) -> Response:
+        default = self.settings.language
+        lang = request.path_params.get("lang", default)
+        if "lang" in request.path_params and lang == default:
+            return RedirectResponse("/feed.xml", status_code=308)  # the default's one name
+        data = self.archive.feed(lang)
+        if data is None:
+            return self.error(request, 404, N_("This page does not exist."))
+        return Response(data, media_type=ATOM_TYPE, headers={"cache-control": "max-age=300"})
+
     # -- unsubscribe ---------------------------------------------------------------------------
+
+    def issue_of_link(self, request: Request) -> str | None:
+        """The issue an unsubscribe link came from (``?issue=``, outside the token's MAC): kept
+        only when it names an issue of this workspace, so a forged one counts for nothing."""
+        issue_id = request.query_params.get("issue", "")
+        if ISSUE_ID.match(issue_id) and (self.workspace.issues_dir / issue_id).is_dir():
+            return issue_id
+        return None
 
     async def unsubscribe(self, request: Request) -> Response:
         address = self.signer.verify(request.path_params["token"])
@@ -171,7 +195,7 @@ class WebApp:
             lang = self.language(request, known.lang if known else None)
             if request.method == "POST":
                 # RFC 8058 one-click (body List-Unsubscribe=One-Click) and the page's own form alike.
-                store.mark_unsubscribed(address, source="web")
+                store.mark_unsubscribed(address, source="web", issue_id=self.issue_of_link(request))
         heading = self.gettext(lang)(N_("Unsubscribe"))
         return self.page(
             "unsubscribe.html", lang, heading=heading, email=address, done=request.method == "POST"
@@ -239,24 +263,12 @@ class WebApp:
             "newsletter": {"name": name}, "email": address,
             "confirm_url": f"{settings.base_url}/confirm/{token}",
         })  # fmt: skip
-        message = EmailMessage(policy=email.policy.SMTP.clone(max_line_length=998))
-        message["From"] = settings.sender_in(lang)
-        message["To"] = address
-        message["Subject"] = self.gettext(lang)(
-            N_("Confirm your subscription to %(newsletter)s")
-        ) % {"newsletter": name}
-        message["Date"] = format_datetime(dt.datetime.now(dt.UTC))
-        message["Message-ID"] = make_msgid(domain=settings.sender_domain)
-        message["Auto-Submitted"] = "auto-generated"
-        message.set_content(body, charset="utf-8", cte="quoted-printable")
-        wire = to_wire(message.as_bytes())
+        subject = self.gettext(lang)(N_("Confirm your subscription to %(newsletter)s")) % {
+            "newsletter": name
+        }
+        wire = notice_message(settings, lang=lang, to=address, subject=subject, text=body)
         try:
-            await deliver_one(
-                self.transport,
-                settings.sender_address,
-                address,
-                self.dkim.sign_wire(wire) if self.dkim else wire,
-            )
+            await send_notice(self.transport, self.dkim, settings, address, wire)
         except HebdoError as exc:
             # The visitor gets the usual answer; the admin sees why the mail did not leave.
             log.warning("confirmation to %s not sent: %s", address, exc)
@@ -277,13 +289,20 @@ class WebApp:
             if request.method == "POST":
                 store.confirm(address, source="web")
         heading = self.gettext(lang)(N_("Confirm my subscription"))
-        return self.page(
+        response = self.page(
             "confirm.html", lang, heading=heading, email=address, done=request.method == "POST"
         )
+        if request.method == "POST" and (known is None or known.status != Status.ACTIVE):
+            # Welcomed once, when they become a reader; after the page, not before it.
+            response.background = BackgroundTask(self.welcome.send, address)
+        return response
 
 
-def create_app(workspace: Workspace, *, transport: Transport | None = None) -> Starlette:
-    web = WebApp(workspace, transport)
+def create_app(
+    workspace: Workspace, *, transport: Transport | None = None, clicks: ClickFilter | None = None
+) -> Starlette:
+    """The app; ``clicks`` replaces the scanner filter of counted links (a test's clock)."""
+    web = WebApp(workspace, transport, clicks)
 
     async def not_found(request: Request, exc: Exception) -> Response:
         return web.error(request, 404, N_("This page does not exist."))
@@ -302,13 +321,23 @@ def create_app(workspace: Workspace, *, transport: Transport | None = None) -> S
         Route("/issues/{issue_id}/", web.issue_root, methods=["GET"]),
         Route("/issues/{issue_id}/files/{name}", web.issue_file, methods=["GET"]),
         Route("/issues/{issue_id}/{lang}/", web.issue_page, methods=["GET"]),
+        Route("/feed.xml", web.feed, methods=["GET"]),
+        Route("/feed.{lang}.xml", web.feed, methods=["GET"]),
+        Route("/l/{issue_id}/{number:int}/{mac}", web.clicks.follow, methods=["GET"]),
         Route("/unsubscribe/{token}", web.unsubscribe, methods=["GET", "POST"]),
         Route("/subscribe", web.subscribe, methods=["GET", "POST"]),
         Route("/confirm/{token}", web.confirm, methods=["GET", "POST"]),
     ]
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await web.clicks.close()  # clicks still waiting out the scanner window are counted
+
     app = Starlette(
         routes=routes,
         exception_handlers={404: not_found, 405: not_allowed, 413: too_large},
+        lifespan=lifespan,
     )
     app.add_middleware(Guard)
     return app
