@@ -23,6 +23,7 @@ from ..deliver.selection import SendOptions, count_to_send
 from ..deliver.send import Sender, SendSummary, deliver_one
 from ..deliver.sendlog import EventLog, LogWriter, NullLog, now, read_log
 from ..deliver.setup import configured_transport, log_path, message_factory, recipient_source
+from ..deliver.stoprule import StopLimits
 from ..deliver.transport import NullTransport, Transport
 from ..errors import ConfigError, HebdoError, display_path
 from ..publish.build import render_issue
@@ -135,6 +136,9 @@ def _send(
         retry_delay=settings.retry_delay,
         limit=args.limit,
         resend_unknown=args.resend_unknown,
+        stop=None
+        if args.no_stop
+        else StopLimits(settings.stop_window, settings.stop_failed, settings.stop_deferred),
     )
     if options.concurrency < 1:
         raise ConfigError("--concurrency must be at least 1")

@@ -117,12 +117,10 @@ def _digest(text: str) -> str:
 
 
 def outgoing_links(issue: Issue, workspace: Workspace, secret: bytes | None) -> OutgoingLinks:
-    """How the issue's emails write their links under ``[tracking]``; ``secret`` signs the
-    counted ones (None when clicks are not counted)."""
+    """The issue's links, and how its emails write them: ``secret`` signs counted links (None:
+    clicks are not counted), ``[tracking] ref`` marks them."""
     tracking = workspace.settings.tracking
     ref = (tracking.ref_param, tracking.ref) if tracking.ref else None
-    if not tracking.clicks:
-        return OutgoingLinks(ref=ref)
     return OutgoingLinks(
         issue_id=issue.id,
         base_url=workspace.settings.newsletter.base_url,
