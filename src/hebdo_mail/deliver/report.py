@@ -84,7 +84,7 @@ def issue_report(workspace: Workspace, issue_id: str) -> IssueReport:
     stored: dict[int, LinkCount] = {}
     if workspace.store_exists():
         with open_store(workspace, create=False) as store:
-            feedback = store.bounces.issue_counts(issue_id)
+            feedback = store.bounces.issue_counts(issue_id, returned_only=True)
             bounces, complaints = feedback.bounces, feedback.complaints
             problems = [
                 DomainReplies(domain=p.domain, count=p.count, reply=p.common_reply)
