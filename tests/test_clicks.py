@@ -212,3 +212,23 @@ def test_by_default_links_are_as_the_editor_wrote_them(
     publish(workspace, cli, "")
     html = html_of(sent_copies(workspace)["helene.lefevre@example.org"])
     assert f'href="{PFP}"' in html and not TRACKED.search(html) and "?ref=" not in html
+
+
+def test_a_proof_copys_links_lead_on_but_count_only_once_the_issue_is_sent(
+    ws: Path, cli: Callable[..., Result]
+) -> None:
+    append_settings(ws, "[tracking]\nclicks = true\n")
+    assert cli("send", EXAMPLE_ISSUE, "--test", "editor@example.org", cwd=ws).code == 0
+    (proof,) = (ws / "outbox" / "test" / "new").iterdir()
+    message = email.message_from_bytes(proof.read_bytes(), policy=policy.default)
+    assert isinstance(message, EmailMessage)
+    link = TRACKED.findall(html_of(message))[0]
+    clock = Clock()
+    with app_with(ws, clock) as client:
+        assert client.get(link).headers["location"] == PFP
+    assert cli("subscribers", "import", "subscribers.example.csv", cwd=ws).code == 0
+    assert cli("send", EXAMPLE_ISSUE, cwd=ws).code == 0
+    assert clicks(ws) == {}
+    with app_with(ws, clock) as client:
+        assert client.get(link).status_code == 303  # the same link as the readers'
+    assert clicks(ws) == {1: 1}

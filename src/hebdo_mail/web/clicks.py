@@ -3,7 +3,8 @@ to that link's count. A link that is not one of an issue's (an unknown number, a
 a 404, never a redirect: nobody can use the site to send people elsewhere.
 
 What is counted is a person following a link, as far as a request that names nobody can tell:
-- HEAD requests and prefetches get the redirect and count nothing;
+- HEAD requests and prefetches get the redirect and count nothing, and so do the links of an
+  issue not sent yet (a proof copy's);
 - mail security scanners open every link of a message as it arrives: a client that fetches
   two different links of one issue within ``WINDOW`` seconds counts for nothing. So a click
   waits ``WINDOW`` seconds in this process's memory before it is counted, and its client is
@@ -27,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from ..errors import HebdoError
+from ..publish.archive import is_published
 from ..publish.i18n import N_
 from ..publish.issue import Issue
 from ..publish.links import OutgoingLinks
@@ -118,6 +120,7 @@ class ClickCounter:
         self.web = web
         self.filter = clicks or ClickFilter()
         self._links: dict[str, tuple[Issue, OutgoingLinks]] = {}
+        self._published: set[str] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._writes: set[asyncio.Task[None]] = set()
 
@@ -139,12 +142,18 @@ class ClickCounter:
         target = links.target(number, request.path_params["mac"]) if links else None
         if links is None or target is None:
             return self.web.error(request, 404, N_("This link does not exist."))
-        if request.method == "GET" and not is_prefetch(request):
+        if request.method == "GET" and not is_prefetch(request) and self.published(issue_id):
             client = request.client.host if request.client else "unknown"
             self.filter.hit(client, issue_id, number, links.links[number - 1])
             self._schedule()
         # Not cached: every real click must reach us to be counted.
         return RedirectResponse(target, status_code=303, headers={"cache-control": "no-store"})
+
+    def published(self, issue_id: str) -> bool:
+        """Clicks count once the issue has been sent: a proof copy's links lead on, uncounted."""
+        if issue_id not in self._published and is_published(self.web.workspace, issue_id):
+            self._published.add(issue_id)
+        return issue_id in self._published
 
     def _schedule(self) -> None:
         due = self.filter.next_due()
