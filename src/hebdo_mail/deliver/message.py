@@ -153,9 +153,6 @@ class MessageFactory:
         digest = hashlib.sha256(self._message_id_salt + mac).hexdigest()[:24]
         return Personal(token, f"<{self.issue_id}.{digest}@{self._message_id_domain}>")
 
-    def unsubscribe_url(self, recipient: Recipient) -> str:
-        return self._unsubscribe_url(self.personal(recipient).token)
-
     def _unsubscribe_url(self, token: str) -> str:
         # The issue rides outside the token (which is per list and address): the web app counts
         # the unsubscribe for this issue's report, and a link without it works all the same.
@@ -165,7 +162,7 @@ class MessageFactory:
         return self.personal(recipient).message_id
 
     def slot_values(
-        self, recipient: Recipient, slots: Sequence[SlotSpec], unsubscribe_url: str | None = None
+        self, recipient: Recipient, slots: Sequence[SlotSpec], token: str | None = None
     ) -> list[str]:
         values = []
         for spec in slots:
@@ -178,7 +175,11 @@ class MessageFactory:
             elif spec.field == "format":
                 value = recipient.format
             elif spec.field == "unsubscribe_url":
-                value = unsubscribe_url or self.unsubscribe_url(recipient)
+                value = self._unsubscribe_url(token or self.personal(recipient).token)
+            elif spec.field == "preferences_url":
+                # The same token opens both pages: unsubscribe and preferences.
+                token = token or self.personal(recipient).token
+                value = f"{self.settings.base_url}/preferences/{token}"
             else:
                 value = str(recipient.attributes.get(spec.key, ""))
             values.append(value or spec.default)
@@ -292,16 +293,13 @@ class MessageFactory:
         template = self._template(prepared, "text" if recipient.format == "text" else "html")
         personal = personal or self.personal(recipient)
         token = personal.token
-        unsubscribe_url = self._unsubscribe_url(token)
         headers = PersonalHeaders(
             to=mailbox_header(recipient.name, recipient.email),
             date=self._date(),
             message_id=f"Message-ID: {personal.message_id}\r\n".encode(),
             list_unsubscribe=f"List-Unsubscribe: {self._list_unsubscribe(token)}\r\n".encode(),
         )
-        wire = template.assemble(
-            headers, self.slot_values(recipient, template.slots, unsubscribe_url)
-        )
+        wire = template.assemble(headers, self.slot_values(recipient, template.slots, token))
         return self.sign(wire) if signed else wire
 
     def sign(self, wire: bytes) -> bytes:

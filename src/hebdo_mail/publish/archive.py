@@ -20,7 +20,7 @@ from .feed import atom_feed, feed_languages, feed_link, feed_name
 from .files import IssueFile
 from .issue import Issue, load_issue
 from .render import render_web
-from .templating import environment, render
+from .templating import render, workspace_environment
 
 log = logging.getLogger(__name__)
 
@@ -88,19 +88,14 @@ class Archive:
         ]
         return sorted(found, key=lambda i: (i.date, i.number, i.id), reverse=True)
 
-    def issue(self, issue_id: str) -> Issue | None:
+    def issue(self, issue_id: str, *, published: bool = True) -> Issue | None:
         if "/" in issue_id or issue_id.startswith("."):
             return None
-        return self._load(issue_id)
+        return self._load(issue_id, published=published)
 
-    def any_issue(self, issue_id: str) -> Issue | None:
-        """The issue, sent or not (what a proof copy's links lead through)."""
-        if "/" in issue_id or issue_id.startswith("."):
-            return None
-        return self._load(issue_id, published=False)
-
-    def web_page(self, issue_id: str, lang: str) -> str | None:
-        issue = self.issue(issue_id)
+    def web_page(self, issue_id: str, lang: str, *, published: bool = True) -> str | None:
+        """The edition's page; ``published=False`` for a proof copy's link before the send."""
+        issue = self.issue(issue_id, published=published)
         if issue is None or lang not in issue.editions:
             return None
         cached = self._cache[issue_id]
@@ -111,7 +106,7 @@ class Archive:
     def file(self, issue_id: str, public_name: str) -> IssueFile | None:
         """A picture or download of the issue, sent or not, by its public name; nothing else of
         the folder is served."""
-        issue = self.any_issue(issue_id)
+        issue = self.issue(issue_id, published=False)
         return issue.files.public(public_name) if issue is not None else None
 
     def publishable_files(self) -> list[tuple[Issue, IssueFile]]:
@@ -144,7 +139,7 @@ class Archive:
 
     def cover_page(self, lang: str, *, subscribe_url: str | None) -> str:
         settings = self.workspace.settings.newsletter
-        env = environment(self.workspace.templates_dir, self.workspace.locale_dir, lang)
+        env = workspace_environment(self.workspace, lang)
         entries = []
         issues = self.issues()
         for issue in issues:

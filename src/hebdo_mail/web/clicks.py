@@ -126,7 +126,7 @@ class ClickCounter:
 
     def links_of(self, issue_id: str) -> OutgoingLinks | None:
         """The issue's link table, worked out as the send did (kept while the issue is)."""
-        issue = self.web.archive.any_issue(issue_id)
+        issue = self.web.archive.issue(issue_id, published=False)
         if issue is None:
             return None
         cached = self._links.get(issue_id)

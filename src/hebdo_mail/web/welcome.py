@@ -19,7 +19,7 @@ from ..deliver.message import list_headers
 from ..deliver.notice import notice_message, send_notice
 from ..errors import HebdoError
 from ..publish.i18n import N_
-from ..publish.templating import environment, render
+from ..publish.templating import render, workspace_environment
 from ..vocabulary import Format, Outcome, Status
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ class WelcomeMail:
             "email": address, "name": name, "lang": lang, "latest": self.latest(lang),
             "archive_url": f"{settings.base_url}/", "unsubscribe_url": unsubscribe_url,
         }  # fmt: skip
-        env = environment(web.workspace.templates_dir, web.workspace.locale_dir, lang)
+        env = workspace_environment(web.workspace, lang)
         text = render(env, "welcome_email.txt", context)
         html = render(env, "welcome_email.html", context) if fmt != Format.TEXT else None
         subject = web.gettext(lang)(N_("Welcome to %(newsletter)s")) % {
