@@ -137,7 +137,10 @@ def test_head_prefetch_forgeries_and_scanner_bursts_count_nothing(site: Path) ->
     ]
     with app_with(site, clock) as client:
         assert client.head(first).status_code == 303
-        for header in ({"Sec-Purpose": "prefetch"}, {"Purpose": "prefetch"}, {"X-Moz": "prefetch"}):
+        for header in (
+            {"Sec-Purpose": "prefetch"}, {"Purpose": "prefetch"}, {"X-Moz": "prefetch"},
+            {"User-Agent": "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)"},
+        ):  # fmt: skip
             assert client.get(first, headers=header).status_code == 303
         for path in forged:
             response = client.get(path)
@@ -161,8 +164,8 @@ def test_readers_are_counted_apart_and_workers_add_to_the_same_counts(site: Path
     workers = [create_app(workspace, clicks=f) for f in filters]  # three processes of `serve`
     with (
         TestClient(workers[0], client=("192.0.2.1", 5000), follow_redirects=False) as one,
-        TestClient(workers[1], client=("192.0.2.2", 5000), follow_redirects=False) as two,
-        TestClient(workers[2], client=("192.0.2.3", 5000), follow_redirects=False) as three,
+        TestClient(workers[1], client=("198.51.100.2", 5000), follow_redirects=False) as two,
+        TestClient(workers[2], client=("2001:db8:1::3", 5000), follow_redirects=False) as three,
     ):
         for client in (one, two, three):
             assert client.get(first).status_code == 303
@@ -171,6 +174,23 @@ def test_readers_are_counted_apart_and_workers_add_to_the_same_counts(site: Path
         three.get(second)  # another link, a minute later: a reader, not a scanner
     assert clicks(site) == {1: 3, 2: 1}
     assert all(f.visits == {} for f in filters)  # no client stays in memory
+
+
+def test_a_scanners_pool_of_neighbouring_addresses_is_one_client(site: Path) -> None:
+    clock = Clock()
+    first, second = tracked_paths(site)[:2]
+    app = create_app(load_workspace(site, explicit=True), clicks=ClickFilter(clock=clock))
+    pools = [("192.0.2.10", "192.0.2.211"), ("2001:db8::10", "2001:db8::ffff:1")]
+    for one, other in pools:
+        with (
+            TestClient(app, client=(one, 1), follow_redirects=False) as a,
+            TestClient(app, client=(other, 1), follow_redirects=False) as b,
+        ):
+            a.get(first)
+            clock.now += 0.5
+            b.get(second)
+            clock.now += 60
+    assert clicks(site) == {}
 
 
 def test_clicks_settle_to_counts() -> None:

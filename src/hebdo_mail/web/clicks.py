@@ -3,12 +3,14 @@ to that link's count. A link that is not one of an issue's (an unknown number, a
 a 404, never a redirect: nobody can use the site to send people elsewhere.
 
 What is counted is a person following a link, as far as a request that names nobody can tell:
-- HEAD requests and prefetches get the redirect and count nothing, and so do the links of an
-  issue not sent yet (a proof copy's);
+- HEAD requests, prefetches and declared robots (link previews, crawlers) get the redirect and
+  count nothing, and so do the links of an issue not sent yet (a proof copy's);
 - mail security scanners open every link of a message as it arrives: a client that fetches
-  two different links of one issue within ``WINDOW`` seconds counts for nothing. So a click
-  waits ``WINDOW`` seconds in this process's memory before it is counted, and its client is
-  forgotten then; the store only ever gets (issue, link, number of clicks).
+  two different links of one issue within ``WINDOW`` seconds counts for nothing. A client is its
+  network (an IPv4 /24, an IPv6 /64), since scanners work from pools of neighbouring addresses
+  and IPv6 hosts change address within their /64. So a click waits ``WINDOW`` seconds in this
+  process's memory before it is counted, and its client is forgotten then; the store only ever
+  gets (issue, link, number of clicks).
 The counts live in the store, which every worker process of ``serve`` adds to; the scanner
 filter is per process.
 """
@@ -16,8 +18,10 @@ filter is per process.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import math
+import re
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -44,6 +48,8 @@ log = logging.getLogger(__name__)
 # Headers with which browsers and mail apps announce a fetch nobody asked for.
 PREFETCH_HEADERS = ("purpose", "sec-purpose", "x-purpose", "x-moz")
 PREFETCH_WORDS = ("prefetch", "preview", "prerender")
+# User agents of programs that say they are not a person: chat apps' link previews, crawlers.
+ROBOTS = re.compile(r"bot\b|spider|crawler|preview|facebookexternalhit|whatsapp", re.I)
 
 Click = tuple[str, int, str]  # issue, link number, url
 
@@ -105,11 +111,23 @@ class ClickFilter:
 
 
 def is_prefetch(request: Request) -> bool:
-    return any(
+    """A fetch no person asked for: a prefetch, or a program that says it is one."""
+    return bool(ROBOTS.search(request.headers.get("user-agent", ""))) or any(
         word in request.headers.get(name, "").lower()
         for name in PREFETCH_HEADERS
         for word in PREFETCH_WORDS
     )
+
+
+def client_network(request: Request) -> str:
+    """The client as the scanner filter knows it: its network, not its address."""
+    host = request.client.host if request.client else ""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host  # not an IP address (a test client, a Unix socket)
+    prefix = 24 if address.version == 4 else 64
+    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
 
 
 class ClickCounter:
@@ -143,8 +161,7 @@ class ClickCounter:
         if links is None or target is None:
             return self.web.error(request, 404, N_("This link does not exist."))
         if request.method == "GET" and not is_prefetch(request) and self.published(issue_id):
-            client = request.client.host if request.client else "unknown"
-            self.filter.hit(client, issue_id, number, links.links[number - 1])
+            self.filter.hit(client_network(request), issue_id, number, links.links[number - 1])
             self._schedule()
         # Not cached: every real click must reach us to be counted.
         return RedirectResponse(target, status_code=303, headers={"cache-control": "no-store"})
