@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 from babel.core import negotiate_locale
 
-from ..deliver.dkim import load_signer
 from ..deliver.message import list_headers
 from ..deliver.notice import notice_message, send_notice
 from ..errors import HebdoError
@@ -32,7 +31,6 @@ class WelcomeMail:
     def __init__(self, web: WebApp) -> None:
         self.web = web
         self.enabled = web.workspace.settings.welcome.enabled
-        self.dkim = load_signer(web.workspace) if self.enabled else None
 
     async def send(self, address: str) -> None:
         """Welcome a reader who has just confirmed (nothing if they are not active by now)."""
@@ -45,7 +43,7 @@ class WelcomeMail:
                 return
             wire = self.message(address, reader.name, reader.lang, reader.format)
             settings = self.web.settings
-            reply = await send_notice(self.web.transport, self.dkim, settings, address, wire)
+            reply = await send_notice(self.web.transport, self.web.dkim, settings, address, wire)
             if reply.outcome != Outcome.SENT:
                 log.warning("welcome mail to %s refused: %s %s", address, reply.code, reply.text)
         except HebdoError as exc:
