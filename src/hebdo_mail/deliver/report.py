@@ -9,7 +9,6 @@ fetch every picture of a message anyway, so "opens" would count machines, not re
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Iterable
 
@@ -23,8 +22,7 @@ from ..vocabulary import Event, Outcome
 from ..workspace import Workspace
 from .sendlog import read_log, recipient_events
 from .setup import log_path
-
-_ADDRESS = re.compile(r"<?[^\s<>@\"']+@[^\s<>\"']+>?")
+from .transport import without_addresses
 
 
 class Figures(BaseModel):
@@ -125,8 +123,7 @@ def _by_domain(failures: Iterable[tuple[str, str]]) -> list[DomainReplies]:
     replies: dict[str, Counter[str]] = {}
     for key, reply in failures:
         domain = key.rpartition("@")[2].lower()
-        # Relays name the recipient in their reply: masked, the same refusal reads the same.
-        replies.setdefault(domain, Counter())[_ADDRESS.sub("<address>", reply)] += 1
+        replies.setdefault(domain, Counter())[without_addresses(reply)] += 1
     groups = [
         DomainReplies(domain=domain, count=sum(c.values()), reply=c.most_common(1)[0][0])
         for domain, c in replies.items()

@@ -16,7 +16,7 @@ from collections import Counter, deque
 from dataclasses import dataclass
 
 from ..vocabulary import Outcome
-from .transport import Reply
+from .transport import Reply, without_addresses
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class StopRule:
             return None  # no reply came: nothing said about the relay's mood
         if len(self.recent) == self.limits.window:
             self.counts[self.recent[0][0]] -= 1
-        text = f"{reply.code} {reply.text}" if reply.code is not None else reply.text
+        text = without_addresses(f"{reply.code} {reply.text}" if reply.code else reply.text)
         self.recent.append((outcome, text))
         self.counts[outcome] += 1
         self.replies += 1
