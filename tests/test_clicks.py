@@ -18,6 +18,7 @@ from hebdo_mail.web.clicks import ClickFilter
 from hebdo_mail.workspace import load_workspace, write_secret
 
 from .helpers import BOTH_STORES, EXAMPLE_ISSUE, Result, append_settings, store_of, wait_until
+from .test_web_server import request, serving
 
 pytestmark = BOTH_STORES
 
@@ -253,3 +254,12 @@ def test_a_proof_copys_links_lead_on_but_count_only_once_the_issue_is_sent(
     with app_with(ws, clock) as client:
         assert client.get(link).status_code == 303  # the same link as the readers'
     assert clicks(ws) == {1: 1}
+
+
+def test_serve_with_workers_counts_clicks_and_loses_none_when_it_stops(site: Path) -> None:
+    first = tracked_paths(site)[0]
+    with serving(site, "--workers", "2") as port:
+        status, _ = request(port, "GET", first)
+        assert status == 303
+    # The server stopped at once: the click, still in its scanner window, was counted then.
+    assert clicks(site) == {1: 1}

@@ -16,7 +16,7 @@ from starlette.testclient import TestClient
 from hebdo_mail.web.app import create_app
 from hebdo_mail.workspace import load_workspace
 
-from .helpers import EXAMPLE_ISSUE, Result
+from .helpers import EXAMPLE_ISSUE, Result, post_form
 from .smtpserver import Recorder, SmtpServer
 
 ALGORITHMS = ["rsa-sha256", "ed25519-sha256"]
@@ -176,7 +176,7 @@ def test_a_domain_that_does_not_align_with_from_is_warned(
 def test_subscription_confirmations_are_signed_too(ws: Path, cli: Callable[..., Result]) -> None:
     record = keygen(cli, ws, "rsa-sha256")
     client = TestClient(create_app(load_workspace(ws, explicit=True)), base_url="http://testserver")
-    response = client.post("/subscribe", data={"email": "new.reader@example.org", "lang": "fr"})
+    response = post_form(client, "/subscribe", {"email": "new.reader@example.org", "lang": "fr"})
     assert response.status_code == 200
     (confirmation,) = (ws / "outbox" / "confirmations" / "new").iterdir()
     assert dkim.verify(confirmation.read_bytes(), dnsfunc=dns_answering(record, []))
@@ -185,11 +185,11 @@ def test_subscription_confirmations_are_signed_too(ws: Path, cli: Callable[..., 
 def test_the_welcome_mail_is_signed_too(ws: Path, cli: Callable[..., Result]) -> None:
     record = keygen(cli, ws, "ed25519-sha256")
     client = TestClient(create_app(load_workspace(ws, explicit=True)), base_url="http://testserver")
-    assert client.post("/subscribe", data={"email": "new@example.org"}).status_code == 200
+    assert post_form(client, "/subscribe", {"email": "new@example.org"}).status_code == 200
     (confirmation,) = (ws / "outbox" / "confirmations" / "new").iterdir()
     body = message_from_bytes(confirmation.read_bytes(), policy=policy.default).get_content()
     link = re.search(r"https://hebdo\.example\.org(/confirm/\S+)", body)
-    assert link is not None and client.post(link.group(1)).status_code == 200
+    assert link is not None and post_form(client, link.group(1), {}).status_code == 200
     welcome = [p for p in (ws / "outbox" / "confirmations" / "new").iterdir() if p != confirmation]
     assert len(welcome) == 1 and b"List-Unsubscribe-Post" in welcome[0].read_bytes()
     assert dkim.verify(welcome[0].read_bytes(), dnsfunc=dns_answering(record, []))

@@ -14,8 +14,9 @@ from typing import Any
 
 from ..vocabulary import NOT_MAILABLE, Format, Status
 from .addresses import address_key
+from .database import now
 from .listfile import CsvSubscriber, Rejected, read_subscribers, write_csv
-from .store import Subscriber, SubscriberStore, now
+from .store import Subscriber, SubscriberStore
 
 EXPORT_COLUMNS = [
     "email", "name", "lang", "format", "status", "source", "created_at", "updated_at",
@@ -31,6 +32,7 @@ class ImportReport:
     merged: int = 0  # rows that repeated an address earlier in the same file
     kept_out: int = 0  # unsubscribed or bounced readers the file did not re-activate
     rejected: list[Rejected] = field(default_factory=list)
+    warnings: list[Rejected] = field(default_factory=list)  # rows taken, with a remark
 
 
 def import_list(
@@ -44,6 +46,8 @@ def import_list(
         if isinstance(item, Rejected):
             report.rejected.append(item)
             continue
+        if item.warning:
+            report.warnings.append(Rejected(item.line, item.warning))
         key = address_key(item.email)
         if key in rows:
             rows[key] = _merge(rows[key], item)

@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from ..audience.bounces import record
+from ..audience.failures import refusal
 from ..audience.recipients import Recipient
-from ..audience.returned_mail import refusal
 from ..audience.store import Store
 from ..errors import HebdoError
 from ..vocabulary import OUTCOMES, Event, Outcome
@@ -92,6 +92,7 @@ class Sender:
         store: Store | None,
         store_is_source: bool,
         options: SendOptions,
+        store_marker: int | None = None,
         on_event: Callable[[Outcome], None] = lambda outcome: None,
     ) -> None:
         self.factory = factory
@@ -104,7 +105,7 @@ class Sender:
         self.on_event = on_event
         self.summary = SendSummary()
         self.limiter = RateLimiter(options.rate)
-        self.watch = StoreWatch(store, source_is_store=store_is_source)
+        self.watch = StoreWatch(store, source_is_store=store_is_source, since=store_marker)
         # A rate limit spaces messages out one by one, which a pipelined batch would defeat.
         self.batch_size = 1 if options.rate > 0 else BATCH
         self.stopping = False
@@ -316,7 +317,9 @@ class Sender:
             self._count(outcome)
         if self.stop_rule is not None and (reason := self.stop_rule.note(reply)):
             self.stop(reason)
-        failure = refusal(reply.code, reply.stage, reply.text) if failed else None
+        failure = None
+        if failed:
+            failure = refusal(reply.code, reply.stage, reply.text, job.recipient.email)
         if failure is not None and self.store is not None:
             # The same source as `bounces process` gives it when it sweeps the log: counted once.
             record(

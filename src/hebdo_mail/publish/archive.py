@@ -18,7 +18,7 @@ from ..errors import HebdoError
 from ..workspace import Workspace
 from .feed import atom_feed, feed_languages, feed_link, feed_name
 from .files import IssueFile
-from .issue import Issue, load_issue
+from .issue import ISSUE_ID, Issue, load_issue
 from .render import render_web
 from .templating import render, workspace_environment
 
@@ -61,6 +61,10 @@ class Archive:
 
     def _load(self, issue_id: str, *, published: bool = True) -> Issue | None:
         """The issue, if its folder loads (and, with ``published``, once it has been sent)."""
+        # Only what an issue folder may be called: no path tricks, and no name the file system
+        # refuses (ENAMETOOLONG) ever reaches it.
+        if not ISSUE_ID.fullmatch(issue_id):
+            return None
         folder = self.workspace.issues_dir / issue_id
         if not folder.is_dir() or (published and not is_published(self.workspace, issue_id)):
             return None
@@ -89,8 +93,6 @@ class Archive:
         return sorted(found, key=lambda i: (i.date, i.number, i.id), reverse=True)
 
     def issue(self, issue_id: str, *, published: bool = True) -> Issue | None:
-        if "/" in issue_id or issue_id.startswith("."):
-            return None
         return self._load(issue_id, published=published)
 
     def web_page(self, issue_id: str, lang: str, *, published: bool = True) -> str | None:
@@ -106,7 +108,7 @@ class Archive:
     def file(self, issue_id: str, public_name: str) -> IssueFile | None:
         """A picture or download of the issue, sent or not, by its public name; nothing else of
         the folder is served."""
-        issue = self.issue(issue_id, published=False)
+        issue = self._load(issue_id, published=False)
         return issue.files.public(public_name) if issue is not None else None
 
     def publishable_files(self) -> list[tuple[Issue, IssueFile]]:
@@ -178,6 +180,8 @@ def write_site(workspace: Workspace, target: Path) -> list[Path]:
     """The whole archive as static files under ``target`` (written in place of what was there)."""
     from .build import write_tree
 
+    if target.exists() and not target.is_dir():
+        raise HebdoError("is not a folder; give a new or empty folder for the site", path=target)
     if target.exists() and any(target.iterdir()) and not (target / SITE_MARKER).exists():
         raise HebdoError(
             "is not empty and was not written by `build --site`; give a new or empty folder "

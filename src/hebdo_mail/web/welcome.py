@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from babel.core import negotiate_locale
 
+from ..deliver.dkim import DkimSigner
 from ..deliver.message import list_headers
 from ..deliver.notice import notice_message, send_notice
 from ..errors import HebdoError
@@ -28,8 +29,9 @@ log = logging.getLogger(__name__)
 
 
 class WelcomeMail:
-    def __init__(self, web: WebApp) -> None:
+    def __init__(self, web: WebApp, dkim: DkimSigner | None) -> None:
         self.web = web
+        self.dkim = dkim  # signed like the issues and the confirmations
         self.enabled = web.workspace.settings.welcome.enabled
 
     async def send(self, address: str) -> None:
@@ -43,7 +45,7 @@ class WelcomeMail:
                 return
             wire = self.message(address, reader.name, reader.lang, reader.format)
             settings = self.web.settings
-            reply = await send_notice(self.web.transport, self.web.dkim, settings, address, wire)
+            reply = await send_notice(self.web.transport, self.dkim, settings, address, wire)
             if reply.outcome != Outcome.SENT:
                 log.warning("welcome mail to %s refused: %s %s", address, reply.code, reply.text)
         except HebdoError as exc:
