@@ -1,5 +1,5 @@
 """The mailing list: who reads, in which language and format, and where each reader stands
-(pending, active, unsubscribed, bounced). Schema, migrations and the subscriber lifecycle.
+(pending, active, unsubscribed, bounced): the subscriber lifecycle (the schema is schema.py's).
 
 Every change is one transaction. The store runs on a ``Database`` (SQLite by default); the bounce
 ledger (bounce_ledger.py) and CSV import/export (importer.py) work on the same one. Delivery, the
@@ -18,116 +18,17 @@ from ..config import BounceSettings, check_language
 from ..vocabulary import FORMATS, NOT_MAILABLE, STATUSES, Status
 from .addresses import InvalidAddress, address_key, check_name, normalise_address
 from .bounce_ledger import BounceLedger
-from .database import Database, Migration, SqliteDatabase, StoreError, now
-from .rekeying import rekey_addresses
+from .database import Database, SqliteDatabase, StoreError, now
+from .schema import MIGRATIONS, TABLES
 from .subscriptions import Subscriptions
 from .tallies import IssueTallies
 
 if TYPE_CHECKING:
     from ..workspace import Workspace
 
-__all__ = ["MIGRATIONS", "Store", "StoreError", "Subscriber", "SubscriberStore", "open_store"]
-
-# Each entry moves the schema one version up; the database records where a store stands.
-# Written in SQLite's SQL (postgres.py translates the types); a table where the engines differ;
-# a function where SQL alone cannot do it.
-MIGRATIONS: list[Migration] = [
-    """
-    CREATE TABLE subscribers (
-        id INTEGER PRIMARY KEY,
-        email TEXT NOT NULL,
-        email_key TEXT NOT NULL UNIQUE,
-        name TEXT NOT NULL DEFAULT '',
-        lang TEXT,
-        format TEXT NOT NULL DEFAULT 'html' CHECK (format IN ('html', 'text')),
-        status TEXT NOT NULL DEFAULT 'active'
-            CHECK (status IN ('pending', 'active', 'unsubscribed', 'bounced')),
-        attributes TEXT NOT NULL DEFAULT '{}',
-        source TEXT NOT NULL DEFAULT '',
-        created_at TEXT NOT NULL,
-        updated_at TEXT NOT NULL,
-        unsubscribed_at TEXT,
-        bounce_score REAL NOT NULL DEFAULT 0
-    );
-    CREATE INDEX subscribers_by_status ON subscribers (status, id);
-    """,
-    """
-    CREATE TABLE bounce_events (
-        id INTEGER PRIMARY KEY,
-        email_key TEXT NOT NULL,
-        email TEXT NOT NULL,
-        day TEXT NOT NULL,
-        kind TEXT NOT NULL CHECK (kind IN ('hard', 'soft')),
-        reason TEXT NOT NULL DEFAULT '',
-        source TEXT NOT NULL UNIQUE,
-        created_at TEXT NOT NULL
-    );
-    CREATE INDEX bounce_events_by_address ON bounce_events (email_key, day);
-    """,
-    # The reason in the bounce vocabulary, its status code, and the returned issue's Message-ID;
-    # and what receivers said about us rather than the reader (refusals of our IP, sender or
-    # message, and complaints): counted for the admin, never in a reader's score.
-    """
-    ALTER TABLE bounce_events ADD COLUMN category TEXT NOT NULL DEFAULT '';
-    ALTER TABLE bounce_events ADD COLUMN status TEXT NOT NULL DEFAULT '';
-    ALTER TABLE bounce_events ADD COLUMN message_id TEXT NOT NULL DEFAULT '';
-    CREATE TABLE sender_events (
-        id INTEGER PRIMARY KEY,
-        kind TEXT NOT NULL CHECK (kind IN ('refusal', 'complaint')),
-        email_key TEXT NOT NULL,
-        email TEXT NOT NULL,
-        domain TEXT NOT NULL,
-        day TEXT NOT NULL,
-        category TEXT NOT NULL,
-        status TEXT NOT NULL DEFAULT '',
-        reply TEXT NOT NULL DEFAULT '',
-        message_id TEXT NOT NULL DEFAULT '',
-        source TEXT NOT NULL UNIQUE,
-        created_at TEXT NOT NULL
-    );
-    CREATE INDEX sender_events_by_message ON sender_events (message_id);
-    """,
-    {
-        # SQLite has PRAGMA data_version; PostgreSQL gets a sequence its triggers advance.
-        "postgresql": """
-        CREATE SEQUENCE store_changes;
-        CREATE FUNCTION hebdo_note_change() RETURNS trigger AS $$
-        BEGIN PERFORM nextval('store_changes'); RETURN NULL; END $$ LANGUAGE plpgsql;
-        CREATE TRIGGER subscribers_changed AFTER INSERT OR UPDATE OR DELETE ON subscribers
-            FOR EACH STATEMENT EXECUTE FUNCTION hebdo_note_change();
-        """
-    },
-    # Subscription requests (subscriptions.py): when a confirmation link was last used, and the
-    # confirmations mailed to each address in the last day, which bound how often one is mailed.
-    """
-    ALTER TABLE subscribers ADD COLUMN confirmed_at TEXT;
-    CREATE TABLE confirmation_mail (email_key TEXT NOT NULL, sent_at REAL NOT NULL);
-    CREATE INDEX confirmation_mail_by_address ON confirmation_mail (email_key, sent_at);
-    CREATE INDEX confirmation_mail_by_time ON confirmation_mail (sent_at);
-    """,
-    # Addresses compared as addresses.py now does (NFC, lower()); rows that became one merged.
-    rekey_addresses,
-    # What readers did with each issue, naming nobody (tallies.py).
-    """
-    CREATE TABLE link_clicks (
-        id INTEGER PRIMARY KEY,
-        issue_id TEXT NOT NULL,
-        link INTEGER NOT NULL,
-        url TEXT NOT NULL,
-        clicks INTEGER NOT NULL DEFAULT 0,
-        UNIQUE (issue_id, link)
-    );
-    CREATE TABLE unsubscribe_events (
-        id INTEGER PRIMARY KEY,
-        issue_id TEXT NOT NULL,
-        source TEXT NOT NULL,
-        day TEXT NOT NULL
-    );
-    CREATE INDEX unsubscribe_events_by_issue ON unsubscribe_events (issue_id);
-    """,
-]
-# The tables `store copy` moves, parents first.
-TABLES = ("subscribers", "bounce_events", "sender_events", "link_clicks", "unsubscribe_events")
+__all__ = [
+    "MIGRATIONS", "TABLES", "Store", "StoreError", "Subscriber", "SubscriberStore", "open_store",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)

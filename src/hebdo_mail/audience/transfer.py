@@ -9,7 +9,8 @@ from pathlib import Path
 from ..config import check_store_url
 from ..errors import ConfigError
 from .database import StoreError
-from .store import MIGRATIONS, TABLES, SubscriberStore
+from .schema import MIGRATIONS, TABLES
+from .store import SubscriberStore
 
 BATCH = 2000
 
