@@ -40,7 +40,7 @@ class StopRule:
             return None  # no reply came: nothing said about the relay's mood
         if len(self.recent) == self.limits.window:
             self.counts[self.recent[0][0]] -= 1
-        text = without_addresses(f"{reply.code} {reply.text}" if reply.code else reply.text)
+        text = f"{reply.code} {reply.text}" if reply.code else reply.text
         self.recent.append((outcome, text))
         self.counts[outcome] += 1
         self.replies += 1
@@ -51,7 +51,8 @@ class StopRule:
 
     def _reason(self, kind: Outcome, share: float) -> str:
         count, seen = self.counts[kind], len(self.recent)
-        common = Counter(text for outcome, text in self.recent if outcome == kind).most_common(1)
+        texts = (without_addresses(text) for outcome, text in self.recent if outcome == kind)
+        common = Counter(texts).most_common(1)
         verb = "refused" if kind == Outcome.FAILED else "deferred"
         return (
             f"the relay {verb} {count} of the last {seen} messages, {count / seen:.0%} against "
