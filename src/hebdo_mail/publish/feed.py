@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-from feedgen.feed import FeedGenerator
-
 from ..workspace import Workspace
 from .issue import Issue
 
@@ -35,6 +33,8 @@ def feed_link(lang: str, issues: list[Issue], default: str) -> str:
 
 def atom_feed(workspace: Workspace, issues: list[Issue], lang: str) -> bytes:
     """The feed of ``issues`` (published, newest first) in ``lang``."""
+    from feedgen.feed import FeedGenerator  # here: rendering an issue needs none of it
+
     settings = workspace.settings.newsletter
     base = settings.base_url
     url = f"{base}/{feed_name(lang, settings.language)}"
