@@ -135,6 +135,9 @@ def test_head_prefetch_forgeries_and_scanner_bursts_count_nothing(site: Path) ->
         f"/l/{EXAMPLE_ISSUE}/{number}/{mac}x",
         f"/l/2006-49/{number}/{mac}",  # another issue
         f"/l/..%2F..%2Fhebdo.toml/{number}/{mac}",
+        f"/l/{'a' * 300}/{number}/{mac}",  # longer than a file name may be
+        f"/l/{EXAMPLE_ISSUE}/{'9' * 40}/{mac}",
+        f"/l/{EXAMPLE_ISSUE}/{number}/{'A' * 5000}",
     ]
     with app_with(site, clock) as client:
         assert client.head(first).status_code == 303

@@ -113,6 +113,7 @@ def test_the_feeds_list_the_published_issues_newest_first(site: Path) -> None:
     # 2006-51 has no English edition: it is listed in French, as on the cover page
     assert english.entries[0].link == f"{BASE}/issues/2006-51/fr/"
     assert client.get("/feed.de.xml").status_code == 404
+    assert client.get(f"/feed.{'a' * 300}.xml").status_code == 404
     moved = client.get("/feed.fr.xml", follow_redirects=False)
     assert moved.status_code == 308 and moved.headers["location"] == "/feed.xml"
 
