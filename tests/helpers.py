@@ -114,3 +114,14 @@ def nothing_logged(workspace: Path, issue_id: str = EXAMPLE_ISSUE) -> bool:
     if loaded.store_url is None:
         return not (loaded.logs_dir / f"{issue_id}.jsonl").exists()
     return log_file(workspace, issue_id).read_text() == ""
+
+
+def forget_sends(workspace: Path, issue_id: str = EXAMPLE_ISSUE) -> None:
+    """Start the issue's sending afresh (a test's shortcut: the log moved aside)."""
+    loaded = load_workspace(workspace, explicit=True)
+    if loaded.store_url is None:
+        (loaded.logs_dir / f"{issue_id}.jsonl").unlink(missing_ok=True)
+        return
+    with open_store(loaded) as store:
+        for table in ("send_events", "send_queue", "send_runs"):
+            store.db.execute(f"DELETE FROM {table} WHERE issue_id = ?", (issue_id,))

@@ -13,7 +13,7 @@ import pytest
 
 from hebdo_mail.audience.addresses import address_key, normalise_address
 from hebdo_mail.audience.database import SqliteDatabase
-from hebdo_mail.audience.migrations import MIGRATIONS
+from hebdo_mail.audience.schema import MIGRATIONS
 from hebdo_mail.audience.store import SubscriberStore
 from hebdo_mail.audience.tokens import TokenSigner
 

@@ -30,7 +30,7 @@ from hebdo_mail.audience.returned_mail import (
 from hebdo_mail.config import BounceSettings
 from hebdo_mail.vocabulary import BounceReason
 
-from .helpers import BOTH_STORES, EXAMPLE_ISSUE, Result, store_of
+from .helpers import BOTH_STORES, EXAMPLE_ISSUE, Result, forget_sends, log_file, store_of
 from .smtpserver import Recorder, SmtpServer
 
 pytestmark = BOTH_STORES
@@ -402,10 +402,7 @@ def test_send_refusals_count_once_and_a_refused_sender_counts_for_nobody(
     assert result.out.startswith("1 sent, 0 deferred, 2 failed")
     live = store_backend == "postgresql"
     assert (ws / "hebdo.db").exists() is False
-    failed = [
-        json.loads(line)
-        for line in (ws / "logs" / f"{EXAMPLE_ISSUE}.jsonl").read_text().splitlines()
-    ]
+    failed = [json.loads(line) for line in log_file(ws).read_text().splitlines()]
     assert {e["recipient"]: e["stage"] for e in failed if e["event"] == "failed"} == {
         "marc.dubois@example.net": "rcpt", "ines.moreau@example.net": "content",
     }  # fmt: skip
@@ -443,7 +440,7 @@ def test_send_refusals_count_once_and_a_refused_sender_counts_for_nobody(
     )
 
     # A relay refusing the sender itself (MAIL FROM) says nothing about the readers.
-    shutil.rmtree(ws / "logs")
+    forget_sends(ws)
     with SmtpServer(
         Recorder(hook=lambda s, r, n: "553 5.7.1 sender not allowed" if s == "mail" else None)
     ) as server:

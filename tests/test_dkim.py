@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import stat
 from collections.abc import Callable
+from email import message_from_bytes, policy
 from pathlib import Path
 
 import dkim
@@ -179,3 +180,16 @@ def test_subscription_confirmations_are_signed_too(ws: Path, cli: Callable[..., 
     assert response.status_code == 200
     (confirmation,) = (ws / "outbox" / "confirmations" / "new").iterdir()
     assert dkim.verify(confirmation.read_bytes(), dnsfunc=dns_answering(record, []))
+
+
+def test_the_welcome_mail_is_signed_too(ws: Path, cli: Callable[..., Result]) -> None:
+    record = keygen(cli, ws, "ed25519-sha256")
+    client = TestClient(create_app(load_workspace(ws, explicit=True)), base_url="http://testserver")
+    assert post_form(client, "/subscribe", {"email": "new@example.org"}).status_code == 200
+    (confirmation,) = (ws / "outbox" / "confirmations" / "new").iterdir()
+    body = message_from_bytes(confirmation.read_bytes(), policy=policy.default).get_content()
+    link = re.search(r"https://hebdo\.example\.org(/confirm/\S+)", body)
+    assert link is not None and post_form(client, link.group(1), {}).status_code == 200
+    welcome = [p for p in (ws / "outbox" / "confirmations" / "new").iterdir() if p != confirmation]
+    assert len(welcome) == 1 and b"List-Unsubscribe-Post" in welcome[0].read_bytes()
+    assert dkim.verify(welcome[0].read_bytes(), dnsfunc=dns_answering(record, []))

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from hebdo_mail.audience.migrations import MIGRATIONS
 from hebdo_mail.audience.postgres import PostgresDatabase
+from hebdo_mail.audience.schema import MIGRATIONS
 from hebdo_mail.audience.store import SubscriberStore
 
 from .helpers import REPO, Result, append_settings, store_of
@@ -135,3 +135,20 @@ def test_a_restarted_server_fails_one_line_then_works_again(
 
 def test_the_repository_workspace_stays_on_sqlite() -> None:
     assert "[store]" not in (REPO / "hebdo.toml").read_text()
+
+
+def test_store_copy_moves_the_issue_tallies(
+    ws: Path, postgres: PostgresServer, cli: Callable[..., Result], tmp_path: Path
+) -> None:
+    cli("subscribers", "import", "subscribers.example.csv", cwd=ws)
+    with store_of(ws) as store:
+        store.tallies.add_clicks("2006-50", {(1, "https://www.nato.int/pfp/"): 4})
+        store.mark_unsubscribed("zoe.nguyen@example.fr", source="web", issue_id="2006-50")
+    url = postgres.new_database()
+    copied = cli("store", "copy", "--to", url, cwd=ws)
+    assert "1 link clicks, 1 unsubscribe events" in copied.out, copied.out
+    append_settings(ws, f'[store]\nurl = "{url}"\n')
+    with store_of(ws) as server:
+        server.tallies.add_clicks("2006-50", {(1, "https://www.nato.int/pfp/"): 1})
+        assert [(c.link, c.clicks) for c in server.tallies.clicks("2006-50")] == [(1, 5)]
+        assert server.tallies.unsubscribes("2006-50") == 1

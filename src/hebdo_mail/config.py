@@ -176,12 +176,31 @@ class SendSettings(StrictModel):
     # dies hands its never-attempted recipients to the others after this many seconds.
     lease: float = Field(default=60.0, ge=1)
 
+    # The send stops itself when, among the last `stop_window` replies, the relay's hard
+    # refusals pass `stop_failed` or its deferrals `stop_deferred` (deliver/stoprule.py).
+    stop_window: int = Field(default=200, ge=10, le=100_000)
+    stop_failed: float = Field(default=0.10, gt=0, le=1)
+    stop_deferred: float = Field(default=0.50, gt=0, le=1)
+
     @field_validator("send_window", mode="before")
     @classmethod
     def _duration(cls, value: object) -> object:
         if isinstance(value, str):
             return parse_duration(value)
         return value
+
+    @field_validator("stop_failed", "stop_deferred", mode="before")
+    @classmethod
+    def _share(cls, value: object) -> object:
+        return parse_share(value) if isinstance(value, str) else value
+
+
+def parse_share(text: str) -> float:
+    """'10%' or '0.1'."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(%?)\s*", text)
+    if not match:
+        raise ValueError(f"{text!r} is not a share such as '10%' or 0.1")
+    return float(match[1]) / (100 if match[2] else 1)
 
 
 def parse_duration(text: str) -> dt.timedelta:
@@ -201,6 +220,21 @@ class BounceSettings(StrictModel):
     domain: str | None = None  # default: the sender's domain; its MX must deliver to your box
     threshold: float = Field(default=3.0, gt=0)  # hard bounce 1, soft 0.5; at this score: bounced
     expire_days: int = Field(default=90, ge=1)  # bounces older than this no longer count
+
+
+class TrackingSettings(StrictModel):
+    """What an issue's links count. Off by default: no link is rewritten."""
+
+    # Each article link goes through <base_url>/l/<issue>/<n>/<mac>, the same for every reader:
+    # clicks are counted per link, never per reader.
+    clicks: bool = False
+    # Added to outgoing links (?ref=hebdo) so the publisher's own analytics credit the issue.
+    ref: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]{1,40}$")
+    ref_param: Literal["ref", "utm_source"] = "ref"
+
+
+class WelcomeSettings(StrictModel):
+    enabled: bool = True  # a welcome mail once a reader confirms
 
 
 class DkimSettings(StrictModel):
@@ -305,6 +339,8 @@ class Settings(StrictModel):
     dkim: DkimSettings | None = None
     style: StyleSettings = StyleSettings()
     web: WebSettings = WebSettings()
+    tracking: TrackingSettings = TrackingSettings()
+    welcome: WelcomeSettings = WelcomeSettings()
 
 
 def load_settings(path: Path) -> Settings:

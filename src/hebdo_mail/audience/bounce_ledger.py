@@ -138,12 +138,15 @@ class BounceLedger:
         ]  # fmt: skip
         return sorted(summaries, key=lambda d: (-d.count, d.domain))
 
-    def issue_counts(self, issue_id: str) -> IssueCounts:
-        """What came back about one issue (for the per-issue report)."""
+    def issue_counts(self, issue_id: str, *, returned_only: bool = False) -> IssueCounts:
+        """What came back about one issue (for the per-issue report). ``returned_only``: only
+        the bounces that came back by mail, not the refusals a send recorded itself (the send
+        log reports those as failed)."""
         pattern = _issue_pattern(issue_id)
+        returned = " AND source NOT LIKE 'send %'" if returned_only else ""
         bounces = self.db.execute(
             "SELECT CASE category WHEN '' THEN kind ELSE category END, count(*) FROM bounce_events"
-            " WHERE message_id LIKE ? ESCAPE '\\' GROUP BY 1 ORDER BY 2 DESC, 1",
+            f" WHERE message_id LIKE ? ESCAPE '\\'{returned} GROUP BY 1 ORDER BY 2 DESC, 1",
             (pattern,),
         ).fetchall()
         complaints = self.db.execute(

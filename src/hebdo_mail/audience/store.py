@@ -1,5 +1,5 @@
 """The mailing list: who reads, in which language and format, and where each reader stands
-(pending, active, unsubscribed, bounced). Schema, migrations and the subscriber lifecycle.
+(pending, active, unsubscribed, bounced): the subscriber lifecycle (the schema is schema.py's).
 
 Every change is one transaction. The store runs on a ``Database`` (SQLite by default); the bounce
 ledger (bounce_ledger.py) and CSV import/export (importer.py) work on the same one. Delivery, the
@@ -19,13 +19,16 @@ from ..vocabulary import FORMATS, NOT_MAILABLE, STATUSES, Status
 from .addresses import InvalidAddress, address_key, check_name, normalise_address
 from .bounce_ledger import BounceLedger
 from .database import Database, SqliteDatabase, StoreError, now
-from .migrations import MIGRATIONS
+from .schema import MIGRATIONS, TABLES
 from .subscriptions import Subscriptions
+from .tallies import IssueTallies
 
 if TYPE_CHECKING:
     from ..workspace import Workspace
 
-__all__ = ["MIGRATIONS", "Store", "StoreError", "Subscriber", "SubscriberStore", "open_store"]
+__all__ = [
+    "MIGRATIONS", "TABLES", "Store", "StoreError", "Subscriber", "SubscriberStore", "open_store",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ class Store(Protocol):
 
     bounces: BounceLedger
     subscriptions: Subscriptions
+    tallies: IssueTallies
 
     def close(self) -> None: ...
     def change_marker(self) -> int: ...
@@ -68,7 +72,9 @@ class Store(Protocol):
         self, *, status: str | None = None, search: str | None = None, batch: int = 1000
     ) -> Iterator[Subscriber]: ...
     def count(self, status: str | None = None) -> int: ...
-    def mark_unsubscribed(self, email: str, *, source: str) -> Subscriber: ...
+    def mark_unsubscribed(
+        self, email: str, *, source: str, issue_id: str | None = None
+    ) -> Subscriber: ...
     def update_preferences(
         self, email: str, *, name: str, lang: str | None, format: str
     ) -> Subscriber: ...
@@ -80,6 +86,7 @@ class SubscriberStore:
     def __init__(self, db: Database, *, bounces: BounceSettings | None = None) -> None:
         self.db = db
         self.bounces = BounceLedger(db, bounces or BounceSettings())
+        self.tallies = IssueTallies(db)
         self.subscriptions = Subscriptions(db)
 
     @classmethod
@@ -248,13 +255,16 @@ class SubscriberStore:
                 )
         return self._reread(address)
 
-    def mark_unsubscribed(self, email: str, *, source: str) -> Subscriber:
+    def mark_unsubscribed(
+        self, email: str, *, source: str, issue_id: str | None = None
+    ) -> Subscriber:
         """Unsubscribe an address, recording it even when the store did not know it (a reader
-        of a CSV send): later sends skip it either way. Idempotent."""
+        of a CSV send): later sends skip it either way. Idempotent. ``issue_id``: the issue whose
+        link they used, counted for its report when this unsubscribes them."""
         address = self._address(email)
         stamp = now()
         with self.db.transaction():
-            self.db.execute(
+            changed = self.db.execute(
                 "INSERT INTO subscribers (email, email_key, status, source, created_at, updated_at,"
                 " unsubscribed_at) VALUES (?, ?, 'unsubscribed', ?, ?, ?, ?)"
                 " ON CONFLICT (email_key) DO UPDATE SET status = 'unsubscribed',"
@@ -262,7 +272,9 @@ class SubscriberStore:
                 " unsubscribed_at = coalesce(subscribers.unsubscribed_at, excluded.unsubscribed_at)"
                 " WHERE subscribers.status != 'unsubscribed'",
                 (address, address_key(address), source, stamp, stamp, stamp),
-            )
+            ).rowcount
+            if changed and issue_id:
+                self.tallies.note_unsubscribe(issue_id, source)
         return self._reread(address)
 
     def update_preferences(

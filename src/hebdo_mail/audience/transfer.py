@@ -9,7 +9,7 @@ from pathlib import Path
 from ..config import check_store_url
 from ..errors import ConfigError
 from .database import StoreError
-from .migrations import MIGRATIONS, TABLES
+from .schema import MIGRATIONS, TABLES
 from .store import SubscriberStore
 
 BATCH = 2000

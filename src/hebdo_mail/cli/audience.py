@@ -30,10 +30,10 @@ def cmd_unsubscribes_process(args: argparse.Namespace) -> int:
 
 def cmd_bounces_process(args: argparse.Namespace) -> int:
     from ..audience.bounces import process_bounces
-    from ..deliver.sendlog import SendLogs
+    from ..deliver.ledger import send_record
 
     workspace = workspace_from(args)
-    report = process_bounces(workspace, Path(args.path), SendLogs(workspace.logs_dir))
+    report = process_bounces(workspace, Path(args.path), send_record(workspace))
     for line in report.ignored:
         print(line, file=sys.stderr)
     for line in report.problems:

@@ -216,6 +216,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--yes", action="store_true", help="do not ask before mailing through a relay"
     )
     send.add_argument("--allow-plain-auth", action="store_true", help=PLAIN_AUTH_HELP)
+    send.add_argument(
+        "--no-stop",
+        action="store_true",
+        help="do not stop when the relay refuses or defers too many messages ([send] stop_*)",
+    )
     send.set_defaults(handler=command("send:cmd_send"))
 
     status = commands.add_parser(
@@ -233,6 +238,14 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("issue", metavar="ISSUE")
     export.add_argument("file", metavar="FILE", nargs="?", help="default: standard output")
     export.set_defaults(handler=command("send:cmd_log_export"))
+
+    report = commands.add_parser(
+        "report", help="what an issue did: delivery, bounces, unsubscribes, clicks",
+        parents=[common],
+    )  # fmt: skip
+    report.add_argument("issue", metavar="ISSUE")
+    report.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    report.set_defaults(handler=command("report:cmd_report"))
 
     store = commands.add_parser(
         "store", help="the store itself: schema migrations, moving it", parents=[common]

@@ -71,8 +71,10 @@ def build_site(workspace: Workspace, target: Path, issue: str | None) -> int:
 
     written = write_site(workspace, target, published_check(workspace))
     pages = sum(1 for p in written if p.name == "index.html")
+    feeds = sum(1 for p in written if p.parent == target and p.suffix == ".xml")
+    files = len(written) - pages - feeds
     print(
-        f"wrote the archive to {display_path(target)}: {pages} pages, {len(written) - pages} files"
+        f"wrote the archive to {display_path(target)}: {pages} pages, {feeds} feeds, {files} files"
     )
     return 0
 

@@ -32,6 +32,7 @@ from ..deliver.setup import (
     recipient_source,
     token_signer,
 )
+from ..deliver.stoprule import StopLimits
 from ..deliver.transport import NullTransport, Transport
 from ..errors import ConfigError, HebdoError, display_path
 from ..publish.build import render_issue
@@ -154,6 +155,9 @@ def _send(
         retry_delay=settings.retry_delay,
         limit=args.limit,
         resend_unknown=args.resend_unknown,
+        stop=None
+        if args.no_stop
+        else StopLimits(settings.stop_window, settings.stop_failed, settings.stop_deferred),
     )
     if options.concurrency < 1:
         raise ConfigError("--concurrency must be at least 1")

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..audience.recipients import RecipientSource, StoreRecipients
 from ..deliver.changes import describe_changes, digest_of
-from ..deliver.pgledger import SharedLedger, shared_counts, shared_events
+from ..deliver.pgledger import SharedLedger, shared_counts, shared_waiting, write_jsonl
 from ..deliver.selection import SendOptions
 from ..deliver.send import Sender
 from ..errors import HebdoError
@@ -89,11 +90,11 @@ def send_shared(
                 "again to resume (on any host)",
                 where=exc.location() or None,
             ) from None
-        # Left for a next run: what nobody holds (another live sender's claims are its own).
-        summary.not_reached = ledger.pending()
     finally:
-        ledger.close()
+        ledger.close()  # hands back what it claimed and never attempted
     left = shared_counts(url, issue_id)
+    # Left for a next run: what nobody holds (another live sender's claims are its own).
+    summary.not_reached = shared_waiting(url, issue_id)
     print_summary(summary, f"log: {where}")
     print(
         f"issue {issue_id}, all senders: " + ", ".join(f"{left[key]} {key}" for key in STATUS_KEYS)
@@ -114,18 +115,7 @@ def shared_status(url: str, issue_id: str, as_json: bool) -> None:
 
 def export_log(url: str, issue_id: str, target: Path | None) -> int:
     """The issue's shared ledger as the JSONL the file ledger keeps; returns the lines written."""
-    lines = (
-        json.dumps(record, ensure_ascii=False, separators=(",", ":"))
-        for record in shared_events(url, issue_id)
-    )
-    count = 0
     if target is None:
-        for line in lines:
-            print(line)
-            count += 1
-        return count
+        return write_jsonl(url, issue_id, sys.stdout)
     with target.open("w", encoding="utf-8") as handle:
-        for line in lines:
-            handle.write(line + "\n")
-            count += 1
-    return count
+        return write_jsonl(url, issue_id, handle)

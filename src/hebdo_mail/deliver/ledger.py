@@ -5,12 +5,18 @@ senders (a database table) would take its place behind the same three calls.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..workspace import Workspace
+
+if TYPE_CHECKING:
+    from ..audience.bounces import SendRecord
 from .issuelock import IssueLock, lock_path
-from .sendlog import LogState, LogWriter, read_log
+from .sendlog import LogState, LogWriter, SendLogs, read_log
 
 
 class FileLedger:
@@ -53,3 +59,30 @@ def published_check(workspace: Workspace) -> Callable[[str], bool] | None:
     from .pgledger import shared_published
 
     return lambda issue_id: shared_published(url, issue_id)
+
+
+@contextmanager
+def readable_log(workspace: Workspace, issue_id: str) -> Iterator[Path]:
+    """The issue's log as a JSONL file to read: the file ledger's own, or the shared ledger
+    written out the same way (for reports and the dashboard, whichever ledger runs)."""
+    url = workspace.store_url
+    if url is None:
+        yield workspace.logs_dir / f"{issue_id}.jsonl"
+        return
+    from .pgledger import write_jsonl
+
+    with tempfile.TemporaryDirectory(prefix="hebdo-log-") as folder:
+        path = Path(folder) / f"{issue_id}.jsonl"
+        with path.open("w", encoding="utf-8") as handle:
+            write_jsonl(url, issue_id, handle)
+        yield path
+
+
+def send_record(workspace: Workspace) -> SendRecord:
+    """What bounce processing reads of the sends: the file logs, or the shared ledger."""
+    url = workspace.store_url
+    if url is None:
+        return SendLogs(workspace.logs_dir)
+    from .pgledger import SharedSendRecord
+
+    return SharedSendRecord(url)

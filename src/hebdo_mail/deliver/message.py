@@ -61,6 +61,31 @@ class Personal:
     message_id: str
 
 
+def mailto_prefix(settings: NewsletterSettings) -> str:
+    """The mailto: of List-Unsubscribe, up to the token its subject ends with."""
+    return f"mailto:{settings.unsubscribe_address}?subject=unsubscribe%20"
+
+
+def list_headers(
+    settings: NewsletterSettings, unsubscribe_url: str, token: str, mailto: str | None = None
+) -> list[tuple[str, str]]:
+    """List-Id, List-Unsubscribe and its one-click POST (RFC 2919, 2369, 8058): on every
+    message a reader gets from the list, issues and welcome alike."""
+    return [
+        ("List-Id", f"{settings.name} <{settings.list_identifier}>"),
+        (
+            "List-Unsubscribe",
+            list_unsubscribe(unsubscribe_url, mailto or mailto_prefix(settings), token),
+        ),
+        ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+    ]
+
+
+def list_unsubscribe(unsubscribe_url: str, mailto: str, token: str) -> str:
+    # Tokens are URL-safe base64 with a dot: nothing in them needs escaping in a mailto URL.
+    return f"<{unsubscribe_url}>, <{mailto}{token}>"
+
+
 def _address(recipient: Recipient) -> Address:
     # Given in parts: parsing an addr_spec would refuse an internationalised local part.
     username, _, domain = recipient.email.rpartition("@")
@@ -87,7 +112,7 @@ class MessageFactory:
         self.settings = settings
         self.signer = signer
         # Derived once: parsing the sender's address per message showed up first in profiles.
-        self._mailto = f"mailto:{settings.unsubscribe_address}?subject=unsubscribe%20"
+        self._mailto = mailto_prefix(settings)
         self._message_id_domain = settings.sender_domain
         self._message_id_salt = f"message-id {issue_id}\n".encode()
         self._templates: dict[tuple[str, str], WireTemplate] = {}
@@ -128,6 +153,11 @@ class MessageFactory:
         digest = hashlib.sha256(self._message_id_salt + mac).hexdigest()[:24]
         return Personal(token, f"<{self.issue_id}.{digest}@{self._message_id_domain}>")
 
+    def _unsubscribe_url(self, token: str) -> str:
+        # The issue rides outside the token (which is per list and address): the web app counts
+        # the unsubscribe for this issue's report, and a link without it works all the same.
+        return f"{self.settings.base_url}/unsubscribe/{token}?issue={self.issue_id}"
+
     def message_id(self, recipient: Recipient) -> str:
         return self.personal(recipient).message_id
 
@@ -144,11 +174,12 @@ class MessageFactory:
                 value = recipient.lang or self.default_lang
             elif spec.field == "format":
                 value = recipient.format
-            elif spec.field in ("unsubscribe_url", "preferences_url"):
+            elif spec.field == "unsubscribe_url":
+                value = self._unsubscribe_url(token or self.personal(recipient).token)
+            elif spec.field == "preferences_url":
                 # The same token opens both pages: unsubscribe and preferences.
                 token = token or self.personal(recipient).token
-                page = spec.field.removesuffix("_url")
-                value = f"{self.settings.base_url}/{page}/{token}"
+                value = f"{self.settings.base_url}/preferences/{token}"
             else:
                 value = str(recipient.attributes.get(spec.key, ""))
             values.append(value or spec.default)
@@ -162,8 +193,7 @@ class MessageFactory:
                 )
 
     def _list_unsubscribe(self, token: str) -> str:
-        # Tokens are URL-safe base64 with a dot: nothing in them needs escaping in a mailto URL.
-        return f"<{self.settings.base_url}/unsubscribe/{token}>, <{self._mailto}{token}>"
+        return list_unsubscribe(self._unsubscribe_url(token), self._mailto, token)
 
     def headers(
         self, recipient: Recipient, *, date: dt.datetime, message_id: str
@@ -181,11 +211,7 @@ class MessageFactory:
         ]
         if settings.reply_to:
             headers.append(("Reply-To", settings.reply_to))
-        headers += [
-            ("List-Id", f"{settings.name} <{settings.list_identifier}>"),
-            ("List-Unsubscribe", self._list_unsubscribe(token)),
-            ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
-        ]
+        headers += list_headers(settings, self._unsubscribe_url(token), token, self._mailto)
         for name, value in headers:
             if "\r" in value or "\n" in value:
                 raise MessageError(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import os
 import socket
@@ -24,14 +25,17 @@ import threading
 import uuid
 from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ..audience.database import StoreError
-from ..audience.migrations import MIGRATIONS
 from ..audience.postgres import PostgresDatabase
 from ..audience.recipients import Recipient, RecipientSource, StoreRecipients
+from ..audience.schema import MIGRATIONS
 from ..vocabulary import STATUS_KEYS, Event
 from .sendlog import LogError, now
+
+if TYPE_CHECKING:  # bounce processing is the only reader of refusals: imported there
+    from ..audience.bounces import Refusal
 
 LEASE_SECONDS = 60.0  # a dead sender's claims lapse after this long
 CLAIM_BATCH = 64  # recipients a sender claims at a time; less leaves more to share
@@ -494,3 +498,67 @@ def shared_published(url: str, issue_id: str) -> bool:
     finally:
         database.close()
     return row is not None
+
+
+def write_jsonl(url: str, issue_id: str, handle: TextIO) -> int:
+    """The issue's shared ledger as the JSONL the file ledger keeps; returns the lines written."""
+    count = 0
+    for record in shared_events(url, issue_id):
+        handle.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+        count += 1
+    return count
+
+
+def waiting(database: PostgresDatabase, issue_id: str, *, resend_unknown: bool = False) -> int:
+    """Recipients no live sender holds and a run would mail: pending, deferred, claims lapsed
+    (and with ``resend_unknown``, attempts nobody will answer)."""
+    states = "'pending', 'deferred'" + (", 'attempted'" if resend_unknown else "")
+    row = database.execute(
+        f"SELECT count(*) FROM send_queue WHERE issue_id = ? AND (state IN ({states})"
+        " OR (state = 'claimed' AND lease_until < now()))",
+        (issue_id,),
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def shared_waiting(url: str, issue_id: str) -> int:
+    database = PostgresDatabase(url, migrations=MIGRATIONS)
+    try:
+        return waiting(database, issue_id)
+    finally:
+        database.close()
+
+
+class SharedSendRecord:
+    """The shared ledger read for bounce processing (a ``SendRecord``): the addresses it names
+    and the relays' permanent refusals it holds."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def addresses(self) -> Iterator[str]:
+        database = PostgresDatabase(self.url, migrations=MIGRATIONS)
+        try:
+            yield from (row[0] for row in database.execute("SELECT DISTINCT email FROM send_queue"))
+        finally:
+            database.close()
+
+    def refusals(self) -> Iterator[Refusal]:
+        from ..audience.bounces import Refusal
+
+        database = PostgresDatabase(self.url, migrations=MIGRATIONS)
+        try:
+            rows = database.execute(
+                "SELECT q.email, e.code, e.stage, e.reply, e.message_id, e.time"
+                " FROM send_events e JOIN send_queue q"
+                " ON q.issue_id = e.issue_id AND q.recipient = e.recipient"
+                " WHERE e.event = 'failed' ORDER BY e.id"
+            )
+            for email, code, stage, reply, message_id, time in rows:
+                yield Refusal(
+                    address=email, code=code, stage=stage, reply=reply or "",
+                    message_id=message_id, day=dt.date.fromisoformat(time[:10]),
+                )  # fmt: skip
+        finally:
+            database.close()

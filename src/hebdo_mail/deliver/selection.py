@@ -12,6 +12,7 @@ from ..audience.recipients import Recipient
 from ..audience.store import Store
 from ..vocabulary import FINAL_EVENTS, NOT_MAILABLE, Outcome, Status
 from .sendlog import RecipientStates
+from .stoprule import StopLimits
 
 
 @dataclass
@@ -22,6 +23,7 @@ class SendOptions:
     retry_delay: float = 2.0
     limit: int | None = None
     resend_unknown: bool = False
+    stop: StopLimits | None = None  # the stop rule's limits; None: the run never stops itself
 
 
 def decide(state: RecipientStates, recipient: Recipient, options: SendOptions) -> str:

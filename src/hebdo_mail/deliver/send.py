@@ -22,6 +22,7 @@ from ..vocabulary import OUTCOMES, Event, Outcome
 from .message import MessageError, MessageFactory
 from .selection import SendOptions, StoreWatch, decide
 from .sendlog import EventLog, RecipientStates
+from .stoprule import StopRule
 from .transport import Connection, Outgoing, RelayRefused, Reply, Transport, TransportError
 
 CONNECT_TRIES = 3
@@ -109,6 +110,7 @@ class Sender:
         self.batch_size = 1 if options.rate > 0 else BATCH
         self.stopping = False
         self.fatal: HebdoError | None = None
+        self.stop_rule = StopRule(options.stop) if options.stop else None
 
     def stop(self, reason: str) -> None:
         """Finish the messages in flight, start no new ones."""
@@ -312,6 +314,8 @@ class Sender:
         )  # fmt: skip
         if outcome != Outcome.DEFERRED:
             self._count(outcome)
+        if self.stop_rule is not None and (reason := self.stop_rule.note(reply)):
+            self.stop(reason)
         failure = None
         if failed:
             failure = refusal(reply.code, reply.stage, reply.text, job.recipient.email)

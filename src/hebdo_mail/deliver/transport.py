@@ -9,6 +9,7 @@ answers with a ``Reply`` whose ``outcome`` says what the send log must record.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import time
 from abc import ABC, abstractmethod
@@ -44,6 +45,15 @@ class Reply:
         if 200 <= self.code < 300:
             return Outcome.SENT
         return Outcome.FAILED if self.code >= 500 else Outcome.DEFERRED
+
+
+_ADDRESS = re.compile(r"<?[^\s<>@\"']+@[^\s<>\"']+>?")
+
+
+def without_addresses(reply: str) -> str:
+    """A relay's reply with the addresses it names masked: one refusal reads the same for
+    every recipient, so the most common reply can be told."""
+    return _ADDRESS.sub("<address>", reply)
 
 
 @dataclass(frozen=True)

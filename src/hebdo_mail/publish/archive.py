@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..errors import HebdoError
 from ..workspace import Workspace
+from .feed import atom_feed, feed_languages, feed_link, feed_name
 from .files import IssueFile
 from .issue import ISSUE_ID, Issue, load_issue
 from .render import render_web
@@ -126,11 +127,29 @@ class Archive:
             for entry in issue.files
         ]
 
+    def feed(self, lang: str) -> bytes | None:
+        """The Atom feed in ``lang`` (None when no feed is in that language)."""
+        issues = self.issues()
+        default = self.workspace.settings.newsletter.language
+        if lang not in feed_languages(issues, default):
+            return None
+        return atom_feed(self.workspace, issues, lang)
+
+    def feeds(self) -> dict[str, bytes]:
+        """Every feed by its file name: feed.xml, feed.<lang>.xml."""
+        issues = self.issues()
+        default = self.workspace.settings.newsletter.language
+        return {
+            feed_name(lang, default): atom_feed(self.workspace, issues, lang)
+            for lang in feed_languages(issues, default)
+        }
+
     def cover_page(self, lang: str, *, subscribe_url: str | None) -> str:
         settings = self.workspace.settings.newsletter
         env = workspace_environment(self.workspace, lang)
         entries = []
-        for issue in self.issues():
+        issues = self.issues()
+        for issue in issues:
             edition = issue.editions.get(lang) or issue.editions[issue.default_language]
             entries.append(
                 {
@@ -154,6 +173,7 @@ class Archive:
                 "newsletter": {"name": settings.name_in(lang), "base_url": settings.base_url},
                 "issues": entries,
                 "subscribe_url": subscribe_url,
+                "feed_url": feed_link(lang, issues, settings.language),
             },
         )
 
@@ -185,6 +205,7 @@ def write_site(
             page = archive.web_page(issue.id, lang)
             assert page is not None
             files[f"issues/{issue.id}/{lang}/index.html"] = page.encode()
+    files.update({name: feed for name, feed in archive.feeds().items()})
     for issue, entry in archive.publishable_files():
         files[f"issues/{issue.id}/files/{entry.public_name}"] = entry.content()
     write_tree(target, files)

@@ -15,11 +15,17 @@ from pathlib import Path
 
 from ..atomic import real_folder
 from ..errors import BuildError
-from ..workspace import Workspace
+from ..workspace import Workspace, load_secret
 from .files import IssueFile
 from .issue import Issue, load_issue
 from .pictures import HEAVY_BYTES
-from .render import GMAIL_CLIP_BYTES, MAX_LINE_OCTETS, RenderedEdition, render_edition
+from .render import (
+    GMAIL_CLIP_BYTES,
+    MAX_LINE_OCTETS,
+    RenderedEdition,
+    outgoing_links,
+    render_edition,
+)
 from .slots import Personalised
 
 
@@ -66,7 +72,12 @@ def preview_email(edition: RenderedEdition, workspace: Workspace) -> tuple[str, 
 
 def render_issue(folder: Path, workspace: Workspace) -> tuple[Issue, dict[str, RenderedEdition]]:
     issue = load_issue(folder, workspace)
-    return issue, {lang: render_edition(issue, lang, workspace) for lang in issue.editions}
+    # Counted links are signed with the workspace secret (made now if it is the first use).
+    secret = load_secret(workspace.root)[0] if workspace.settings.tracking.clicks else None
+    links = outgoing_links(issue, workspace, secret)
+    return issue, {
+        lang: render_edition(issue, lang, workspace, links=links) for lang in issue.editions
+    }
 
 
 def build_issue(folder: Path, workspace: Workspace) -> BuildReport:

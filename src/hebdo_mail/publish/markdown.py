@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
@@ -96,14 +97,17 @@ def render_html(
     *,
     resolve_url: UrlResolver,
     resolve_picture: PictureResolver,
+    outgoing: UrlResolver = str,
     heading_base: int = 4,
 ) -> str:
-    """HTML for an article body: relative links go through ``resolve_url``, pictures through
-    ``resolve_picture`` (their URL and the width they are shown at: the ``width`` attribute,
-    since Outlook ignores CSS widths). The tokens are copied, never changed: one render never
-    alters what the next one sees.
+    """HTML for an article body: relative links go through ``resolve_url``, then every link
+    through ``outgoing`` (counted or marked, links.py); pictures through ``resolve_picture``
+    (their URL and the width they are shown at: the ``width`` attribute, since Outlook ignores
+    CSS widths). The tokens are copied, never changed: one render never alters what the next
+    one sees.
     """
-    copies = [_email_ready(token, resolve_url, resolve_picture, heading_base) for token in tokens]
+    links = Resolvers(resolve_url, resolve_picture, outgoing)
+    copies = [_email_ready(token, links, heading_base) for token in tokens]
     return str(_PARSER.renderer.render(copies, _PARSER.options, {}))
 
 
@@ -114,9 +118,14 @@ def _copy(token: Token) -> Token:
     return copy
 
 
-def _email_ready(
-    token: Token, resolve_url: UrlResolver, resolve_picture: PictureResolver, heading_base: int
-) -> Token:
+@dataclass(frozen=True)
+class Resolvers:
+    url: UrlResolver  # a relative link -> its absolute URL
+    picture: PictureResolver
+    outgoing: UrlResolver  # any link -> as the email writes it
+
+
+def _email_ready(token: Token, links: Resolvers, heading_base: int) -> Token:
     """A copy of the token adjusted for the newsletter: heading levels, URLs, image sizing."""
     copy = _copy(token)
     if copy.type in ("heading_open", "heading_close"):
@@ -125,20 +134,18 @@ def _email_ready(
         copy.attrSet("class", "article-table")
         copy.attrSet("width", "100%")
     elif copy.type == "inline" and token.children:
-        copy.children = [_inline_ready(c, resolve_url, resolve_picture) for c in token.children]
+        copy.children = [_inline_ready(c, links) for c in token.children]
     return copy
 
 
-def _inline_ready(
-    child: Token, resolve_url: UrlResolver, resolve_picture: PictureResolver
-) -> Token:
+def _inline_ready(child: Token, links: Resolvers) -> Token:
     copy = _copy(child)
     if copy.type == "link_open":
         href = str(copy.attrGet("href") or "")
-        copy.attrSet("href", href if is_external(href) else resolve_url(href))
+        copy.attrSet("href", links.outgoing(href if is_external(href) else links.url(href)))
     elif copy.type == "image":
         src = str(copy.attrGet("src") or "")
-        url, width = (src, None) if is_external(src) else resolve_picture(local_name(src))
+        url, width = (src, None) if is_external(src) else links.picture(local_name(src))
         copy.attrSet("src", url)
         copy.attrSet("class", "article-image")
         if width is not None:  # a picture from elsewhere is shown at its own width

@@ -55,9 +55,11 @@ class PlainTextWriter:
     """Renders one article body; the links it meets are numbered in ``self.links``."""
 
     def __init__(
-        self, *, resolve_url: UrlResolver, gettext: Callable[[str], str], width: int = WIDTH
-    ):
+        self, *, resolve_url: UrlResolver, gettext: Callable[[str], str], width: int = WIDTH,
+        outgoing: UrlResolver = str,
+    ):  # fmt: skip
         self.resolve_url = resolve_url
+        self.outgoing = outgoing  # a reference as the email writes it (counted, marked)
         self.gettext = gettext
         self.width = width
         self.links: list[str] = []
@@ -179,7 +181,8 @@ class PlainTextWriter:
         url = href if is_external(href) else self.resolve_url(href)
         text = self._inline(node)
         if text in (href, url, url.removeprefix("mailto:")) or url.startswith("#"):
-            return text
+            return text  # a bare address reads as it is, and leads where it says
+        url = self.outgoing(url)
         if url not in self.links:
             self.links.append(url)
         return f"{text} [{self.links.index(url) + 1}]"

@@ -20,8 +20,10 @@ from premailer import Premailer
 from ..workspace import Workspace
 from . import i18n, markdown
 from .articles import Media
+from .feed import feed_name
 from .files import LOGO
 from .issue import Edition, Issue
+from .links import AS_WRITTEN, OutgoingLinks, article_links
 from .plaintext import PlainTextWriter
 from .slots import SlotRegistry, SlotSpec, SubscriberFields
 from .templating import render, workspace_environment
@@ -70,13 +72,18 @@ def files_url(workspace: Workspace, issue_id: str) -> str:
     return f"{workspace.settings.newsletter.base_url}/issues/{issue_id}/files/"
 
 
-def render_edition(issue: Issue, lang: str, workspace: Workspace) -> RenderedEdition:
+def render_edition(
+    issue: Issue, lang: str, workspace: Workspace, *, links: OutgoingLinks = AS_WRITTEN
+) -> RenderedEdition:
+    """``links`` writes the email's article links (counted, with a ref; see links.py)."""
     edition = issue.editions[lang]
     env = workspace_environment(workspace, lang)
     gettext = i18n.translations(lang, workspace.locale_dir).gettext
     registry = SlotRegistry(hashlib.sha256(f"{issue.id}/{lang}".encode()).hexdigest()[:8])
 
-    email_context = _context(issue, edition, workspace, files_url(workspace, issue.id), gettext)
+    email_context = _context(
+        issue, edition, workspace, files_url(workspace, issue.id), gettext, outgoing=links
+    )
     email_context["subscriber"] = SubscriberFields(registry)
     email_context["unsubscribe_url"] = registry.marker(SlotSpec("unsubscribe_url"))
     email_context["preferences_url"] = registry.marker(SlotSpec("preferences_url"))
@@ -111,6 +118,20 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def outgoing_links(issue: Issue, workspace: Workspace, secret: bytes | None) -> OutgoingLinks:
+    """The issue's links, and how its emails write them: ``secret`` signs counted links (None:
+    clicks are not counted), ``[tracking] ref`` marks them."""
+    tracking = workspace.settings.tracking
+    ref = (tracking.ref_param, tracking.ref) if tracking.ref else None
+    return OutgoingLinks(
+        issue_id=issue.id,
+        base_url=workspace.settings.newsletter.base_url,
+        links=tuple(article_links(issue, FileLinks(issue, files_url(workspace, issue.id)))),
+        secret=secret,
+        ref=ref,
+    )
+
+
 def render_web(issue: Issue, lang: str, workspace: Workspace) -> str:
     """The edition as a standalone web page. Its links are relative (``../files/…`` and the cover
     page at ``../../../``), so it works wherever the archive is served from, build --site included."""
@@ -118,6 +139,7 @@ def render_web(issue: Issue, lang: str, workspace: Workspace) -> str:
     gettext = i18n.translations(lang, workspace.locale_dir).gettext
     context = _context(issue, issue.editions[lang], workspace, "../files/", gettext)
     context["archive_url"] = "../../../"
+    context["feed_url"] = "../../../" + feed_name(lang, workspace.settings.newsletter.language)
     return render(env, "web.html", context)
 
 
@@ -150,18 +172,20 @@ def _context(
     workspace: Workspace,
     files_base: str,
     gettext: Callable[[str], str],
+    *,
+    outgoing: Callable[[str], str] = AS_WRITTEN,
 ) -> dict[str, Any]:
     settings = workspace.settings.newsletter
     links = FileLinks(issue, files_base)
     absolute = FileLinks(issue, files_url(workspace, issue.id))  # the text part's links
 
     def media_view(media: Media) -> dict[str, Any]:
-        url = links.download(media.target) if media.is_file else media.target
+        url = outgoing(links.download(media.target) if media.is_file else media.target)
         kind = media.kind.name if media.kind else None
         return {"label": media.label, "url": url, "kind": kind, "size": media.size}
 
     def view(article: Any, heading_base: int) -> ArticleView:
-        writer = PlainTextWriter(resolve_url=absolute.link, gettext=gettext)
+        writer = PlainTextWriter(resolve_url=absolute.link, outgoing=outgoing, gettext=gettext)
         image = None
         if article.image:
             src = article.image.src
@@ -184,6 +208,7 @@ def _context(
                     article.tokens,
                     resolve_url=links.link,
                     resolve_picture=links.picture,
+                    outgoing=outgoing,
                     heading_base=heading_base,
                 )
             ),

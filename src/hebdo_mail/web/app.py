@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import quote
 
@@ -36,10 +37,13 @@ from ..deliver.ledger import published_check
 from ..deliver.setup import configured_transport
 from ..deliver.transport import Transport
 from ..publish.archive import Archive, available_languages
+from ..publish.feed import ATOM_TYPE
 from ..publish.i18n import N_
+from ..publish.issue import ISSUE_ID
 from ..publish.templating import render, workspace_environment
 from ..vocabulary import FORMATS
 from ..workspace import Workspace, load_secret
+from .clicks import ClickCounter, ClickFilter
 from .files import FileServer
 from .forms import FORM_REFUSED, FormGuard
 from .guard import MAX_BODY, ASGIApp, ClientLimiter, Guard
@@ -54,15 +58,15 @@ class WebApp:
 
     def __init__(
         self, workspace: Workspace, transport: Transport | None = None, *,
-        allow_plain_auth: bool = False,
+        allow_plain_auth: bool = False, clicks: ClickFilter | None = None,
     ) -> None:  # fmt: skip
         self.workspace = workspace
         self.settings = workspace.settings.newsletter
         self.web_settings = workspace.settings.web
         self.archive = Archive(workspace, published_check(workspace))
         self.files = FileServer()
-        secret, _ = load_secret(workspace.root)
-        self.signer = TokenSigner(secret, self.settings.list_identifier)
+        self.secret, _ = load_secret(workspace.root)
+        self.signer = TokenSigner(self.secret, self.settings.list_identifier)
         self.forms = FormGuard(self.signer, self.settings.base_url)
         self.languages = available_languages(workspace)
         self.limiter = ClientLimiter(self.web_settings.form_posts_per_minute)
@@ -70,6 +74,7 @@ class WebApp:
             workspace, url=None, outbox="outbox/confirmations", allow_plain_auth=allow_plain_auth
         )
         self._environments: dict[str, jinja2.Environment] = {}
+        self.clicks = ClickCounter(self, clicks)
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -181,7 +186,25 @@ class WebApp:
             return self.error(request, 404, N_("No such file."))
         return self.files.response(entry)
 
+    async def feed(self, request: Request) -> Response:
+        default = self.settings.language
+        lang = request.path_params.get("lang", default)
+        if "lang" in request.path_params and lang == default:
+            return RedirectResponse("/feed.xml", status_code=308)  # the default's one name
+        data = self.archive.feed(lang)
+        if data is None:
+            return self.error(request, 404, N_("This page does not exist."))
+        return Response(data, media_type=ATOM_TYPE, headers={"cache-control": "max-age=300"})
+
     # -- unsubscribe ---------------------------------------------------------------------------
+
+    def issue_of_link(self, request: Request) -> str | None:
+        """The issue an unsubscribe link came from (``?issue=``, outside the token's MAC): kept
+        only when it names an issue of this workspace, so a forged one counts for nothing."""
+        issue_id = request.query_params.get("issue", "")
+        if ISSUE_ID.match(issue_id) and (self.workspace.issues_dir / issue_id).is_dir():
+            return issue_id
+        return None
 
     async def unsubscribe(self, request: Request) -> Response:
         address = self.address(self.signer.verify(request.path_params["token"]))
@@ -202,7 +225,7 @@ class WebApp:
         with self.store() as store:
             known = store.get(address)
             if accepted:
-                store.mark_unsubscribed(address, source="web")
+                store.mark_unsubscribed(address, source="web", issue_id=self.issue_of_link(request))
         lang = self.language(request, known.lang if known else None)
         refused = request.method == "POST" and not accepted
         return self.page(
@@ -263,9 +286,11 @@ class WebApp:
 
 
 def create_app(
-    workspace: Workspace, *, transport: Transport | None = None, allow_plain_auth: bool = False
-) -> ASGIApp:
-    web = WebApp(workspace, transport, allow_plain_auth=allow_plain_auth)
+    workspace: Workspace, *, transport: Transport | None = None, allow_plain_auth: bool = False,
+    clicks: ClickFilter | None = None,
+) -> ASGIApp:  # fmt: skip
+    """The app; ``clicks`` replaces the scanner filter of counted links (a test's clock)."""
+    web = WebApp(workspace, transport, allow_plain_auth=allow_plain_auth, clicks=clicks)
     subscriptions = SubscriptionPages(web)
 
     async def not_found(request: Request, exc: Exception) -> Response:
@@ -292,6 +317,9 @@ def create_app(
         Route("/issues/{issue_id}/", web.issue_root, methods=["GET"]),
         Route("/issues/{issue_id}/files/{name}", web.issue_file, methods=["GET"]),
         Route("/issues/{issue_id}/{lang}/", web.issue_page, methods=["GET"]),
+        Route("/feed.xml", web.feed, methods=["GET"]),
+        Route("/feed.{lang}.xml", web.feed, methods=["GET"]),
+        Route("/l/{issue_id}/{number:int}/{mac}", web.clicks.follow, methods=["GET"]),
         Route("/unsubscribe/{token}", web.unsubscribe, methods=["GET", "POST"]),
         Route("/preferences/{token}", web.preferences, methods=["GET", "POST"]),
         Route("/subscribe", subscriptions.subscribe, methods=["GET", "POST"]),
@@ -310,9 +338,15 @@ def create_app(
         query = f"?{request.url.query}" if request.url.query else ""
         return RedirectResponse(f"./{quote(path.rsplit('/', 1)[1])}/{query}", status_code=307)
 
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await web.clicks.close()  # clicks still waiting out the scanner window are counted
+
     app = Starlette(
         routes=routes,
         exception_handlers={404: not_found, 405: not_allowed, 413: too_large, 500: server_error},
+        lifespan=lifespan,
     )
     app.router.redirect_slashes = False
     # Outermost, so that even the 500 page Starlette's error middleware sends has the headers.

@@ -88,7 +88,8 @@ def serve(
     app = make_app(workspace, allow_plain_auth=allow_plain_auth)
     options = {
         "host": host, "port": port, "log_level": "warning", "proxy_headers": False,
-        "http": DeadlineProtocol, "timeout_keep_alive": KEEP_ALIVE, "lifespan": "off",
+        "http": DeadlineProtocol, "timeout_keep_alive": KEEP_ALIVE,
+        "lifespan": "on",  # at shutdown, clicks still in the scanner window are counted
     }  # fmt: skip
     if workers == 1:
         uvicorn.run(app, **options)  # type: ignore[arg-type]

@@ -10,12 +10,8 @@ is mailed a confirmation at most once per ``[web] confirmation_interval`` and
 
 from __future__ import annotations
 
-import datetime as dt
-import email.policy
 import json
 import logging
-from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
 from typing import TYPE_CHECKING, Any
 
 from starlette.background import BackgroundTask
@@ -25,13 +21,13 @@ from starlette.responses import Response
 from ..audience.addresses import InvalidAddress, check_name, normalise_address
 from ..audience.subscriptions import Choices
 from ..deliver.dkim import load_signer
-from ..deliver.send import deliver_one
-from ..deliver.wireformat import to_wire
+from ..deliver.notice import notice_message, send_notice
 from ..errors import HebdoError
 from ..publish.i18n import N_
 from ..publish.templating import render, workspace_environment
 from ..vocabulary import FORMATS, Status
 from .forms import FORM_REFUSED
+from .welcome import WelcomeMail
 
 if TYPE_CHECKING:
     from .app import WebApp
@@ -72,6 +68,7 @@ class SubscriptionPages:
     def __init__(self, web: WebApp) -> None:
         self.web = web
         self.dkim = load_signer(web.workspace)  # confirmations are signed like the issues
+        self.welcome = WelcomeMail(web, self.dkim)
 
     async def subscribe(self, request: Request) -> Response:
         web = self.web
@@ -154,23 +151,11 @@ class SubscriptionPages:
             "newsletter": {"name": name}, "email": address,
             "confirm_url": f"{settings.base_url}/confirm/{token}",
         })  # fmt: skip
-        message = EmailMessage(policy=email.policy.SMTP.clone(max_line_length=998))
-        message["From"] = settings.sender_in(lang)
-        message["To"] = address
-        message["Subject"] = web.gettext(lang)(
-            N_("Confirm your subscription to %(newsletter)s")
-        ) % {"newsletter": name}
-        message["Date"] = format_datetime(dt.datetime.now(dt.UTC))
-        message["Message-ID"] = make_msgid(domain=settings.sender_domain)
-        message["Auto-Submitted"] = "auto-generated"
-        message.set_content(body, charset="utf-8", cte="quoted-printable")
-        wire = to_wire(message.as_bytes())
-        await deliver_one(
-            web.transport,
-            settings.sender_address,
-            address,
-            self.dkim.sign_wire(wire) if self.dkim else wire,
-        )
+        subject = web.gettext(lang)(N_("Confirm your subscription to %(newsletter)s")) % {
+            "newsletter": name
+        }
+        wire = notice_message(settings, lang=lang, to=address, subject=subject, text=body)
+        await send_notice(web.transport, self.dkim, settings, address, wire)
 
     async def confirm(self, request: Request) -> Response:
         web = self.web
@@ -209,4 +194,7 @@ class SubscriptionPages:
                 ),
                 lang,
             )
-        return web.page("confirm.html", lang, **{**context, "done": True})
+        response = web.page("confirm.html", lang, **{**context, "done": True})
+        # Welcomed once, as they become a reader (a link works once); after the page, not before.
+        response.background = BackgroundTask(self.welcome.send, address)
+        return response

