@@ -152,6 +152,9 @@ class Store(Protocol):
     ) -> Iterator[Subscriber]: ...
     def count(self, status: str | None = None) -> int: ...
     def mark_unsubscribed(self, email: str, *, source: str) -> Subscriber: ...
+    def update_preferences(
+        self, email: str, *, name: str, lang: str | None, format: str
+    ) -> Subscriber: ...
 
 
 class SubscriberStore:
@@ -342,6 +345,24 @@ class SubscriberStore:
                 " unsubscribed_at = coalesce(subscribers.unsubscribed_at, excluded.unsubscribed_at)"
                 " WHERE subscribers.status != 'unsubscribed'",
                 (address, address_key(address), source, stamp, stamp, stamp),
+            )
+        return self._reread(address)
+
+    def update_preferences(
+        self, email: str, *, name: str, lang: str | None, format: str
+    ) -> Subscriber:
+        """A reader changed their name, language or format (on the preferences page); their
+        status is theirs to change by unsubscribing, not here."""
+        address = self._address(email)
+        existing = self.get(address)
+        if existing is None:
+            raise StoreError(f"{address} is not in the list; nothing was changed")
+        self._check_fields(address, name, lang, format, existing.status)
+        with self.db.transaction():
+            self.db.execute(
+                "UPDATE subscribers SET name = ?, lang = ?, format = ?, updated_at = ?"
+                " WHERE id = ?",
+                (name, lang, format, now(), existing.id),
             )
         return self._reread(address)
 

@@ -14,7 +14,9 @@ from typing import Any
 
 import jinja2
 
+from ..config import StyleSettings
 from ..errors import HebdoError, TemplateError
+from ..workspace import Workspace
 from . import i18n
 from .plaintext import WIDTH, underline, wrap
 
@@ -30,6 +32,14 @@ def _wrap_filter(text: str, width: int = WIDTH, indent: str = "", first: str | N
     """``text`` wrapped at ``width`` columns, each line after ``indent``, the first after
     ``first`` when given (a list item: ``wrap(first="* ", indent="  ")``)."""
     return "\n".join(wrap(str(text), width, first=indent if first is None else first, rest=indent))
+
+
+def workspace_environment(workspace: Workspace, lang: str) -> jinja2.Environment:
+    """The environment of a workspace: its template overrides, catalogues and [style]."""
+    env = environment(workspace.templates_dir, workspace.locale_dir, lang)
+    style = workspace.settings.style
+    env.globals["style"] = {**style.colours(), "footer_address": style.footer_address or ""}
+    return env
 
 
 def environment(
@@ -52,6 +62,7 @@ def environment(
     env.filters["filesize"] = lambda size: i18n.format_size(int(size), lang)
     env.filters["date"] = lambda value, pattern="long": i18n.format_date(value, lang, pattern)
     env.filters["language_name"] = i18n.language_name
+    env.globals["style"] = {**StyleSettings().colours(), "footer_address": ""}
     return env
 
 

@@ -29,14 +29,15 @@ from starlette.responses import (
 )
 from starlette.routing import Match, Route
 
-from ..audience.addresses import InvalidAddress, normalise_address
+from ..audience.addresses import InvalidAddress, check_name, normalise_address
 from ..audience.store import SubscriberStore, open_store
-from ..audience.tokens import TokenSigner
+from ..audience.tokens import PROOF, TokenSigner
 from ..deliver.setup import configured_transport
 from ..deliver.transport import Transport
 from ..publish.archive import Archive, available_languages
 from ..publish.i18n import N_
-from ..publish.templating import environment, render
+from ..publish.templating import render, workspace_environment
+from ..vocabulary import FORMATS
 from ..workspace import Workspace, load_secret
 from .files import FileServer
 from .forms import FORM_REFUSED, FormGuard
@@ -96,9 +97,7 @@ class WebApp:
     def page(self, template: str, lang: str, status: int = 200, **context: Any) -> HTMLResponse:
         env = self._environments.get(lang)
         if env is None:
-            env = self._environments[lang] = environment(
-                self.workspace.templates_dir, self.workspace.locale_dir, lang
-            )
+            env = self._environments[lang] = workspace_environment(self.workspace, lang)
         html = render(env, template, {
             "page_lang": lang,
             "newsletter": {"name": self.settings.name_in(lang), "base_url": self.settings.base_url},
@@ -164,12 +163,16 @@ class WebApp:
         return RedirectResponse(f"/issues/{issue.id}/{target}/", status_code=307)
 
     async def issue_page(self, request: Request) -> Response:
-        html = self.archive.web_page(request.path_params["issue_id"], request.path_params["lang"])
+        issue_id = request.path_params["issue_id"]
+        # A proof copy's "read online" link carries a token: its page shows before the send.
+        proof = self.signer.verify(request.query_params.get("proof", ""), PROOF) == issue_id
+        html = self.archive.web_page(issue_id, request.path_params["lang"], published=not proof)
         if html is None:
             return self.error(
                 request, 404, N_("This issue does not exist or is not published yet.")
             )
-        return HTMLResponse(html)
+        headers = {"cache-control": "no-store", "x-robots-tag": "noindex"} if proof else None
+        return HTMLResponse(html, headers=headers)
 
     async def issue_file(self, request: Request) -> Response:
         entry = self.archive.file(request.path_params["issue_id"], request.path_params["name"])
@@ -208,6 +211,55 @@ class WebApp:
             **({"error": self.gettext(lang)(FORM_REFUSED)} if refused else {}),
         )  # fmt: skip
 
+    # -- preferences ---------------------------------------------------------------------------
+
+    async def preferences(self, request: Request) -> Response:
+        """Language, format and name, changed by the reader; the token of their unsubscribe
+        link opens it. GET shows, POST (from this site's own form) changes; the page speaks the
+        reader's language."""
+        token = request.path_params["token"]
+        address = self.address(self.signer.verify(token))
+        if address is None:
+            return self.error(
+                request,
+                400,
+                N_("This link is not valid. Use the link of your latest issue, or write to us."),
+            )
+        form = None
+        if request.method == "POST":
+            if (refusal := self.refused(request)) is not None:
+                return refusal
+            form = await self.form(request)
+        refused = form is not None and not self.forms.accepts(request, form)
+        with self.store() as store:
+            reader = store.get(address)
+            if reader is None:
+                return self.error(
+                    request, 404, N_("This address is not on the list; write to us to change it.")
+                )
+            if form is not None and not refused:
+                name = str(form.get("name") or "").strip()
+                lang = str(form.get("lang") or "")
+                fmt = str(form.get("format") or "")
+                try:
+                    check_name(name)
+                except InvalidAddress:
+                    name = reader.name  # the form caps it at 200 characters: only a forged post
+                reader = store.update_preferences(
+                    address,
+                    name=name,
+                    lang=lang if lang in self.languages else reader.lang,
+                    format=fmt if fmt in FORMATS else reader.format,
+                )
+        lang = self.language(request, reader.lang)
+        return self.page(
+            "preferences.html", lang, 403 if refused else 200,
+            heading=self.gettext(lang)(N_("Your preferences")), email=address,
+            reader={"name": reader.name, "lang": lang, "format": reader.format}, token=token,
+            done=form is not None and not refused, form_token=self.forms.token(request.url.path),
+            **({"error": self.gettext(lang)(FORM_REFUSED)} if refused else {}),
+        )  # fmt: skip
+
 
 def create_app(
     workspace: Workspace, *, transport: Transport | None = None, allow_plain_auth: bool = False
@@ -240,6 +292,7 @@ def create_app(
         Route("/issues/{issue_id}/files/{name}", web.issue_file, methods=["GET"]),
         Route("/issues/{issue_id}/{lang}/", web.issue_page, methods=["GET"]),
         Route("/unsubscribe/{token}", web.unsubscribe, methods=["GET", "POST"]),
+        Route("/preferences/{token}", web.preferences, methods=["GET", "POST"]),
         Route("/subscribe", subscriptions.subscribe, methods=["GET", "POST"]),
         Route("/confirm/{token}", subscriptions.confirm, methods=["GET", "POST"]),
     ]

@@ -29,7 +29,7 @@ from ..deliver.send import deliver_one
 from ..deliver.wireformat import to_wire
 from ..errors import HebdoError
 from ..publish.i18n import N_
-from ..publish.templating import environment, render
+from ..publish.templating import render, workspace_environment
 from ..vocabulary import FORMATS, Status
 from .forms import FORM_REFUSED
 
@@ -148,7 +148,7 @@ class SubscriptionPages:
         settings = web.settings
         lang = choices.lang or settings.language
         token = web.signer.timed_token(confirmation_payload(address, choices), "confirm")
-        env = environment(web.workspace.templates_dir, web.workspace.locale_dir, lang)
+        env = workspace_environment(web.workspace, lang)
         name = settings.name_in(lang)
         body = render(env, "confirmation_email.txt", {
             "newsletter": {"name": name}, "email": address,
