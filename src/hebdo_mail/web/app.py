@@ -9,9 +9,10 @@ headers; request bodies are size-limited and the forms rate-limited per client a
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -69,11 +70,25 @@ class WebApp:
             workspace, url=None, outbox="outbox/confirmations", allow_plain_auth=allow_plain_auth
         )
         self._environments: dict[str, jinja2.Environment] = {}
+        self._store: SubscriberStore | None = None
 
     # -- helpers -------------------------------------------------------------------------------
 
-    def store(self) -> SubscriberStore:
-        return open_store(self.workspace)
+    @contextlib.contextmanager
+    def store(self) -> Iterator[SubscriberStore]:
+        """The store, opened once per process and kept: opening it costs more than most requests
+        (SQLite reads its schema, PostgreSQL borrows a connection). Requests run one at a time
+        on this thread and never wait inside a store call, so they can share it. After an error
+        it is closed, and the next request opens it afresh."""
+        if self._store is None:
+            self._store = open_store(self.workspace)
+        try:
+            yield self._store
+        except BaseException:
+            store, self._store = self._store, None
+            with contextlib.suppress(Exception):
+                store.close()
+            raise
 
     def language(self, request: Request, preferred: str | None = None) -> str:
         """The reader's language: theirs when known, else the browser's, else the default."""
