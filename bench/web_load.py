@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import shutil
 import socket
@@ -91,6 +92,21 @@ class Server:
                     return
             time.sleep(0.05)
         raise SystemExit("serve did not start")
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user and system) of the server and its worker processes so far: a figure
+        the machine's other load hardly changes, unlike requests a second."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0.0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            pid, ppid = int(stat.parent.name), int(fields[1])
+            if self.process.pid in (pid, ppid):
+                total += (int(fields[11]) + int(fields[12])) / ticks
+        return total
 
     def stop(self) -> None:
         self.process.terminate()
@@ -169,10 +185,13 @@ def throughput(args: argparse.Namespace) -> None:
             requests += [("GET", "/", "")] * (args.requests // 10)
             server = Server(workspace, workers)
             try:
+                before = server.cpu_seconds()
                 results, seconds = asyncio.run(load(server.port, requests, args.clients))
+                cpu = server.cpu_seconds() - before
             finally:
                 server.stop()
             report(f"{workers} worker{'s' if workers > 1 else ' '}", results, seconds)
+            print(f"  server CPU: {cpu / len(results) * 1000:.2f} ms a request")
 
 
 class Relay:

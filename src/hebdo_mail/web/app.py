@@ -71,6 +71,7 @@ class WebApp:
         )
         self._environments: dict[str, jinja2.Environment] = {}
         self._store: SubscriberStore | None = None
+        self._gettext: dict[str, Callable[[str], str]] = {}
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -122,9 +123,13 @@ class WebApp:
         return HTMLResponse(html, status_code=status, headers={"cache-control": "no-store"})
 
     def gettext(self, lang: str) -> Callable[[str], str]:
-        from ..publish.i18n import translations
+        """The language's catalogues, read once per process like the pages' templates."""
+        found = self._gettext.get(lang)
+        if found is None:
+            from ..publish.i18n import translations
 
-        return translations(lang, self.workspace.locale_dir).gettext
+            found = self._gettext[lang] = translations(lang, self.workspace.locale_dir).gettext
+        return found
 
     def error(
         self, request: Request, status: int, message: str, lang: str | None = None
