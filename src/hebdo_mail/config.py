@@ -207,33 +207,6 @@ class DkimSettings(StrictModel):
     algorithm: Literal["rsa-sha256", "ed25519-sha256"] = "rsa-sha256"
 
 
-class WebSettings(StrictModel):
-    """The public web app (`serve`): whom it believes, and what one client or address may ask."""
-
-    # Addresses or networks ("10.0.0.0/8") of the proxies whose X-Forwarded-For is believed;
-    # from anyone else the header is ignored (it would let a client pick its own address).
-    trusted_proxies: list[str] = Field(default_factory=list)
-    form_posts_per_minute: int = Field(default=10, ge=1)  # per client address
-    # One address gets a confirmation at most this often, and this many a day, whoever asks.
-    confirmation_interval: int = Field(default=3600, ge=0)  # seconds
-    confirmations_per_day: int = Field(default=3, ge=1)
-    # A request must arrive whole (head and body) within this many seconds of the connection
-    # opening or of the previous response: slow or stalled clients are cut off.
-    request_timeout: float = Field(default=10.0, gt=0)
-
-    @field_validator("trusted_proxies")
-    @classmethod
-    def _networks(cls, value: list[str]) -> list[str]:
-        for entry in value:
-            try:
-                ipaddress.ip_network(entry, strict=False)
-            except ValueError:
-                raise ValueError(
-                    f"{entry!r} is not an IP address or network such as '127.0.0.1' or '10.0.0.0/8'"
-                ) from None
-        return value
-
-
 class StyleSettings(StrictModel):
     """The brand, without forking a template."""
 
@@ -262,6 +235,33 @@ class StyleSettings(StrictModel):
             "accent": self.accent,
             "accent_light": "#" + "".join(f"{round(c * 255):02x}" for c in light),
         }
+
+
+class WebSettings(StrictModel):
+    """The public web app (`serve`): whom it believes, and what one client or address may ask."""
+
+    # Addresses or networks ("10.0.0.0/8") of the proxies whose X-Forwarded-For is believed;
+    # from anyone else the header is ignored (it would let a client pick its own address).
+    trusted_proxies: list[str] = Field(default_factory=list)
+    form_posts_per_minute: int = Field(default=10, ge=1)  # per client address
+    # One address gets a confirmation at most this often, and this many a day, whoever asks.
+    confirmation_interval: int = Field(default=3600, ge=0)  # seconds
+    confirmations_per_day: int = Field(default=3, ge=1)
+    # A request must arrive whole (head and body) within this many seconds of the connection
+    # opening or of the previous response: slow or stalled clients are cut off.
+    request_timeout: float = Field(default=10.0, gt=0)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{entry!r} is not an IP address or network such as '127.0.0.1' or '10.0.0.0/8'"
+                ) from None
+        return value
 
 
 class StoreSettings(StrictModel):
@@ -300,8 +300,8 @@ class Settings(StrictModel):
     send: SendSettings = SendSettings()
     bounces: BounceSettings = BounceSettings()
     dkim: DkimSettings | None = None
-    web: WebSettings = WebSettings()
     style: StyleSettings = StyleSettings()
+    web: WebSettings = WebSettings()
 
 
 def load_settings(path: Path) -> Settings:

@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from ..audience.bounces import record
+from ..audience.failures import refusal
 from ..audience.recipients import Recipient
-from ..audience.returned_mail import refusal
 from ..audience.store import Store
 from ..errors import HebdoError
 from ..vocabulary import OUTCOMES, Event, Outcome
@@ -351,7 +351,9 @@ class Sender:
         )  # fmt: skip
         if outcome != Outcome.DEFERRED:
             self._count(outcome)
-        failure = refusal(reply.code, reply.stage, reply.text) if failed else None
+        failure = None
+        if failed:
+            failure = refusal(reply.code, reply.stage, reply.text, job.recipient.email)
         if failure is not None and self.store is not None:
             # The same source as `bounces process` gives it when it sweeps the log: counted once.
             record(
