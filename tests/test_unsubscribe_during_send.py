@@ -11,7 +11,7 @@ from pathlib import Path
 
 from hebdo_mail.audience.store import SubscriberStore
 
-from .helpers import EXAMPLE_ISSUE, Result, wait_until
+from .helpers import EXAMPLE_ISSUE, Result, append_settings, wait_until
 from .smtpserver import DEADLINE, Gate, Recorder, SmtpServer
 
 
@@ -62,3 +62,89 @@ def test_readers_who_leave_before_their_batch_is_read_are_logged_skipped(
         "total": 1100, "sent": 1080, "deferred": 0, "failed": 0, "skipped": 20, "unknown": 0,
         "pending": 0,
     }  # fmt: skip
+
+
+def leave(ws: Path, *addresses: str) -> None:
+    """What `subscribers unsubscribe` does, committed from the relay's thread."""
+    with SubscriberStore.at(ws / "hebdo.db") as store:
+        for address in addresses:
+            store.set_status(address, "unsubscribed")
+
+
+def skipped(ws: Path) -> dict[str, str]:
+    lines = (ws / "logs" / f"{EXAMPLE_ISSUE}.jsonl").read_text().splitlines()
+    events = [json.loads(line) for line in lines]
+    return {e["recipient"]: e["reply"] for e in events if e["event"] == "skipped"}
+
+
+def test_with_a_slow_rate_no_reader_is_mailed_after_leaving(
+    ws: Path, cli: Callable[..., Result]
+) -> None:
+    """Every worker holds a message while it waits for its turn under --rate: the store is asked
+    after the wait, not before."""
+    fill_store(ws, cli, 8)
+    everyone = {reader(i) for i in range(8)}
+    leaving: list[str] = []
+
+    def on_first_message(stage: str, rcpt: str, count: int) -> None:
+        if stage == "data" and not leaving:  # the first message is out: three others leave
+            leaving.extend(sorted(everyone - {rcpt})[-3:])
+            leave(ws, *leaving)
+
+    recorder = Recorder(hook=on_first_message)
+    with SmtpServer(recorder) as server:
+        result = cli(
+            "send", EXAMPLE_ISSUE, "--smtp", server.url, "--yes", "--rate", "2",
+            "--concurrency", "10", cwd=ws,
+        )  # fmt: skip
+    assert result.code == 0, result.err
+    assert result.out.startswith("5 sent, 0 deferred, 0 failed, 3 skipped, 0 unknown")
+    assert not set(leaving) & {r.rcpt for r in recorder.received}
+    assert skipped(ws) == dict.fromkeys(leaving, "unsubscribed")
+    assert status(cli, ws)["pending"] == 0
+
+
+def test_a_reader_who_leaves_while_the_relay_reads_the_envelope_is_not_mailed(
+    ws: Path, cli: Callable[..., Result]
+) -> None:
+    """The last word comes just before the content: committed between the batch's first
+    command and that message's DATA, an unsubscribe still holds the message back."""
+    fill_store(ws, cli, 10)
+    leaving = reader(3)  # in the middle of a pipelined batch of eight
+
+    def on_rcpt(stage: str, rcpt: str, count: int) -> None:
+        if stage == "rcpt" and rcpt == leaving:
+            leave(ws, leaving)  # committed before the relay answers RCPT
+
+    recorder = Recorder(hook=on_rcpt)
+    with SmtpServer(recorder) as server:
+        result = cli(
+            "send", EXAMPLE_ISSUE, "--smtp", server.url, "--yes", "--concurrency", "1", cwd=ws
+        )
+    assert result.code == 0, result.err
+    assert result.out.startswith("9 sent, 0 deferred, 0 failed, 1 skipped, 0 unknown")
+    counts = {r: len(c) for r, c in recorder.by_recipient().items()}
+    assert counts == {reader(i): 1 for i in range(10) if reader(i) != leaving}
+    assert skipped(ws) == {leaving: "unsubscribed"}
+
+
+def test_a_reader_who_leaves_during_a_retry_backoff_is_not_tried_again(
+    ws: Path, cli: Callable[..., Result]
+) -> None:
+    append_settings(ws, "[send]\nretry_delay = 0.05\nattempts = 3\n")
+    fill_store(ws, cli, 3)
+    leaving = reader(1)
+
+    def greylist_then_leave(stage: str, rcpt: str, count: int) -> str | None:
+        if stage == "rcpt" and rcpt == leaving:
+            leave(ws, leaving)
+            return "451 4.7.1 greylisted, try again later"
+        return None
+
+    recorder = Recorder(hook=greylist_then_leave)
+    with SmtpServer(recorder) as server:
+        result = cli("send", EXAMPLE_ISSUE, "--smtp", server.url, "--yes", cwd=ws)
+    assert result.code == 0, result.err
+    assert result.out.startswith("2 sent, 0 deferred, 0 failed, 1 skipped, 0 unknown")
+    assert recorder.seen[("rcpt", leaving)] == 1 and leaving not in recorder.by_recipient()
+    assert skipped(ws) == {leaving: "unsubscribed"}

@@ -312,6 +312,8 @@ def test_preferences_change_the_language_of_the_next_issue(
     forged = client.post(path, data={"name": "X", "lang": "en", "format": "text"})
     assert forged.status_code == 403  # a form from elsewhere changes nothing
     assert preferences_of(site, address) == ("Hélène Lefèvre", "fr", "html")
+    evil = post_form(client, path, {"name": "X"}, origin="https://evil.example")
+    assert evil.status_code == 403 and preferences_of(site, address)[0] == "Hélène Lefèvre"
     saved = post_form(client, path, {"name": "Hélène L.", "lang": "en", "format": "text"})
     assert saved.status_code == 200 and '<html lang="en"' in saved.text
     assert "Your preferences are saved" in saved.text

@@ -195,3 +195,27 @@ def test_the_trailing_slash_redirect_is_relative(client: TestClient) -> None:
         response = client.get(path, headers={"host": "evil.example"}, follow_redirects=False)
         assert response.status_code == 307 and response.headers["location"] == location
     assert client.get("/issues/2006-50/fr").url.path == "/issues/2006-50/fr/"
+
+
+def test_a_workspace_catalogue_serves_every_request_not_only_the_first(ws: Path) -> None:
+    """A workspace catalogue is chained before the shipped one; a string neither translates (a
+    template override's own) falls back to itself, at every request: the chain of catalogues must
+    be built afresh each time, never grown or looped."""
+    from hebdo_mail.publish.i18n import PACKAGE_LOCALE_DIR
+    from hebdo_mail.publish.templating import package_templates_dir
+
+    own = ws / "locale" / "fr" / "LC_MESSAGES" / "messages.po"
+    own.parent.mkdir(parents=True)
+    own.write_bytes((PACKAGE_LOCALE_DIR / "fr" / "LC_MESSAGES" / "messages.po").read_bytes())
+    override = ws / "templates" / "subscribe.html"
+    override.parent.mkdir()
+    override.write_text(
+        (package_templates_dir() / "subscribe.html")
+        .read_text(encoding="utf-8")
+        .replace("{% block content %}", '{% block content %}<p>{{ _("Our own words") }}</p>'),
+        encoding="utf-8",
+    )
+    client = client_of(ws, raise_server_exceptions=False)
+    for _ in range(3):
+        page = client.get("/subscribe", headers={"accept-language": "fr"})
+        assert page.status_code == 200 and "<p>Our own words</p>" in page.text

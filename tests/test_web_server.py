@@ -10,12 +10,16 @@ import re
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlencode
 
-from .helpers import SITE, append_settings, wait_until
+from hebdo_mail.audience.store import SubscriberStore
+from hebdo_mail.audience.tokens import TokenSigner
+from hebdo_mail.workspace import load_secret, load_workspace
+
+from .helpers import SITE, Result, append_settings, wait_until
 from .smtpserver import Gate, Recorder, SmtpServer
 
 DEADLINE = 20.0
@@ -124,3 +128,20 @@ def test_half_sent_and_idle_connections_are_cut_off_while_others_are_served(ws: 
             with client:
                 while client.recv(4096):  # the server closes it: recv() returns b"" ...
                     pass  # ... after any error response; a timeout here fails the test
+
+
+def test_several_workers_serve_the_site_on_one_port(ws: Path, cli: Callable[..., Result]) -> None:
+    assert cli("subscribers", "import", "subscribers.example.csv", cwd=ws).code == 0
+    settings = load_workspace(ws, explicit=True).settings.newsletter
+    signer = TokenSigner(load_secret(ws)[0], settings.list_identifier)
+    one_click = {"content-type": "application/x-www-form-urlencoded"}
+    with serving(ws, "--workers", "2") as port:
+        answers = [
+            request(port, "POST", f"/unsubscribe/{signer.token(address)}",
+                    "List-Unsubscribe=One-Click", one_click)[0]
+            for address in ("marc.dubois@example.net", "zoe.nguyen@example.fr")
+        ]  # fmt: skip
+        assert [request(port, "GET", "/subscribe")[0] for _ in range(6)] == [200] * 6
+    assert answers == [200, 200]
+    with SubscriberStore.at(ws / "hebdo.db") as store:
+        assert store.count("unsubscribed") == 2

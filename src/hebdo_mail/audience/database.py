@@ -103,7 +103,11 @@ class SqliteDatabase:
             if not path.exists():
                 # Created for its owner only (SQLite gives its -wal and -shm files the same mode).
                 os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-            self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
+            # Not tied to the thread that opened it: the web app keeps one store per process,
+            # and its requests may run on different threads, one after the other, never at once.
+            self.db = sqlite3.connect(
+                path, isolation_level=None, timeout=30, check_same_thread=False
+            )
             self.db.row_factory = sqlite3.Row
             self.db.execute("PRAGMA journal_mode = WAL")
             self.db.execute("PRAGMA synchronous = NORMAL")

@@ -14,6 +14,8 @@ from ..vocabulary import FINAL_EVENTS, NOT_MAILABLE, Outcome, Status
 from .sendlog import RecipientStates
 from .stoprule import StopLimits
 
+MAX_ANSWERS = 10_000  # store answers kept by StoreWatch; far more than messages in flight
+
 
 @dataclass
 class SendOptions:
@@ -59,7 +61,10 @@ class StoreWatch:
     While no other process has committed to the store since the run began (its change marker
     is unchanged), what was read at the start still holds: active subscribers streamed from the
     store are still active, and the unsubscribed and bounced addresses are those loaded then. From
-    the first change on (an unsubscribe made while the send runs), every message asks the store.
+    the first change on (an unsubscribe made while the send runs), each reader is asked about, and
+    the answer kept as long as the marker does not move: the sender asks twice per message, before
+    its batch's first command and just before its content, and the second costs nothing unless
+    the store changed in between.
     """
 
     def __init__(
@@ -70,7 +75,8 @@ class StoreWatch:
         self.store = store
         self.source_is_store = source_is_store
         self.changed = False
-        self.checked_this_turn = False
+        self.marker_this_turn: int | None = None
+        self.answers: dict[str, tuple[int, str | None]] = {}  # key -> (marker, refusal)
         if store is not None:
             self.version = store.change_marker() if since is None else since
             self.blocked = {} if source_is_store else store.not_mailable()
@@ -79,24 +85,34 @@ class StoreWatch:
         store = self.store
         if store is None:
             return None
-        if not self.changed and (self.checked_this_turn or store.change_marker() == self.version):
-            self._checked()
+        marker = self._marker(store)
+        if not self.changed and marker == self.version:
             return None if self.source_is_store else self.blocked.get(recipient.key)
         self.changed = True
-        return store_refusal(store, recipient, source_is_store=self.source_is_store)
+        known = self.answers.get(recipient.key)
+        if known is not None and known[0] == marker:
+            return known[1]
+        answer = store_refusal(store, recipient, source_is_store=self.source_is_store)
+        if len(self.answers) >= MAX_ANSWERS:  # only the messages in flight need theirs
+            self.answers.clear()
+        self.answers[recipient.key] = (marker, answer)
+        return answer
 
-    def _checked(self) -> None:
+    def _marker(self, store: Store) -> int:
         """One change-marker read serves every message of the same event-loop turn (SQLite's
         takes a read lock, which showed in profiles at several thousand messages a second)."""
-        if not self.checked_this_turn:
-            self.checked_this_turn = True
-            try:
-                asyncio.get_running_loop().call_soon(self._new_turn)
-            except RuntimeError:
-                self.checked_this_turn = False
+        if self.marker_this_turn is not None:
+            return self.marker_this_turn
+        marker = store.change_marker()
+        try:
+            asyncio.get_running_loop().call_soon(self._new_turn)
+        except RuntimeError:  # no loop: nothing marks the end of a turn, so keep nothing
+            return marker
+        self.marker_this_turn = marker
+        return marker
 
     def _new_turn(self) -> None:
-        self.checked_this_turn = False
+        self.marker_this_turn = None
 
 
 def count_to_send(

@@ -41,6 +41,16 @@ class Job:
     sender: str  # the envelope sender (its own, with VERP)
 
 
+class ReaderLeft(Exception):
+    """Raised just before a message's content would go out, when the store says its reader has
+    left since the batch was checked; the transport drops the session mid-transaction."""
+
+    def __init__(self, job: Job, reason: str) -> None:
+        super().__init__(reason)
+        self.job = job
+        self.reason = reason
+
+
 @dataclass
 class SendSummary:
     counts: dict[Outcome, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
@@ -219,13 +229,8 @@ class Sender:
         raise AssertionError("unreachable")
 
     def _prepare(self, recipient: Recipient) -> Job | None:
-        """The recipient's message, or None when it is skipped or cannot be built (logged)."""
+        """The recipient's message, or None when it cannot be built (logged failed)."""
         key = recipient.key
-        refusal = self.watch.refusal(recipient)
-        if refusal:
-            self.log.event(key, Event.SKIPPED, reply=refusal)
-            self._count(Outcome.SKIPPED)
-            return None
         edition = self.factory.edition_label(recipient)
         personal = self.factory.personal(recipient)
         try:
@@ -242,7 +247,11 @@ class Sender:
     async def _deliver(
         self, recipients: list[Recipient], connection: Connection | None
     ) -> Connection | None:
-        """Send a batch over one connection; 4xx answers are retried with backoff, together."""
+        """Send a batch over one connection; 4xx answers are retried with backoff, together.
+
+        The store has the last word after every wait (connecting, the rate limit, a backoff),
+        just before the batch's first command goes out, and again just before each message's
+        content: a reader who left by then is logged skipped and not mailed."""
         jobs = [job for r in recipients if (job := self._prepare(r)) is not None]
         if self.factory.dkim is not None and jobs:
 
@@ -254,9 +263,8 @@ class Sender:
             signed = await asyncio.to_thread(sign_all) if self.factory.dkim.slow else sign_all()
             for job, message in zip(jobs, signed, strict=True):
                 job.message = message
-        for try_number in range(1, self.options.attempts + 1):
-            if not jobs:
-                return connection
+        tries = 0
+        while jobs and tries < self.options.attempts:
             if connection is None or not connection.usable:
                 if connection is not None:
                     await connection.close()
@@ -264,40 +272,70 @@ class Sender:
                 connection = await self._connect()
             for _ in jobs:
                 await self.limiter.wait()  # after connecting: the rate is of messages handed over
+            jobs = self._still_wanted(jobs)  # no await from here to the batch's first command
+            if not jobs:
+                break
+            answered: set[int] = set()
             deferred: list[Job] = []
-            outgoing = [
-                Outgoing(
-                    job.sender,
-                    job.recipient.email,
-                    job.message,
-                    self._attempt_recorder(job),
-                )
-                for job in jobs
-            ]
 
             def on_reply(
-                index: int, reply: Reply, jobs: list[Job] = jobs, deferred: list[Job] = deferred
-            ) -> None:
+                index: int, reply: Reply, jobs: list[Job] = jobs, deferred: list[Job] = deferred,
+                answered: set[int] = answered,
+            ) -> None:  # fmt: skip
+                answered.add(index)
                 if self._record(jobs[index], reply) == Outcome.DEFERRED:
                     deferred.append(jobs[index])
 
-            await connection.send_many(outgoing, on_reply)
+            try:
+                await connection.send_many([self._outgoing(job) for job in jobs], on_reply)
+            except ReaderLeft as left:
+                # The session was dropped before that message's content: the relay discards it.
+                # The messages after it never reached theirs: they go again, on a new session.
+                self._skip(left.job.recipient, left.reason)
+                rest = [
+                    job for i, job in enumerate(jobs) if i not in answered and job is not left.job
+                ]
+                if self.stopping:
+                    self.summary.not_reached += len(rest)
+                    rest = []
+                jobs = deferred + rest
+                continue
+            tries += 1
             jobs = deferred
-            if jobs and try_number < self.options.attempts and not self.stopping:
-                await asyncio.sleep(self.options.retry_delay * 2 ** (try_number - 1))
+            if jobs and tries < self.options.attempts and not self.stopping:
+                await asyncio.sleep(self.options.retry_delay * 2 ** (tries - 1))
         for _ in jobs:
             self._count(Outcome.DEFERRED)
         return connection
 
-    def _attempt_recorder(self, job: Job) -> Callable[[], Awaitable[None] | None]:
-        def record() -> Awaitable[None] | None:
+    def _still_wanted(self, jobs: list[Job]) -> list[Job]:
+        """The jobs whose readers the store still lets us mail; the others are logged skipped."""
+        wanted = []
+        for job in jobs:
+            reason = self.watch.refusal(job.recipient)
+            if reason:
+                self._skip(job.recipient, reason)
+            else:
+                wanted.append(job)
+        return wanted
+
+    def _skip(self, recipient: Recipient, reason: str) -> None:
+        self.log.event(recipient.key, Event.SKIPPED, reply=reason)
+        self._count(Outcome.SKIPPED)
+
+    def _outgoing(self, job: Job) -> Outgoing:
+        def before_content() -> Awaitable[None] | None:
+            # The last moment the message can still be held back: one more word from the store.
+            reason = self.watch.refusal(job.recipient)
+            if reason:
+                raise ReaderLeft(job, reason)
             job.attempt += 1
             return self.log.event(
                 job.recipient.key, Event.ATTEMPT, edition=job.edition, message_id=job.message_id,
                 attempt=job.attempt,
             )  # fmt: skip
 
-        return record
+        return Outgoing(job.sender, job.recipient.email, job.message, before_content)
 
     def _record(self, job: Job, reply: Reply) -> Outcome:
         """Log a reply; returns its outcome."""

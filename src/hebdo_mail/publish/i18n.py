@@ -6,6 +6,7 @@ wins), compiled in memory when first needed, so adding a language needs no build
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import io
 import re
@@ -58,9 +59,12 @@ def translations(language: str, workspace_locale: Path | None = None) -> NullTra
     paths = catalogue_paths(language, workspace_locale)
     if not paths:
         return NullTranslations()
-    result: NullTranslations = _compiled(paths[0], paths[0].stat().st_mtime)
-    for path in paths[1:]:
-        result.add_fallback(_compiled(path, path.stat().st_mtime))
+    # The compiled catalogues are cached and shared: each call chains copies of them, since
+    # giving a cached one a fallback would lengthen its chain at every call, or loop it.
+    first, *rest = [copy.copy(_compiled(path, path.stat().st_mtime)) for path in paths]
+    for fallback in rest:
+        first.add_fallback(fallback)
+    result: NullTranslations = first
     return result
 
 

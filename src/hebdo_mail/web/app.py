@@ -9,9 +9,10 @@ headers; request bodies are size-limited and the forms rate-limited per client a
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import quote
@@ -75,11 +76,26 @@ class WebApp:
         )
         self._environments: dict[str, jinja2.Environment] = {}
         self.clicks = ClickCounter(self, clicks)
+        self._store: SubscriberStore | None = None
+        self._gettext: dict[str, Callable[[str], str]] = {}
 
     # -- helpers -------------------------------------------------------------------------------
 
-    def store(self) -> SubscriberStore:
-        return open_store(self.workspace)
+    @contextlib.contextmanager
+    def store(self) -> Iterator[SubscriberStore]:
+        """The store, opened once per process and kept: opening it costs more than most requests
+        (SQLite reads its schema, PostgreSQL borrows a connection). Requests run one at a time
+        on this thread and never wait inside a store call, so they can share it. After an error
+        it is closed, and the next request opens it afresh."""
+        if self._store is None:
+            self._store = open_store(self.workspace)
+        try:
+            yield self._store
+        except BaseException:
+            store, self._store = self._store, None
+            with contextlib.suppress(Exception):
+                store.close()
+            raise
 
     def language(self, request: Request, preferred: str | None = None) -> str:
         """The reader's language: theirs when known, else the browser's, else the default."""
@@ -113,9 +129,13 @@ class WebApp:
         return HTMLResponse(html, status_code=status, headers={"cache-control": "no-store"})
 
     def gettext(self, lang: str) -> Callable[[str], str]:
-        from ..publish.i18n import translations
+        """The language's catalogues, read once per process like the pages' templates."""
+        found = self._gettext.get(lang)
+        if found is None:
+            from ..publish.i18n import translations
 
-        return translations(lang, self.workspace.locale_dir).gettext
+            found = self._gettext[lang] = translations(lang, self.workspace.locale_dir).gettext
+        return found
 
     def error(
         self, request: Request, status: int, message: str, lang: str | None = None
@@ -239,7 +259,8 @@ class WebApp:
 
     async def preferences(self, request: Request) -> Response:
         """Language, format and name, changed by the reader; the token of their unsubscribe
-        link opens it. GET shows, POST (this page's own form, from this site) changes."""
+        link opens it. GET shows, POST (from this site's own form) changes; the page speaks the
+        reader's language."""
         token = request.path_params["token"]
         address = self.address(self.signer.verify(token))
         if address is None:
@@ -248,19 +269,19 @@ class WebApp:
                 400,
                 N_("This link is not valid. Use the link of your latest issue, or write to us."),
             )
-        done = refused = False
+        form = None
+        if request.method == "POST":
+            if (refusal := self.refused(request)) is not None:
+                return refusal
+            form = await self.form(request)
+        refused = form is not None and not self.forms.accepts(request, form)
         with self.store() as store:
             reader = store.get(address)
             if reader is None:
                 return self.error(
                     request, 404, N_("This address is not on the list; write to us to change it.")
                 )
-            if request.method == "POST":
-                if (too_many := self.refused(request)) is not None:
-                    return too_many
-                form = await self.form(request)
-                refused = not self.forms.accepts(request, form)
-            if request.method == "POST" and not refused:
+            if form is not None and not refused:
                 name = str(form.get("name") or "").strip()
                 lang = str(form.get("lang") or "")
                 fmt = str(form.get("format") or "")
@@ -274,13 +295,12 @@ class WebApp:
                     lang=lang if lang in self.languages else reader.lang,
                     format=fmt if fmt in FORMATS else reader.format,
                 )
-                done = True
         lang = self.language(request, reader.lang)
         return self.page(
             "preferences.html", lang, 403 if refused else 200,
             heading=self.gettext(lang)(N_("Your preferences")), email=address,
             reader={"name": reader.name, "lang": lang, "format": reader.format}, token=token,
-            done=done, form_token=self.forms.token(request.url.path),
+            done=form is not None and not refused, form_token=self.forms.token(request.url.path),
             **({"error": self.gettext(lang)(FORM_REFUSED)} if refused else {}),
         )  # fmt: skip
 
