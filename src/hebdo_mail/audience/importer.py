@@ -7,13 +7,14 @@ one transaction at the end. Someone who unsubscribed or bounced is never re-acti
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..vocabulary import NOT_MAILABLE, Format, Status
 from .addresses import address_key
+from .erasure import erased_among
 from .listfile import CsvSubscriber, Rejected, read_subscribers, write_csv
 from .store import Subscriber, SubscriberStore, now
 
@@ -21,6 +22,12 @@ EXPORT_COLUMNS = [
     "email", "name", "lang", "format", "status", "source", "created_at", "updated_at",
     "unsubscribed_at", "bounce_score",
 ]  # fmt: skip
+
+
+ERASED_REASON = (
+    "erased at the reader's request on %s; only they can come back (subscribe, or "
+    "`subscribers add` with their new consent)"
+)
 
 
 @dataclass
@@ -57,50 +64,63 @@ def import_list(
     updates: list[tuple[Any, ...]] = []
     db = store.db
     with db.transaction() as transaction:
-        existing = store.existing(list(rows))
-        for key, row in rows.items():
-            current = existing.get(key)
-            if current is None:
-                inserts.append((
-                    row.email, key, row.name, row.lang, row.format or Format.HTML,
-                    row.status or Status.ACTIVE, json.dumps(row.attributes, ensure_ascii=False),
-                    source, stamp, stamp, stamp if row.status == Status.UNSUBSCRIBED else None,
-                ))  # fmt: skip
-                report.added += 1
-                continue
-            if current.status in NOT_MAILABLE and row.status not in (None, current.status):
-                report.kept_out += 1
-            changed = _updated(current, row) if update else None
-            if changed is None:
-                report.unchanged += 1
-                continue
-            unsubscribed_at = current.unsubscribed_at
-            if changed[3] == Status.UNSUBSCRIBED and current.status != Status.UNSUBSCRIBED:
-                unsubscribed_at = stamp
-            updates.append((*changed, unsubscribed_at, stamp, current.id))
-            report.updated += 1
-        db.executemany(
-            "INSERT INTO subscribers (email, email_key, name, lang, format, status, attributes,"
-            " source, created_at, updated_at, unsubscribed_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            inserts,
-        )
-        db.executemany(
-            "UPDATE subscribers SET name = ?, lang = ?, format = ?, status = ?, attributes = ?,"
-            " unsubscribed_at = ?, updated_at = ? WHERE id = ?",
-            updates,
-        )
+        # Recorded inside the transaction, so that a dry run's rollback takes the history too.
+        with store.history.watch(list(rows), source):
+            for key, erased_at in erased_among(db, list(rows)).items():
+                row = rows.pop(key)
+                report.rejected.append(
+                    Rejected(row.line, f"{row.email}: {ERASED_REASON % erased_at[:10]}")
+                )
+            existing = store.existing(list(rows))
+            for key, row in rows.items():
+                current = existing.get(key)
+                if current is None:
+                    inserts.append((
+                        row.email, key, row.name, row.lang, row.format or Format.HTML,
+                        row.status or Status.ACTIVE, json.dumps(row.attributes, ensure_ascii=False),
+                        source, stamp, stamp, stamp if row.status == Status.UNSUBSCRIBED else None,
+                    ))  # fmt: skip
+                    report.added += 1
+                    continue
+                if current.status in NOT_MAILABLE and row.status not in (None, current.status):
+                    report.kept_out += 1
+                changed = _updated(current, row) if update else None
+                if changed is None:
+                    report.unchanged += 1
+                    continue
+                unsubscribed_at = current.unsubscribed_at
+                if changed[3] == Status.UNSUBSCRIBED and current.status != Status.UNSUBSCRIBED:
+                    unsubscribed_at = stamp
+                updates.append((*changed, unsubscribed_at, stamp, current.id))
+                report.updated += 1
+            db.executemany(
+                "INSERT INTO subscribers (email, email_key, name, lang, format, status, attributes,"
+                " source, created_at, updated_at, unsubscribed_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                inserts,
+            )
+            db.executemany(
+                "UPDATE subscribers SET name = ?, lang = ?, format = ?, status = ?, attributes = ?,"
+                " unsubscribed_at = ?, updated_at = ? WHERE id = ?",
+                updates,
+            )
         if dry_run:
             transaction.rollback()
+    report.rejected.sort(key=lambda rejected: rejected.line)
     return report
 
 
-def export_list(store: SubscriberStore, target: Path | None, *, status: str | None = None) -> int:
-    """Write the list (or one status of it) as CSV; attributes become columns."""
+def export_list(
+    store: SubscriberStore, target: Path | None, *, status: str | None = None,
+    readers: Iterable[Subscriber] | None = None,
+) -> int:  # fmt: skip
+    """Write the list (or one status of it, or the ``readers`` given) as CSV; attributes become
+    columns."""
     attribute_names = store.attribute_names(status)
+    chosen = store.iter_subscribers(status=status) if readers is None else readers
 
     def rows() -> Iterator[list[str]]:
-        for s in store.iter_subscribers(status=status):
+        for s in chosen:
             yield [
                 s.email, s.name, s.lang or "", s.format, s.status, s.source, s.created_at,
                 s.updated_at, s.unsubscribed_at or "", f"{s.bounce_score:g}",

@@ -18,8 +18,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..config import BounceSettings, check_language
 from ..vocabulary import FORMATS, NOT_MAILABLE, STATUSES, Status
 from .addresses import InvalidAddress, address_key, check_name, normalise_address
+from .admin_schema import ADMIN_MIGRATION, ADMIN_TABLES
 from .bounce_ledger import BounceLedger
 from .database import Database, Migration, SqliteDatabase, StoreError
+from .erasure import forget_erasure
+from .history import StatusHistory
 
 if TYPE_CHECKING:
     from ..workspace import Workspace
@@ -94,9 +97,10 @@ MIGRATIONS: list[Migration] = [
             FOR EACH STATEMENT EXECUTE FUNCTION hebdo_note_change();
         """
     },
+    ADMIN_MIGRATION,
 ]
 # The tables `store copy` moves, parents first.
-TABLES = ("subscribers", "bounce_events", "sender_events")
+TABLES = ("subscribers", "bounce_events", "sender_events", *ADMIN_TABLES)
 
 
 def now() -> str:
@@ -154,7 +158,8 @@ class SubscriberStore:
 
     def __init__(self, db: Database, *, bounces: BounceSettings | None = None) -> None:
         self.db = db
-        self.bounces = BounceLedger(db, bounces or BounceSettings())
+        self.history = StatusHistory(db)
+        self.bounces = BounceLedger(db, bounces or BounceSettings(), self.history)
 
     @classmethod
     def at(
@@ -271,7 +276,8 @@ class SubscriberStore:
         self._check_fields(address, name, lang, format, status)
         stamp = now()
         key = address_key(address)
-        with self.db.transaction():
+        with self.db.transaction(), self.history.watch([key], source):
+            forget_erasure(self.db, key)  # an explicit add is a new consent
             existing = self.get(address)
             if existing is None:
                 self.db.execute(
@@ -296,11 +302,11 @@ class SubscriberStore:
                 )  # fmt: skip
         return self._reread(address), outcome
 
-    def set_status(self, email: str, status: str) -> Subscriber:
+    def set_status(self, email: str, status: str, *, source: str = "cli") -> Subscriber:
         """Mark a known subscriber (unsubscribed, bounced…); idempotent."""
         address = self._address(email)
         stamp = now()
-        with self.db.transaction():
+        with self.db.transaction(), self.history.watch([address_key(address)], source):
             existing = self.get(address)
             if existing is None:
                 raise StoreError(
@@ -320,7 +326,7 @@ class SubscriberStore:
         of a CSV send): later sends skip it either way. Idempotent."""
         address = self._address(email)
         stamp = now()
-        with self.db.transaction():
+        with self.db.transaction(), self.history.watch([address_key(address)], source):
             self.db.execute(
                 "INSERT INTO subscribers (email, email_key, status, source, created_at, updated_at,"
                 " unsubscribed_at) VALUES (?, ?, 'unsubscribed', ?, ?, ?, ?)"
@@ -339,7 +345,7 @@ class SubscriberStore:
         is until its owner confirms (the form proves nothing about who sent it)."""
         address = self._address(email)
         stamp = now()
-        with self.db.transaction():
+        with self.db.transaction(), self.history.watch([address_key(address)], source):
             self.db.execute(
                 "INSERT INTO subscribers (email, email_key, name, lang, format, status, source,"
                 " created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)"
@@ -355,7 +361,8 @@ class SubscriberStore:
         left: confirming is an explicit new consent)."""
         address = self._address(email)
         stamp = now()
-        with self.db.transaction():
+        with self.db.transaction(), self.history.watch([address_key(address)], source):
+            forget_erasure(self.db, address_key(address))  # confirming is a new consent
             self.db.execute(
                 "INSERT INTO subscribers (email, email_key, status, source, created_at, updated_at)"
                 " VALUES (?, ?, 'active', ?, ?, ?)"

@@ -232,6 +232,27 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     copy.set_defaults(handler=command("audience:cmd_store_copy"))
 
+    admin = commands.add_parser(
+        "admin", help="the accounts of the dashboard (/admin/ of serve)", parents=[common]
+    )
+    adm = admin.add_subparsers(dest="subcommand", required=True, metavar="ACTION")
+    for action, text in (
+        ("add", "add an admin; their password is asked twice"),
+        ("passwd", "change an admin's password (their sessions end)"),
+        ("remove", "remove an admin (their sessions end)"),
+    ):
+        parser_ = adm.add_parser(action, help=text, parents=[common])
+        parser_.add_argument("name", metavar="NAME")
+        if action != "remove":
+            parser_.add_argument(
+                "--password-stdin", action="store_true",
+                help="read the password as one line from standard input",
+            )  # fmt: skip
+        parser_.set_defaults(handler=command(f"admin:cmd_admin_{action}"))
+    adm.add_parser("list", help="the admins", parents=[common]).set_defaults(
+        handler=command("admin:cmd_admin_list")
+    )
+
     subscribers = commands.add_parser("subscribers", help="keep the mailing list", parents=[common])
     sub = subscribers.add_subparsers(dest="subcommand", required=True, metavar="ACTION")
     imp = sub.add_parser("import", help="import a CSV list (all or nothing)", parents=[common])
