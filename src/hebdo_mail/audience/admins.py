@@ -49,7 +49,7 @@ def hasher() -> PasswordHasher:
 
 
 @cache
-def _decoy_hash() -> str:
+def decoy_hash() -> str:
     """What an unknown name is checked against, so that it takes as long as a known one."""
     return hasher().hash("not a password anyone has")
 
@@ -135,21 +135,26 @@ class AdminAccounts:
         )
         return [Account(*row) for row in rows]
 
-    def check(self, name: str, password: str) -> bool:
-        """Whether ``password`` is this admin's; the same work whether the name exists or not."""
+    def stored_hash(self, name: str) -> str | None:
         row = self.db.execute(
             "SELECT password_hash FROM admin_accounts WHERE name = ?", (name[:64],)
         ).fetchone()
-        if row is None:
-            password_matches(_decoy_hash(), password)
+        return str(row[0]) if row else None
+
+    def rehash(self, name: str, password: str) -> None:
+        """After a successful login, when the hash's parameters are older than the current."""
+        self.db.execute(
+            "UPDATE admin_accounts SET password_hash = ? WHERE name = ?",
+            (hasher().hash(password), name),
+        )
+
+    def check(self, name: str, password: str) -> bool:
+        """Whether ``password`` is this admin's; the same work whether the name exists or not."""
+        stored = self.stored_hash(name)
+        if not password_matches(stored or decoy_hash(), password) or stored is None:
             return False
-        if not password_matches(row[0], password):
-            return False
-        if hasher().check_needs_rehash(row[0]):  # the parameters were raised since
-            self.db.execute(
-                "UPDATE admin_accounts SET password_hash = ? WHERE name = ?",
-                (hasher().hash(password), name),
-            )
+        if hasher().check_needs_rehash(stored):
+            self.rehash(name, password)
         return True
 
 

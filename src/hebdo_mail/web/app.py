@@ -37,6 +37,7 @@ from ..publish.archive import Archive, available_languages
 from ..publish.i18n import N_
 from ..publish.templating import environment, render
 from ..workspace import Workspace, load_secret
+from .admin import admin_routes
 from .files import FileServer
 from .guard import FORM_RATE, MAX_BODY, ClientLimiter, Guard
 
@@ -305,6 +306,7 @@ def create_app(workspace: Workspace, *, transport: Transport | None = None) -> S
         Route("/unsubscribe/{token}", web.unsubscribe, methods=["GET", "POST"]),
         Route("/subscribe", web.subscribe, methods=["GET", "POST"]),
         Route("/confirm/{token}", web.confirm, methods=["GET", "POST"]),
+        *admin_routes(web),
     ]
     app = Starlette(
         routes=routes,
