@@ -31,6 +31,10 @@ COOKIE = "hebdo_admin"
 CSRF_FIELD = "csrf_token"
 CSRF_PURPOSE = "admin-csrf"
 PREFIX = "/admin"
+FORM_REFUSED = N_(
+    "This form has expired or was not sent from the dashboard. Go back, reload the page and "
+    "try again."
+)
 
 
 @dataclass
@@ -109,13 +113,12 @@ class AdminSite:
                 session = self.session(request, store)
                 if session is None:
                     return self.to_login(request)
-                form = await request.form(max_files=max_files, max_fields=20)
-                admin = AdminRequest(request, store, session, self.lang(request))
-                if not self.csrf_valid(session, form):
-                    message = N_("This form has expired or was not sent from the dashboard. "
-                                 "Go back, reload the page and try again.")  # fmt: skip
-                    return self.error(admin, 403, message)
-                return await handler(admin, form)
+                # As a context: an uploaded file's spool is closed however the handler ends.
+                async with request.form(max_files=max_files, max_fields=20) as form:
+                    admin = AdminRequest(request, store, session, self.lang(request))
+                    if not self.csrf_valid(session, form):
+                        return self.error(admin, 403, FORM_REFUSED)
+                    return await handler(admin, form)
 
         return endpoint
 
