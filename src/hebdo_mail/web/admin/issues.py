@@ -78,7 +78,7 @@ def send_chart(path: Path, gettext: Callable[[str], str]) -> Chart | None:
     last = max(m for m, _e in moments)
     span = int((last - first).total_seconds() // 60) + 1
     step = next((s for s in STEPS if span / s <= MAX_BARS), STEPS[-1])
-    bars = span // step + 1
+    bars = -(-span // step)  # ceiling: the last minute has its bar, no more
     counts = {event: [0] * bars for event in TIMED}
     for (moment, outcome), number in moments.items():
         counts[Event(outcome)][int((moment - first).total_seconds() // 60) // step] += number

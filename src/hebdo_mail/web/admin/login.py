@@ -35,9 +35,12 @@ class Login:
         self.site = site
         self.web = site.web
 
-    def form(self, request: Request, status: int = 200, error: str = "") -> Response:
+    def form(
+        self, request: Request, status: int = 200, error: str = "", next_page: str = ""
+    ) -> Response:
+        """The login page; ``next_page`` (else the query's ``next``) is where a login leads."""
         lang = self.site.lang(request)
-        next_page = _local(request.query_params.get("next", ""))
+        next_page = _local(next_page or request.query_params.get("next", ""))
         return self.web.page(
             "admin/login.html", lang, status,
             heading=self.web.gettext(lang)(N_("Log in to the dashboard")),
@@ -55,17 +58,23 @@ class Login:
         name = str(form.get("username") or "").strip()[:64]
         password = str(form.get("password") or "")
         token = form.get(CSRF_FIELD)
+        next_page = _local(str(form.get("next") or ""))
         if not isinstance(token, str) or not self.web.signer.verify_timed(
             token, LOGIN_PURPOSE, LOGIN_FORM_AGE
         ):
-            return self.form(request, 403, N_("The login page had expired. Please try again."))
+            return self.form(
+                request, 403, N_("The login page had expired. Please try again."), next_page
+            )
         client = self.site.client(request)
         subjects = [f"account:{name}", f"client:{client}"]
         with self.web.store() as store:
             throttle = LoginThrottle(store.db)
             if throttle.blocked(subjects):
                 response = self.form(
-                    request, 429, N_("Too many failed logins. Wait a few minutes and try again.")
+                    request,
+                    429,
+                    N_("Too many failed logins. Wait a few minutes and try again."),
+                    next_page,
                 )
                 response.headers["retry-after"] = str(LOGIN_WINDOW)
                 return response
@@ -77,15 +86,13 @@ class Login:
             if stored is None or not matches:
                 throttle.failed(subjects)
                 audit.record(name or "-", "login-refused", client=client)
-                return self.form(request, 200, N_("Wrong name or password."))
+                return self.form(request, 200, N_("Wrong name or password."), next_page)
             if hasher().check_needs_rehash(stored):
                 accounts.rehash(name, password)
             throttle.succeeded(subjects[0])
             cookie = AdminSessions(store.db).open(name, client)
             audit.record(name, "login", client=client)
-        response = RedirectResponse(
-            _local(str(form.get("next") or "")) or f"{PREFIX}/", status_code=303
-        )
+        response = RedirectResponse(next_page or f"{PREFIX}/", status_code=303)
         self.site.set_cookie(response, cookie)
         return response
 
