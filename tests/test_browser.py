@@ -283,3 +283,29 @@ def test_pictures_are_never_blown_up_at_any_width(
             assert no_horizontal_scroll(page), f"{lang}/{name} at {width} px"
             if width == 320:
                 page.screenshot(path=ARTIFACTS / f"pictures-{lang}-{name}-320.png", full_page=True)
+
+
+def test_dark_mode_keeps_the_section_label_red_in_apple_mail_and_outlook_com(
+    browser: Browser, workspace: Path, cli: Callable[..., Result]
+) -> None:
+    assert cli("build", EXAMPLE_ISSUE, cwd=workspace).code == 0
+    html = (workspace / "build" / EXAMPLE_ISSUE / "fr" / "email.html").as_uri()
+    colour = "el => getComputedStyle(el).color"
+    light = new_page(browser, PHONE)
+    light.goto(html)
+    kicker, title = light.locator(".kicker"), light.locator(".lead .article-title")
+    assert kicker.evaluate(colour) == "rgb(200, 16, 46)"  # the section's red
+    dark = new_page(browser, PHONE, color_scheme="dark")
+    dark.goto(html)
+    assert dark.locator(".kicker").evaluate(colour) == "rgb(255, 138, 155)"  # still red, lighter
+    assert dark.locator(".container").evaluate("el => getComputedStyle(el).backgroundColor") == (
+        "rgb(27, 31, 36)"
+    )
+    dark.screenshot(path=ARTIFACTS / "email-fr-dark.png", full_page=True)
+    # Outlook.com marks what its dark mode recolours; the same rules follow those marks.
+    light.evaluate(
+        "() => document.querySelectorAll('*').forEach(el => {"
+        " el.setAttribute('data-ogsc', ''); el.setAttribute('data-ogsb', ''); })"
+    )
+    assert kicker.evaluate(colour) == "rgb(255, 138, 155)"
+    assert title.evaluate(colour) != "rgb(0, 51, 102)"

@@ -208,7 +208,16 @@ def test_a_proof_copy_before_any_send_has_every_picture_online(
         answer = client.get(url)
         assert answer.status_code == 200, url
         assert answer.headers["cache-control"].endswith("immutable")
-    assert client.get(f"/issues/{EXAMPLE_ISSUE}/fr/").status_code == 404  # the page waits
+    assert client.get(f"/issues/{EXAMPLE_ISSUE}/fr/").status_code == 404  # the page waits...
+    # ...but the proof copy's "read online" link opens it, pictures and all.
+    (online,) = set(re.findall(rf'href="{base}(/issues/{EXAMPLE_ISSUE}/fr/\?proof=[^"]+)"', html))
+    page = client.get(online)
+    assert page.status_code == 200 and page.headers["x-robots-tag"] == "noindex"
+    assert "Le président du Kazakhstan reçu au siège" in page.text
+    forged = online.replace("proof=", "proof=x")
+    assert client.get(forged).status_code == 404
+    text = message.get_body(("plain",)).get_content()
+    assert f"{base}{online}" in text
 
 
 def test_a_changed_picture_gets_a_new_name(illustrated: Path, cli: Callable[..., Result]) -> None:

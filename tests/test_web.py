@@ -53,6 +53,13 @@ def status_of(site: Path, address: str) -> str | None:
         return subscriber.status if subscriber else None
 
 
+def preferences_of(site: Path, address: str) -> tuple[str, str | None, str]:
+    with store_of(site) as store:
+        reader = store.get(address)
+    assert reader is not None
+    return reader.name, reader.lang, reader.format
+
+
 def unsubscribe_url_from_outbox(site: Path, address: str) -> str:
     for path in (site / "outbox" / EXAMPLE_ISSUE / "new").iterdir():
         message = email.message_from_bytes(path.read_bytes(), policy=policy.default)
@@ -280,3 +287,47 @@ def test_mailto_unsubscribes_are_processed_once(site: Path, cli: Callable[..., R
     assert [p.name for p in (maildir / "cur").iterdir()] == ["1.eml:2,S"]
     again = cli("unsubscribes", "process", str(maildir), cwd=site)
     assert again.out.startswith("0 unsubscribed, 0 already were, 1 left in place")
+
+
+def test_preferences_change_the_language_of_the_next_issue(
+    client: TestClient, site: Path, cli: Callable[..., Result]
+) -> None:
+    address = "helene.lefevre@example.org"  # French, HTML
+    path = unsubscribe_url_from_outbox(site, address).replace("/unsubscribe/", "/preferences/")
+    message = next(
+        m
+        for p in (site / "outbox" / EXAMPLE_ISSUE / "new").iterdir()
+        if (m := email.message_from_bytes(p.read_bytes(), policy=policy.default))["Delivered-To"]
+        == address
+    )
+    html = message.get_body(("html",)).get_content()
+    assert f'href="https://hebdo.example.org{path}"' in html  # the footer links to the page
+    page = client.get(path)
+    assert page.status_code == 200 and '<html lang="fr"' in page.text
+    assert "Enregistrer mes préférences" in page.text and 'value="fr" selected' in page.text
+    assert preferences_of(site, address) == ("Hélène Lefèvre", "fr", "html")
+
+    saved = client.post(path, data={"name": "Hélène L.", "lang": "en", "format": "text"})
+    assert saved.status_code == 200 and '<html lang="en"' in saved.text
+    assert "Your preferences are saved" in saved.text
+    assert preferences_of(site, address) == ("Hélène L.", "en", "text")
+    assert status_of(site, address) == "active"
+    forged = client.post(path, data={"lang": "xx", "format": "pdf", "name": "x" * 500})
+    assert forged.status_code == 200
+    assert preferences_of(site, address) == ("Hélène L.", "en", "text")  # a forgery changes nothing
+    assert client.get("/preferences/not-a-token").status_code == 400
+
+    # The next issue comes in English, as plain text.
+    (site / "issues" / "2006-51").mkdir()
+    for source in (site / "issues" / EXAMPLE_ISSUE).iterdir():
+        (site / "issues" / "2006-51" / source.name).write_bytes(source.read_bytes())
+    assert cli("send", "2006-51", cwd=site).code == 0
+    (copy,) = [
+        m
+        for p in (site / "outbox" / "2006-51" / "new").iterdir()
+        if (m := email.message_from_bytes(p.read_bytes(), policy=policy.default))["Delivered-To"]
+        == address
+    ]
+    assert copy.get_content_type() == "text/plain"
+    assert copy["Subject"].startswith("NATO Update No. 50")
+    assert copy["To"].addresses[0].display_name == "Hélène L."

@@ -146,3 +146,14 @@ def test_send_due_resumes_an_interrupted_send_and_is_quiet_when_nothing_is_due(
     assert "3 sent" in resumed.out and "(2 already done before)" in resumed.out
     quiet = cli("send", "--due", cwd=ws)
     assert (quiet.code, quiet.out, quiet.err) == (0, "", "")
+
+
+def test_a_change_after_everyone_has_the_issue_sends_nothing_and_stops_nothing(
+    ws: Path, cli: Callable[..., Result]
+) -> None:
+    assert cli("send", EXAMPLE_ISSUE, "--subscribers", LIST, cwd=ws).code == 0
+    replace_in(ws / "issues" / EXAMPLE_ISSUE / "photos.md", "Photos", "Images")
+    again = cli("send", EXAMPLE_ISSUE, "--subscribers", LIST, cwd=ws)
+    assert again.code == 0 and again.out.startswith("0 sent") and again.err == ""
+    digests = [line["digest"] for line in log_lines(ws) if line["event"] == "run"]
+    assert digests[0] == digests[1]  # still what the readers got

@@ -177,6 +177,36 @@ class DkimSettings(StrictModel):
     algorithm: Literal["rsa-sha256", "ed25519-sha256"] = "rsa-sha256"
 
 
+class StyleSettings(StrictModel):
+    """The brand, without forking a template."""
+
+    accent: str = "#003366"  # masthead, titles and section labels
+    logo: str | None = None  # a picture in the workspace, shown in the masthead
+    # The postal address US (CAN-SPAM) and EU law ask bulk senders to show; lines kept.
+    footer_address: str | None = None
+
+    @field_validator("accent")
+    @classmethod
+    def _colour(cls, value: str) -> str:
+        if not re.fullmatch(r"#(?:[0-9a-fA-F]{3}){1,2}", value):
+            raise ValueError(f"{value!r} is not a colour like '#003366'")
+        if len(value) == 4:
+            value = "#" + "".join(c * 2 for c in value[1:])
+        return value.lower()
+
+    def colours(self) -> dict[str, str]:
+        """The accent, and a light shade of it that reads on a dark background."""
+        import colorsys
+
+        red, green, blue = (int(self.accent[i : i + 2], 16) / 255 for i in (1, 3, 5))
+        hue, _, saturation = colorsys.rgb_to_hls(red, green, blue)
+        light = colorsys.hls_to_rgb(hue, 0.8, min(saturation, 0.9))
+        return {
+            "accent": self.accent,
+            "accent_light": "#" + "".join(f"{round(c * 255):02x}" for c in light),
+        }
+
+
 class StoreSettings(StrictModel):
     path: str = "hebdo.db"  # the SQLite store, relative to the workspace
     # A PostgreSQL server shared by several hosts, instead of the file (HEBDO_STORE_URL wins).
@@ -213,6 +243,7 @@ class Settings(StrictModel):
     send: SendSettings = SendSettings()
     bounces: BounceSettings = BounceSettings()
     dkim: DkimSettings | None = None
+    style: StyleSettings = StyleSettings()
 
 
 def load_settings(path: Path) -> Settings:

@@ -159,6 +159,14 @@ reply_to = "redaction@example.org"
 base_url = "https://hebdo.example.org"  # web version, archive and unsubscribe links
 language = "fr"
 
+# The brand, without forking a template; see the README.
+[style]
+accent = "#003366"          # masthead, titles and section labels
+# logo = "logo.png"         # a picture beside this file, shown in the masthead
+# The postal address US and EU law ask bulk senders to show in every message (`build` warns
+# until it is set):
+# footer_address = "{name} · 1 rue de l'Exemple · 75000 Paris · France"
+
 # Returned mail (`hebdo-mail bounces process`); see the README.
 # [bounces]
 # verp = true          # envelope sender bounces+TOKEN@example.org, one per reader

@@ -151,6 +151,9 @@ class Store(Protocol):
         self, email: str, *, name: str, lang: str | None, format: str, source: str
     ) -> Subscriber: ...
     def confirm(self, email: str, *, source: str) -> Subscriber: ...
+    def update_preferences(
+        self, email: str, *, name: str, lang: str | None, format: str
+    ) -> Subscriber: ...
 
 
 class SubscriberStore:
@@ -369,6 +372,24 @@ class SubscriberStore:
                 " ON CONFLICT (email_key) DO UPDATE SET status = 'active', updated_at = excluded.updated_at,"
                 " unsubscribed_at = NULL, bounce_score = 0 WHERE subscribers.status != 'active'",
                 (address, address_key(address), source, stamp, stamp),
+            )
+        return self._reread(address)
+
+    def update_preferences(
+        self, email: str, *, name: str, lang: str | None, format: str
+    ) -> Subscriber:
+        """A reader changed their name, language or format (on the preferences page); their
+        status is theirs to change by unsubscribing, not here."""
+        address = self._address(email)
+        existing = self.get(address)
+        if existing is None:
+            raise StoreError(f"{address} is not in the list; nothing was changed")
+        self._check_fields(address, name, lang, format, existing.status)
+        with self.db.transaction():
+            self.db.execute(
+                "UPDATE subscribers SET name = ?, lang = ?, format = ?, updated_at = ?"
+                " WHERE id = ?",
+                (name, lang, format, now(), existing.id),
             )
         return self._reread(address)
 

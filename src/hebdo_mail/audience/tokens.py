@@ -26,6 +26,9 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+PROOF = "proof"  # tokens that open an unsent issue's web page to the readers of a proof copy
+
+
 class TokenSigner:
     """Makes and checks tokens for one list."""
 

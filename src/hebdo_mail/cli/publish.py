@@ -53,7 +53,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         if output.source and picture:
             before = f"{human_size(output.source.source.stat().st_size)}, {picture.width}×{picture.height} px"
             after = "{}×{} px".format(*picture.file_size)
-            line += f"  (from {output.source.name}: {before} → {after})"
+            line += f"  (from {output.source.label}: {before} → {after})"
         print(line)
     for message in report.warnings:
         warn(message)

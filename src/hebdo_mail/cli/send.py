@@ -17,16 +17,23 @@ from pathlib import Path
 from ..audience.addresses import InvalidAddress, normalise_address
 from ..audience.recipients import Recipient, RecipientSource, StoreRecipients
 from ..audience.store import SubscriberStore
+from ..audience.tokens import PROOF
 from ..deliver.changes import describe_changes, digest_of
 from ..deliver.message import MessageFactory
 from ..deliver.selection import SendOptions, count_to_send
 from ..deliver.send import Sender, SendSummary, deliver_one
 from ..deliver.sendlog import EventLog, LogWriter, NullLog, now, read_log
-from ..deliver.setup import configured_transport, log_path, message_factory, recipient_source
+from ..deliver.setup import (
+    configured_transport,
+    log_path,
+    message_factory,
+    recipient_source,
+    token_signer,
+)
 from ..deliver.transport import NullTransport, Transport
 from ..errors import ConfigError, HebdoError, display_path
 from ..publish.build import render_issue
-from ..publish.render import RenderedEdition
+from ..publish.render import RenderedEdition, web_url
 from ..vocabulary import OUTCOMES, STATUS_KEYS, Format, Outcome
 from ..workspace import Workspace
 from .common import warn, workspace_from
@@ -94,10 +101,17 @@ def _send_test(
         raise ConfigError(
             f"--edition {lang}: the issue has no such edition; it has {', '.join(editions)}"
         )
-    marked = {
-        code: replace(edition, subject=TEST_PREFIX + edition.subject)
-        for code, edition in editions.items()
-    }
+    # The "read online" link carries a proof token: the page shows before the issue is sent.
+    proof = token_signer(workspace).token(issue_id, PROOF)
+    marked = {}
+    for code, edition in editions.items():
+        online = web_url(workspace, issue_id, code)
+        marked[code] = replace(
+            edition,
+            subject=TEST_PREFIX + edition.subject,
+            html=edition.html.replace(online, f"{online}?proof={proof}"),
+            text=edition.text.replace(online, f"{online}?proof={proof}"),
+        )
     factory = message_factory(workspace, issue_id, marked, default_lang)
     transport = _transport(args, workspace, "outbox/test")
     for email in addresses:
@@ -165,7 +179,9 @@ def _send(
     if args.dry_run:
         return _dry_run(sender(NullTransport(), NullLog()), source)
 
-    digest = digest_of(editions)
+    to_send = count_to_send(state, source, options)
+    # The digest of what this run mails; a run that mails nobody keeps the previous one.
+    digest = digest_of(editions) if to_send or not state.digest else state.digest
     changes = describe_changes(state.digest, digest) if state.started and state.digest else None
     if changes and not args.allow_changes:
         raise HebdoError(
@@ -174,7 +190,6 @@ def _send(
             path=folder,
         )
 
-    to_send = count_to_send(state, source, options)
     if transport.needs_confirmation and to_send and not args.yes:
         _confirm(issue_id, to_send, transport.description)
 

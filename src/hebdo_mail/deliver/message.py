@@ -128,14 +128,11 @@ class MessageFactory:
         digest = hashlib.sha256(self._message_id_salt + mac).hexdigest()[:24]
         return Personal(token, f"<{self.issue_id}.{digest}@{self._message_id_domain}>")
 
-    def unsubscribe_url(self, recipient: Recipient) -> str:
-        return f"{self.settings.base_url}/unsubscribe/{self.personal(recipient).token}"
-
     def message_id(self, recipient: Recipient) -> str:
         return self.personal(recipient).message_id
 
     def slot_values(
-        self, recipient: Recipient, slots: Sequence[SlotSpec], unsubscribe_url: str | None = None
+        self, recipient: Recipient, slots: Sequence[SlotSpec], token: str | None = None
     ) -> list[str]:
         values = []
         for spec in slots:
@@ -147,8 +144,11 @@ class MessageFactory:
                 value = recipient.lang or self.default_lang
             elif spec.field == "format":
                 value = recipient.format
-            elif spec.field == "unsubscribe_url":
-                value = unsubscribe_url or self.unsubscribe_url(recipient)
+            elif spec.field in ("unsubscribe_url", "preferences_url"):
+                # The same token opens both pages: unsubscribe and preferences.
+                token = token or self.personal(recipient).token
+                page = spec.field.removesuffix("_url")
+                value = f"{self.settings.base_url}/{page}/{token}"
             else:
                 value = str(recipient.attributes.get(spec.key, ""))
             values.append(value or spec.default)
@@ -267,16 +267,13 @@ class MessageFactory:
         template = self._template(prepared, "text" if recipient.format == "text" else "html")
         personal = personal or self.personal(recipient)
         token = personal.token
-        unsubscribe_url = f"{self.settings.base_url}/unsubscribe/{token}"
         headers = PersonalHeaders(
             to=mailbox_header(recipient.name, recipient.email),
             date=self._date(),
             message_id=f"Message-ID: {personal.message_id}\r\n".encode(),
             list_unsubscribe=f"List-Unsubscribe: {self._list_unsubscribe(token)}\r\n".encode(),
         )
-        wire = template.assemble(
-            headers, self.slot_values(recipient, template.slots, unsubscribe_url)
-        )
+        wire = template.assemble(headers, self.slot_values(recipient, template.slots, token))
         return self.sign(wire) if signed else wire
 
     def sign(self, wire: bytes) -> bytes:

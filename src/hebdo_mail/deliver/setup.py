@@ -77,20 +77,25 @@ def recipient_source(
     return StoreRecipients(store), store
 
 
+def token_signer(workspace: Workspace) -> TokenSigner:
+    """The workspace's signer of tokens (its secret is created on first use)."""
+    secret, created = load_secret(workspace.root)
+    if created:
+        log.info("created %s (the key of unsubscribe links)", display_path(workspace.secret_path))
+    return TokenSigner(secret, workspace.settings.newsletter.list_identifier)
+
+
 def message_factory(
     workspace: Workspace, issue_id: str, editions: dict[str, RenderedEdition], default_lang: str
 ) -> MessageFactory:
     """The factory of personalised messages, with the workspace's token and DKIM signers."""
-    secret, created = load_secret(workspace.root)
-    if created:
-        log.info("created %s (the key of unsubscribe links)", display_path(workspace.secret_path))
     settings = workspace.settings
     return MessageFactory(
         issue_id=issue_id,
         editions=editions,
         default_lang=default_lang,
         settings=settings.newsletter,
-        signer=TokenSigner(secret, settings.newsletter.list_identifier),
+        signer=token_signer(workspace),
         bounces=settings.bounces,
         dkim=load_signer(workspace),
     )

@@ -19,7 +19,7 @@ from ..workspace import Workspace
 from .files import IssueFile
 from .issue import Issue, load_issue
 from .render import render_web
-from .templating import environment, render
+from .templating import render, workspace_environment
 
 log = logging.getLogger(__name__)
 
@@ -87,13 +87,14 @@ class Archive:
         ]
         return sorted(found, key=lambda i: (i.date, i.number, i.id), reverse=True)
 
-    def issue(self, issue_id: str) -> Issue | None:
+    def issue(self, issue_id: str, *, published: bool = True) -> Issue | None:
         if "/" in issue_id or issue_id.startswith("."):
             return None
-        return self._load(issue_id)
+        return self._load(issue_id, published=published)
 
-    def web_page(self, issue_id: str, lang: str) -> str | None:
-        issue = self.issue(issue_id)
+    def web_page(self, issue_id: str, lang: str, *, published: bool = True) -> str | None:
+        """The edition's page; ``published=False`` for a proof copy's link before the send."""
+        issue = self.issue(issue_id, published=published)
         if issue is None or lang not in issue.editions:
             return None
         cached = self._cache[issue_id]
@@ -122,7 +123,7 @@ class Archive:
 
     def cover_page(self, lang: str, *, subscribe_url: str | None) -> str:
         settings = self.workspace.settings.newsletter
-        env = environment(self.workspace.templates_dir, self.workspace.locale_dir, lang)
+        env = workspace_environment(self.workspace, lang)
         entries = []
         for issue in self.issues():
             edition = issue.editions.get(lang) or issue.editions[issue.default_language]

@@ -43,8 +43,9 @@ def preview_values(edition: RenderedEdition, workspace: Workspace) -> list[str]:
     for spec in edition.slots:
         if spec.field == "email":
             values.append(f"reader@{workspace.settings.newsletter.sender_domain}")
-        elif spec.field == "unsubscribe_url":
-            values.append(f"{workspace.settings.newsletter.base_url}/unsubscribe/preview")
+        elif spec.field in ("unsubscribe_url", "preferences_url"):
+            page = spec.field.removesuffix("_url")
+            values.append(f"{workspace.settings.newsletter.base_url}/{page}/preview")
         elif spec.field == "lang":
             values.append(edition.lang)
         elif spec.field == "format":
@@ -70,6 +71,11 @@ def render_issue(folder: Path, workspace: Workspace) -> tuple[Issue, dict[str, R
 def build_issue(folder: Path, workspace: Workspace) -> BuildReport:
     issue, editions = render_issue(folder, workspace)
     report = BuildReport(issue=issue, editions=editions, warnings=list(issue.warnings))
+    if not workspace.settings.style.footer_address:
+        report.warnings.append(
+            f"{workspace.config_path.name}: no [style] footer_address; US (CAN-SPAM) and EU law ask "
+            "bulk senders to show their postal address in every message: add it"
+        )
 
     files: dict[str, bytes] = {}
     for lang, edition in editions.items():
@@ -100,11 +106,11 @@ def _picture_warnings(entry: IssueFile, size: int) -> list[str]:
     megabytes = f"{size / 1024 / 1024:.1f} MB"
     if entry.picture.animated:
         return [
-            f"{entry.name}: the animation is {megabytes} (kept as it is); readers on a phone "
+            f"{entry.label}: the animation is {megabytes} (kept as it is); readers on a phone "
             "wait for it: shorten it, or make it smaller or with fewer colours"
         ]
     return [
-        f"{entry.name}: {megabytes} even once prepared for mail; readers on a phone wait for "
+        f"{entry.label}: {megabytes} even once prepared for mail; readers on a phone wait for "
         "it: crop it, or save a photo as JPEG"
     ]
 

@@ -23,6 +23,7 @@ from ..errors import IssueError
 from .pictures import RECIPE, PictureError, PictureInfo, prepare_picture, read_picture
 
 HASH_LENGTH = 8  # hex digits: 32 bits, enough to tell versions apart, short enough to read
+LOGO = "@logo"  # the [style] logo's name among an issue's pictures (no article file has it)
 
 
 def slug(text: str, default: str = "file") -> str:
@@ -38,6 +39,11 @@ class IssueFile:
     public_name: str  # its name under files/, wherever the issue is published
     picture: PictureInfo | None  # None: a download, published byte for byte
 
+    @property
+    def label(self) -> str:
+        """Its name for the editor: as the articles write it (the logo: its file's name)."""
+        return self.source.name if self.name == LOGO else self.name
+
     def content(self) -> bytes:
         """What readers download: the prepared picture, or the file itself."""
         if self.picture is None:
@@ -45,7 +51,7 @@ class IssueFile:
         try:
             return prepare_picture(self.source, self.picture)
         except PictureError as exc:
-            raise IssueError(f"picture {self.name!r} {exc}", path=self.source) from None
+            raise IssueError(f"picture {self.label!r} {exc}", path=self.source) from None
 
 
 def public_name(name: str, source: Path, recipe: bytes) -> str:
@@ -71,9 +77,19 @@ class IssueFiles:
             self._public[entry.public_name] = entry
 
     @classmethod
-    def of(cls, folder: Path, pictures: Iterable[str], downloads: Iterable[str]) -> IssueFiles:
-        """Read the named files of ``folder`` (already checked to exist and be valid)."""
+    def of(
+        cls,
+        folder: Path,
+        pictures: Iterable[str],
+        downloads: Iterable[str],
+        logo: Path | None = None,
+    ) -> IssueFiles:
+        """Read the named files of ``folder`` (already checked to exist and be valid), and the
+        workspace's logo, published with every issue like its own pictures."""
         entries = []
+        if logo is not None:
+            info = read_picture(logo)
+            entries.append(IssueFile(LOGO, logo, public_name(logo.name, logo, RECIPE), info))
         for name in dict.fromkeys(pictures):
             source = folder / name
             info = read_picture(source)
@@ -82,6 +98,10 @@ class IssueFiles:
             source = folder / name
             entries.append(IssueFile(name, source, public_name(name, source, b""), None))
         return cls(entries)
+
+    @property
+    def logo(self) -> IssueFile | None:
+        return self._pictures.get(LOGO)
 
     def picture(self, name: str) -> IssueFile:
         return self._pictures[name]

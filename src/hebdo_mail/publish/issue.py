@@ -14,12 +14,20 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from ..config import StrictModel, check_language, check_single_line, read_toml, validate_model
-from ..errors import IssueError
+from ..config import (
+    StrictModel,
+    check_language,
+    check_single_line,
+    read_toml,
+    toml_key_line,
+    validate_model,
+)
+from ..errors import ConfigError, IssueError
 from ..workspace import Workspace
 from .articles import Article, Media, front_matter_line, load_article
 from .files import IssueFiles, slug
 from .i18n import N_, format_date, translations
+from .pictures import PictureError, read_picture
 
 ISSUE_FILE = "issue.toml"
 # The default subject goes through the catalogues: "{name} n°{number} — {date}" in French.
@@ -232,6 +240,7 @@ def load_issue(folder: Path, workspace: Workspace) -> Issue:
         folder,
         pictures=(name for a in articles_shown for name in a.pictures),
         downloads=(name for a in articles_shown for name in a.downloads),
+        logo=logo_path(workspace),
     )
     return Issue(
         id=issue_id,
@@ -244,6 +253,28 @@ def load_issue(folder: Path, workspace: Workspace) -> Issue:
         files=files,
         warnings=tuple(warnings),
     )
+
+
+def logo_path(workspace: Workspace) -> Path | None:
+    """The [style] logo, checked: a picture mail clients show, inside the workspace."""
+    logo = workspace.settings.style.logo
+    if logo is None:
+        return None
+    path = (workspace.root / logo).resolve()
+    line = toml_key_line(workspace.config_path.read_text(encoding="utf-8"), ("style", "logo"))
+    if not path.is_relative_to(workspace.root.resolve()) or not path.is_file():
+        raise ConfigError(
+            f"style.logo: {logo!r} is not a file of the workspace; put the logo beside hebdo.toml",
+            path=workspace.config_path,
+            line=line,
+        )
+    try:
+        read_picture(path)
+    except PictureError as exc:
+        raise ConfigError(
+            f"style.logo: {logo!r} {exc}", path=workspace.config_path, line=line
+        ) from None
+    return path
 
 
 def _with_section_id(article: Article, config: IssueConfig, default: str) -> Article:

@@ -20,10 +20,11 @@ from premailer import Premailer
 from ..workspace import Workspace
 from . import i18n, markdown
 from .articles import Media
+from .files import LOGO
 from .issue import Edition, Issue
 from .plaintext import PlainTextWriter
 from .slots import SlotRegistry, SlotSpec, SubscriberFields
-from .templating import environment, render
+from .templating import render, workspace_environment
 
 MAX_LINE_OCTETS = 998  # RFC 5322: no line of a message may be longer
 GMAIL_CLIP_BYTES = 100 * 1024  # Gmail clips messages past about 102 KB
@@ -71,13 +72,14 @@ def files_url(workspace: Workspace, issue_id: str) -> str:
 
 def render_edition(issue: Issue, lang: str, workspace: Workspace) -> RenderedEdition:
     edition = issue.editions[lang]
-    env = environment(workspace.templates_dir, workspace.locale_dir, lang)
+    env = workspace_environment(workspace, lang)
     gettext = i18n.translations(lang, workspace.locale_dir).gettext
     registry = SlotRegistry(hashlib.sha256(f"{issue.id}/{lang}".encode()).hexdigest()[:8])
 
     email_context = _context(issue, edition, workspace, files_url(workspace, issue.id), gettext)
     email_context["subscriber"] = SubscriberFields(registry)
     email_context["unsubscribe_url"] = registry.marker(SlotSpec("unsubscribe_url"))
+    email_context["preferences_url"] = registry.marker(SlotSpec("preferences_url"))
 
     html = render(env, "email.html", email_context)
     registry.check(html, "email.html")
@@ -112,7 +114,7 @@ def _digest(text: str) -> str:
 def render_web(issue: Issue, lang: str, workspace: Workspace) -> str:
     """The edition as a standalone web page. Its links are relative (``../files/…`` and the cover
     page at ``../../../``), so it works wherever the archive is served from, build --site included."""
-    env = environment(workspace.templates_dir, workspace.locale_dir, lang)
+    env = workspace_environment(workspace, lang)
     gettext = i18n.translations(lang, workspace.locale_dir).gettext
     context = _context(issue, issue.editions[lang], workspace, "../files/", gettext)
     context["archive_url"] = "../../../"
@@ -193,8 +195,12 @@ def _context(
 
     # The lead story's title is an h2 (its sub-headings h3); other articles sit under a section h2.
     views = {a.path: view(a, 3 if a is edition.lead else 4) for a in edition.articles}
+    logo = issue.files.logo
     return {
         "newsletter": {
+            "logo": {"url": links.picture(LOGO)[0], "width": logo.picture.display_width}
+            if logo and logo.picture
+            else None,
             "name": edition.newsletter_name,
             "base_url": settings.base_url,
             "contact": settings.contact or settings.reply_to or settings.sender_address,

@@ -22,7 +22,9 @@ BUILTIN_FIELDS = ("email", "name", "lang", "format")
 
 @dataclass(frozen=True)
 class SlotSpec:
-    field: str  # "email", "name", "lang", "format", "attribute" or "unsubscribe_url"
+    field: (
+        str  # "email", "name", "lang", "format", "attribute", "unsubscribe_url", "preferences_url"
+    )
     key: str = ""  # the attribute's name when field == "attribute"
     default: str = ""  # printed when the recipient has no value
 

@@ -14,7 +14,9 @@ from typing import Any
 
 import jinja2
 
+from ..config import StyleSettings
 from ..errors import HebdoError, TemplateError
+from ..workspace import Workspace
 from . import i18n
 from .plaintext import WIDTH, underline, wrap
 
@@ -28,6 +30,14 @@ def package_templates_dir() -> Path:
 
 def _wrap_filter(text: str, width: int = WIDTH, indent: str = "") -> str:
     return "\n".join(wrap(str(text), width, first=indent, rest=indent))
+
+
+def workspace_environment(workspace: Workspace, lang: str) -> jinja2.Environment:
+    """The environment of a workspace: its template overrides, catalogues and [style]."""
+    env = environment(workspace.templates_dir, workspace.locale_dir, lang)
+    style = workspace.settings.style
+    env.globals["style"] = {**style.colours(), "footer_address": style.footer_address or ""}
+    return env
 
 
 def environment(
@@ -50,6 +60,7 @@ def environment(
     env.filters["filesize"] = lambda size: i18n.format_size(int(size), lang)
     env.filters["date"] = lambda value, pattern="long": i18n.format_date(value, lang, pattern)
     env.filters["language_name"] = i18n.language_name
+    env.globals["style"] = {**StyleSettings().colours(), "footer_address": ""}
     return env
 
 

@@ -26,7 +26,7 @@ from starlette.routing import Route
 
 from ..audience.addresses import InvalidAddress, check_name, normalise_address
 from ..audience.store import SubscriberStore, open_store
-from ..audience.tokens import TokenSigner
+from ..audience.tokens import PROOF, TokenSigner
 from ..deliver.dkim import load_signer
 from ..deliver.send import deliver_one
 from ..deliver.setup import configured_transport
@@ -35,7 +35,8 @@ from ..deliver.wireformat import to_wire
 from ..errors import HebdoError
 from ..publish.archive import Archive, available_languages
 from ..publish.i18n import N_
-from ..publish.templating import environment, render
+from ..publish.templating import render, workspace_environment
+from ..vocabulary import FORMATS
 from ..workspace import Workspace, load_secret
 from .admin import admin_routes
 from .files import FileServer
@@ -91,9 +92,7 @@ class WebApp:
     def page(self, template: str, lang: str, status: int = 200, **context: Any) -> HTMLResponse:
         env = self._environments.get(lang)
         if env is None:
-            env = self._environments[lang] = environment(
-                self.workspace.templates_dir, self.workspace.locale_dir, lang
-            )
+            env = self._environments[lang] = workspace_environment(self.workspace, lang)
         html = render(env, template, {
             "page_lang": lang,
             "newsletter": {"name": self.settings.name_in(lang), "base_url": self.settings.base_url},
@@ -142,12 +141,16 @@ class WebApp:
         return RedirectResponse(f"/issues/{issue.id}/{target}/", status_code=307)
 
     async def issue_page(self, request: Request) -> Response:
-        html = self.archive.web_page(request.path_params["issue_id"], request.path_params["lang"])
+        issue_id = request.path_params["issue_id"]
+        # A proof copy's "read online" link carries a token: its page shows before the send.
+        proof = self.signer.verify(request.query_params.get("proof", ""), PROOF) == issue_id
+        html = self.archive.web_page(issue_id, request.path_params["lang"], published=not proof)
         if html is None:
             return self.error(
                 request, 404, N_("This issue does not exist or is not published yet.")
             )
-        return HTMLResponse(html)
+        headers = {"cache-control": "no-store", "x-robots-tag": "noindex"} if proof else None
+        return HTMLResponse(html, headers=headers)
 
     async def issue_file(self, request: Request) -> Response:
         entry = self.archive.file(request.path_params["issue_id"], request.path_params["name"])
@@ -176,6 +179,55 @@ class WebApp:
         heading = self.gettext(lang)(N_("Unsubscribe"))
         return self.page(
             "unsubscribe.html", lang, heading=heading, email=address, done=request.method == "POST"
+        )
+
+    # -- preferences ---------------------------------------------------------------------------
+
+    async def preferences(self, request: Request) -> Response:
+        """Language, format and name, changed by the reader; the token of their unsubscribe
+        link opens it. GET shows, POST changes; the page speaks the reader's language."""
+        token = request.path_params["token"]
+        address = self.signer.verify(token)
+        if address is None:
+            return self.error(
+                request,
+                400,
+                N_("This link is not valid. Use the link of your latest issue, or write to us."),
+            )
+        done = False
+        with self.store() as store:
+            reader = store.get(address)
+            if reader is None:
+                return self.error(
+                    request, 404, N_("This address is not on the list; write to us to change it.")
+                )
+            if request.method == "POST":
+                if (refusal := self.refused(request)) is not None:
+                    return refusal
+                form = await request.form(max_files=0, max_fields=10, max_part_size=MAX_BODY)
+                name = str(form.get("name") or "").strip()
+                lang = str(form.get("lang") or "")
+                fmt = str(form.get("format") or "")
+                try:
+                    check_name(name)
+                except InvalidAddress:
+                    name = reader.name  # the form caps it at 200 characters: only a forged post
+                reader = store.update_preferences(
+                    address,
+                    name=name,
+                    lang=lang if lang in self.languages else reader.lang,
+                    format=fmt if fmt in FORMATS else reader.format,
+                )
+                done = True
+        lang = self.language(request, reader.lang)
+        return self.page(
+            "preferences.html",
+            lang,
+            heading=self.gettext(lang)(N_("Your preferences")),
+            email=address,
+            reader={"name": reader.name, "lang": lang, "format": reader.format},
+            token=token,
+            done=done,
         )
 
     # -- subscribe -----------------------------------------------------------------------------
@@ -234,7 +286,7 @@ class WebApp:
     async def send_confirmation(self, address: str, lang: str) -> None:
         settings = self.settings
         token = self.signer.timed_token(address, "confirm")
-        env = environment(self.workspace.templates_dir, self.workspace.locale_dir, lang)
+        env = workspace_environment(self.workspace, lang)
         name = settings.name_in(lang)
         body = render(env, "confirmation_email.txt", {
             "newsletter": {"name": name}, "email": address,
@@ -304,6 +356,7 @@ def create_app(workspace: Workspace, *, transport: Transport | None = None) -> S
         Route("/issues/{issue_id}/files/{name}", web.issue_file, methods=["GET"]),
         Route("/issues/{issue_id}/{lang}/", web.issue_page, methods=["GET"]),
         Route("/unsubscribe/{token}", web.unsubscribe, methods=["GET", "POST"]),
+        Route("/preferences/{token}", web.preferences, methods=["GET", "POST"]),
         Route("/subscribe", web.subscribe, methods=["GET", "POST"]),
         Route("/confirm/{token}", web.confirm, methods=["GET", "POST"]),
         *admin_routes(web),

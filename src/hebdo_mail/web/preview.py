@@ -24,7 +24,7 @@ from ..errors import HebdoError
 from ..publish.archive import _signature
 from ..publish.build import preview_email, render_issue
 from ..publish.files import IssueFiles
-from ..publish.templating import environment, render
+from ..publish.templating import render, workspace_environment
 from ..workspace import Workspace
 from .files import FileServer
 
@@ -125,7 +125,7 @@ def create_preview_app(workspace: Workspace, folder: Path) -> Starlette:
                 if rendering.languages
                 else workspace.settings.newsletter.language
             )
-        env = environment(workspace.templates_dir, workspace.locale_dir, lang)
+        env = workspace_environment(workspace, lang)
         html = render(env, "preview.html", {
             "issue_id": folder.name, "rendering": rendering, "lang": lang,
             "headers": rendering.headers.get(lang, []),
