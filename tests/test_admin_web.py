@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+from starlette.testclient import httpx
 import pytest
 from starlette.testclient import TestClient
 
@@ -43,11 +44,11 @@ def client_of(site: Path, address: str = "192.0.2.1") -> TestClient:
     # https: base_url is https, so the cookie is Secure and only goes back over https.
     return TestClient(
         create_app(load_workspace(site, explicit=True)), base_url="https://testserver",
-        client=(address, 50000),
+        client=(address, 50000), headers={"accept-language": "en"},
     )  # fmt: skip
 
 
-def login(client: TestClient, name: str = "marie", password: str = PASSWORD) -> Result:
+def login(client: TestClient, name: str = "marie", password: str = PASSWORD) -> httpx.Response:
     page = client.get("/admin/login")
     token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
     response = client.post(
@@ -55,7 +56,7 @@ def login(client: TestClient, name: str = "marie", password: str = PASSWORD) -> 
         data={"username": name, "password": password, "csrf_token": token},
         follow_redirects=False,
     )
-    return Result(response.status_code, response.headers.get("location", ""), response.text)
+    return response
 
 
 def without_token(page: str) -> str:
@@ -94,27 +95,17 @@ def test_wrong_and_right_passwords_and_the_cookie(site: Path) -> None:
     client = client_of(site)
     for name, password in (("marie", "wrong password"), ("nobody", PASSWORD)):
         wrong = login(client, name, password)
-        assert wrong.code == 200 and "Wrong name or password." in wrong.err
+        assert wrong.status_code == 200 and "Wrong name or password." in wrong.text
         assert client.get("/admin/", follow_redirects=False).status_code == 303
     right = login(client)
-    assert (right.code, right.out) == (303, "/admin/")
+    assert (right.status_code, right.headers["location"]) == (303, "/admin/")
     response = client.get("/admin/")
     assert response.status_code == 200 and "marie" in response.text
-    cookie = client.cookies.jar
-    (only,) = [c for c in cookie if c.name == "hebdo_admin"]
+    (only,) = [c for c in client.cookies.jar if c.name == "hebdo_admin"]
     assert only.secure and only.path == "/admin"
-    head = client_of(site).get("/admin/login")  # the header as sent
-    fresh = client_of(site)
-    page = fresh.get("/admin/login")
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
-    answer = fresh.post(
-        "/admin/login", data={"username": "marie", "password": PASSWORD, "csrf_token": token},
-        follow_redirects=False,
-    )  # fmt: skip
-    set_cookie = answer.headers["set-cookie"].lower()
+    set_cookie = login(client_of(site)).headers["set-cookie"].lower()
     for attribute in ("httponly", "samesite=strict", "secure", "path=/admin"):
         assert attribute in set_cookie
-    assert head.status_code == 200
     with store_of(site) as store:
         actions = [(e.account, e.action) for e in AuditLog(store.db).latest()]
     assert ("marie", "login") in actions and ("nobody", "login-refused") in actions
@@ -132,15 +123,17 @@ def test_a_login_needs_the_login_page_s_token(site: Path) -> None:
 def test_ten_failures_then_429_whether_the_account_exists_or_not(site: Path) -> None:
     client = client_of(site)
     for _ in range(10):
-        assert login(client, "marie", "wrong password").code == 200
+        assert login(client, "marie", "wrong password").status_code == 200
     blocked = login(client, "marie", PASSWORD)  # even the right password, for a while
-    assert blocked.code == 429 and "Too many failed logins" in blocked.err
+    assert blocked.status_code == 429 and "Too many failed logins" in blocked.text
+    assert blocked.headers["retry-after"] == "900"
     other = client_of(site, "198.51.100.7")  # another client: the account is still blocked
-    assert login(other, "marie", PASSWORD).code == 429
+    assert login(other, "marie", PASSWORD).status_code == 429
     # From the same client, the same answer for a name that does not exist.
     unknown = login(client, "nobody-at-all", "whatever password")
-    assert unknown.code == 429 and without_token(unknown.err) == without_token(blocked.err)
-    assert login(other, "paul", PASSWORD).code == 303  # paul, from elsewhere: not affected
+    assert unknown.status_code == 429
+    assert without_token(unknown.text) == without_token(blocked.text)
+    assert login(other, "paul", PASSWORD).status_code == 303  # paul, from elsewhere: not affected
 
 
 def test_a_change_without_its_csrf_token_or_with_another_session_s_is_refused(
@@ -296,4 +289,28 @@ def test_an_upload_is_taken_only_by_the_import_and_only_so_large(site: Path) -> 
     assert (
         client.post("/admin/import", content=huge, headers={"content-type": "text/csv"}).status_code
         == 413
+    )
+
+
+def test_the_overview_shows_a_send_running_now_and_refreshes_itself(
+    workspace: Path, cli: Callable[..., Result]
+) -> None:
+    write_secret(workspace / ".hebdo-secret")
+    assert cli("subscribers", "import", "subscribers.example.csv", cwd=workspace).code == 0
+    assert cli("send", EXAMPLE_ISSUE, "--limit", "2", cwd=workspace).code == 75  # 3 to go
+    with store_of(workspace) as store:
+        AdminAccounts(store.db).add("marie", PASSWORD)
+    client = client_of(workspace)
+    login(client)
+    page = client.get("/admin/").text
+    assert f"Sending {EXAMPLE_ISSUE} now" in page
+    assert '<progress id="progress-1" max="5" value="2">' in page
+    assert '<meta http-equiv="refresh" content="5">' in page
+    assert cli("send", EXAMPLE_ISSUE, cwd=workspace).code == 0
+    page = client.get("/admin/").text
+    assert "now" not in page.split("<h1>")[1].split("</h2>")[0] and "<progress" not in page
+    assert 'http-equiv="refresh"' not in page
+    assert (
+        f'<a href="/admin/issues/{EXAMPLE_ISSUE}">{EXAMPLE_ISSUE}</a></th><td class="number">5</td>'
+        in page
     )

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .database import Database
-from .store import Subscriber, now
+from .store import Subscriber
 
 DEFAULT_LANGUAGE = "-"  # the filter value for readers with no language of their own
 
@@ -90,11 +90,3 @@ def bounces_of(db: Database, key: str) -> list[Bounce]:
         (key,),
     )
     return [Bounce(*row) for row in rows]
-
-
-def change_preferences(db: Database, reader_id: int, *, lang: str | None, format: str) -> None:
-    """An admin changed a reader's language or format; their status stays as it is."""
-    db.execute(
-        "UPDATE subscribers SET lang = ?, format = ?, updated_at = ? WHERE id = ?",
-        (lang, format, now(), reader_id),
-    )

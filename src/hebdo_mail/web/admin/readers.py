@@ -16,7 +16,6 @@ from ...audience.readers import (
     ReaderFilter,
     bounces_of,
     by_id,
-    change_preferences,
     find,
     languages,
 )
@@ -94,7 +93,9 @@ class Readers:
         format_ = str(form.get("format") or "")
         if (lang and lang not in self.site.web.languages) or format_ not in FORMATS:
             return self.site.error(admin, 400, N_("Choose a language and a format from the lists."))
-        change_preferences(admin.store.db, reader.id, lang=lang or None, format=format_)
+        admin.store.update_preferences(
+            reader.email, name=reader.name, lang=lang or None, format=format_
+        )
         self.site.audit(
             admin, "settings", target=address_key(reader.email),
             detail=f"lang {lang or '-'}, format {format_}",
