@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from starlette.testclient import httpx
+import httpx2
 import pytest
 from starlette.testclient import TestClient
 
@@ -48,7 +48,7 @@ def client_of(site: Path, address: str = "192.0.2.1") -> TestClient:
     )  # fmt: skip
 
 
-def login(client: TestClient, name: str = "marie", password: str = PASSWORD) -> httpx.Response:
+def login(client: TestClient, name: str = "marie", password: str = PASSWORD) -> httpx2.Response:
     page = client.get("/admin/login")
     token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
     response = client.post(
