@@ -39,6 +39,12 @@ class ImportReport:
     kept_out: int = 0  # unsubscribed or bounced readers the file did not re-activate
     rejected: list[Rejected] = field(default_factory=list)
 
+    def summary(self) -> str:
+        return (
+            f"added {self.added}, updated {self.updated}, unchanged {self.unchanged}, "
+            f"rejected {len(self.rejected)}"
+        )
+
 
 def import_list(
     store: SubscriberStore, path: Path, *, update: bool = False, dry_run: bool = False,

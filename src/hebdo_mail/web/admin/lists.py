@@ -14,7 +14,7 @@ from starlette.background import BackgroundTask
 from starlette.datastructures import FormData, UploadFile
 from starlette.responses import FileResponse, Response
 
-from ...audience.importer import ImportReport, export_list, import_list
+from ...audience.importer import export_list, import_list
 from ...audience.readers import matching
 from ...errors import HebdoError
 from ...publish.i18n import N_
@@ -57,7 +57,7 @@ class Lists:
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         if not dry_run:
-            self.site.audit(admin, "import", target=name, detail=_summary(report))
+            self.site.audit(admin, "import", target=name, detail=report.summary())
         return self.page(
             admin, report=report, dry_run=dry_run, file_name=name,
             problems=[f"{name}:{r.line}: {r.reason}" for r in report.rejected],
@@ -80,10 +80,3 @@ class Lists:
             headers={"cache-control": "no-store"},
             background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True),
         )  # fmt: skip
-
-
-def _summary(report: ImportReport) -> str:
-    return (
-        f"added {report.added}, updated {report.updated}, unchanged {report.unchanged}, "
-        f"rejected {len(report.rejected)}"
-    )

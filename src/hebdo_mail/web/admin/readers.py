@@ -69,15 +69,11 @@ class Readers:
         return self.site.back(f"/subscribers/{reader.id}", "unsubscribed")
 
     async def reactivate(self, admin: AdminRequest, form: FormData) -> Response:
-        _ = self.site.web.gettext(admin.lang)
         reader = self.find(admin)
         if reader is None:
             return self.missing(admin)
-        if form.get("confirm") != "yes":
-            return self.site.render(
-                admin, "confirm.html", heading=_(N_("Re-activate %(email)s?")) % {"email": reader.email},
-                reader=reader, action="reactivate",
-            )  # fmt: skip
+        if asking := self.confirmation(admin, form, reader, N_("Re-activate %(email)s?")):
+            return asking
         admin.store.add(
             reader.email, name=reader.name, lang=reader.lang, format=reader.format,
             source=self.source(admin),
@@ -107,11 +103,8 @@ class Readers:
         reader = self.find(admin)
         if reader is None:
             return self.missing(admin)
-        if form.get("confirm") != "yes":
-            return self.site.render(
-                admin, "confirm.html", heading=_(N_("Erase %(email)s?")) % {"email": reader.email},
-                reader=reader, action="erase",
-            )  # fmt: skip
+        if asking := self.confirmation(admin, form, reader, N_("Erase %(email)s?")):
+            return asking
         catch_up(self.site.workspace, admin.store.db)
         logs = [d.issue for d in deliveries_of(admin.store.db, address_key(reader.email))]
         stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
@@ -121,6 +114,18 @@ class Readers:
             admin, "erased.html", heading=_(N_("Reader erased")), email=erased.email,
             rows=erased.rows, logs=logs,
         )  # fmt: skip
+
+    def confirmation(
+        self, admin: AdminRequest, form: FormData, reader: Subscriber, question: str
+    ) -> Response | None:
+        """The page asking to confirm an action, unless the form says it was confirmed."""
+        if form.get("confirm") == "yes":
+            return None
+        heading = self.site.web.gettext(admin.lang)(question) % {"email": reader.email}
+        action = admin.request.url.path.rsplit("/", 1)[1]
+        return self.site.render(
+            admin, "confirm.html", heading=heading, reader=reader, action=action
+        )
 
     def find(self, admin: AdminRequest) -> Subscriber | None:
         return by_id(admin.store.db, int(admin.request.path_params["reader_id"]))
