@@ -4,7 +4,8 @@ with when and why, for the reader's page and the dashboard's chart of the list o
 The store's lifecycle methods, the bounce ledger and the importer change statuses in SQL of many
 shapes (upserts, batches); rather than each working out what it changed, each wraps its change in
 ``watch``, which reads the statuses before and after, inside the same transaction, and records the
-difference. So a change is recorded exactly when it is committed.
+difference (the importer, which knows what it changes, records it directly). So a change is
+recorded exactly when it is committed.
 """
 
 from __future__ import annotations
@@ -50,18 +51,17 @@ class StatusHistory:
         before = self._statuses(keys)
         yield
         after = self._statuses(keys)
+        self.record([(key, before.get(key), status) for key, status in after.items()], source)
+
+    def record(self, changes: Sequence[tuple[str, str | None, str]], source: str) -> None:
+        """Within a caller's transaction: (key, old status, new status) of readers it changed
+        (those whose status stayed as it was are left out)."""
         stamp = now()
-        changes = [
-            (key, stamp, before.get(key), status, source[:200])
-            for key, status in after.items()
-            if before.get(key) != status
-        ]
-        if changes:
-            self.db.executemany(
-                "INSERT INTO status_changes (email_key, changed_at, old_status, new_status, source)"
-                " VALUES (?, ?, ?, ?, ?)",
-                changes,
-            )
+        self.db.executemany(
+            "INSERT INTO status_changes (email_key, changed_at, old_status, new_status, source)"
+            " VALUES (?, ?, ?, ?, ?)",
+            [(key, stamp, old, new, source[:200]) for key, old, new in changes if old != new],
+        )
 
     def _statuses(self, keys: Sequence[str]) -> dict[str, str]:
         found: dict[str, str] = {}

@@ -68,48 +68,51 @@ def import_list(
     source = f"import:{path.name}"
     inserts: list[tuple[Any, ...]] = []
     updates: list[tuple[Any, ...]] = []
+    changes: list[tuple[str, str | None, str]] = []  # status history: key, before, after
     db = store.db
     with db.transaction() as transaction:
-        # Recorded inside the transaction, so that a dry run's rollback takes the history too.
-        with store.history.watch(list(rows), source):
-            for key, erased_at in erased_among(db, list(rows)).items():
-                row = rows.pop(key)
-                report.rejected.append(
-                    Rejected(row.line, f"{row.email}: {ERASED_REASON % erased_at[:10]}")
-                )
-            existing = store.existing(list(rows))
-            for key, row in rows.items():
-                current = existing.get(key)
-                if current is None:
-                    inserts.append((
-                        row.email, key, row.name, row.lang, row.format or Format.HTML,
-                        row.status or Status.ACTIVE, json.dumps(row.attributes, ensure_ascii=False),
-                        source, stamp, stamp, stamp if row.status == Status.UNSUBSCRIBED else None,
-                    ))  # fmt: skip
-                    report.added += 1
-                    continue
-                if current.status in NOT_MAILABLE and row.status not in (None, current.status):
-                    report.kept_out += 1
-                changed = _updated(current, row) if update else None
-                if changed is None:
-                    report.unchanged += 1
-                    continue
-                unsubscribed_at = current.unsubscribed_at
-                if changed[3] == Status.UNSUBSCRIBED and current.status != Status.UNSUBSCRIBED:
-                    unsubscribed_at = stamp
-                updates.append((*changed, unsubscribed_at, stamp, current.id))
-                report.updated += 1
-            db.executemany(
-                "INSERT INTO subscribers (email, email_key, name, lang, format, status, attributes,"
-                " source, created_at, updated_at, unsubscribed_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                inserts,
+        for key, erased_at in erased_among(db, list(rows)).items():
+            row = rows.pop(key)
+            report.rejected.append(
+                Rejected(row.line, f"{row.email}: {ERASED_REASON % erased_at[:10]}")
             )
-            db.executemany(
-                "UPDATE subscribers SET name = ?, lang = ?, format = ?, status = ?, attributes = ?,"
-                " unsubscribed_at = ?, updated_at = ? WHERE id = ?",
-                updates,
-            )
+        existing = store.existing(list(rows))
+        for key, row in rows.items():
+            current = existing.get(key)
+            if current is None:
+                inserts.append((
+                    row.email, key, row.name, row.lang, row.format or Format.HTML,
+                    row.status or Status.ACTIVE, json.dumps(row.attributes, ensure_ascii=False),
+                    source, stamp, stamp, stamp if row.status == Status.UNSUBSCRIBED else None,
+                ))  # fmt: skip
+                changes.append((key, None, row.status or Status.ACTIVE))
+                report.added += 1
+                continue
+            if current.status in NOT_MAILABLE and row.status not in (None, current.status):
+                report.kept_out += 1
+            changed = _updated(current, row) if update else None
+            if changed is None:
+                report.unchanged += 1
+                continue
+            changes.append((key, current.status, changed[3]))
+            unsubscribed_at = current.unsubscribed_at
+            if changed[3] == Status.UNSUBSCRIBED and current.status != Status.UNSUBSCRIBED:
+                unsubscribed_at = stamp
+            updates.append((*changed, unsubscribed_at, stamp, current.id))
+            report.updated += 1
+        db.executemany(
+            "INSERT INTO subscribers (email, email_key, name, lang, format, status, attributes,"
+            " source, created_at, updated_at, unsubscribed_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            inserts,
+        )
+        db.executemany(
+            "UPDATE subscribers SET name = ?, lang = ?, format = ?, status = ?, attributes = ?,"
+            " unsubscribed_at = ?, updated_at = ? WHERE id = ?",
+            updates,
+        )
+        # Inside the transaction: a dry run's rollback takes the history too.
+        store.history.record(changes, source)
         if dry_run:
             transaction.rollback()
     report.rejected.sort(key=lambda rejected: rejected.line)

@@ -89,9 +89,8 @@ def _catch_up(db: Database, issue: str, path: Path) -> None:
         if not moved:  # another worker read the same lines first
             transaction.rollback()
             return
-        if db.execute("SELECT 1 FROM erased_addresses LIMIT 1").fetchone():
-            for key in erased_among(db, list(last)):
-                del last[key]
+        for key in erased_among(db, list(last)):
+            del last[key]
         db.executemany(
             "INSERT INTO deliveries (issue, email_key, event, edition, event_at, code, reply)"
             " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (issue, email_key) DO UPDATE SET"
