@@ -103,6 +103,7 @@ def _catch_up(db: Database, issue: str, path: Path) -> None:
 def _last_events(data: bytes, total: int) -> tuple[int, dict[str, tuple[Any, ...]], str]:
     """The run's total and each recipient's last event in these lines, and the last time."""
     last: dict[str, tuple[Any, ...]] = {}
+    keys: dict[str, str] = {}  # each recipient has two lines or more: normalised once
     last_at = ""
     for raw in data.split(b"\n"):
         try:
@@ -119,7 +120,10 @@ def _last_events(data: bytes, total: int) -> tuple[int, dict[str, tuple[Any, ...
             continue
         moment = str(record.get("time") or "")
         code = record.get("code")
-        last[address_key(recipient)] = (
+        key = keys.get(recipient)
+        if key is None:
+            key = keys[recipient] = address_key(recipient)
+        last[key] = (
             event, str(record.get("edition") or ""), moment,
             code if isinstance(code, int) else None, str(record.get("reply") or "")[:500],
         )  # fmt: skip

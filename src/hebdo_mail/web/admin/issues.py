@@ -12,7 +12,7 @@ from pathlib import Path
 
 from starlette.responses import Response
 
-from ...deliver.delivery_index import catch_up, progress
+from ...deliver.delivery_index import progress
 from ...deliver.sendlog import read_log, recipient_events
 from ...deliver.setup import log_path
 from ...publish.i18n import N_
@@ -45,7 +45,7 @@ class Issues:
 
     async def list(self, admin: AdminRequest) -> Response:
         _ = self.site.web.gettext(admin.lang)
-        catch_up(self.workspace, admin.store.db)
+        await self.site.index_logs()
         rows = [progress(admin.store.db, issue) for issue in sent_issues(self.workspace)]
         return self.site.render(
             admin, "issues.html", heading=_(N_("Issues")), rows=[r for r in rows if r]

@@ -8,7 +8,7 @@ import datetime as dt
 from starlette.responses import Response
 
 from ...audience.audit import AuditLog
-from ...deliver.delivery_index import catch_up, running_sends
+from ...deliver.delivery_index import running_sends
 from ...publish.i18n import N_, format_date
 from ...vocabulary import Status
 from .charts import Series, bar_chart
@@ -43,7 +43,7 @@ class Overview:
                 Series(_(N_("bounced")), [w.bounced for w in weeks], "bad"),
             ],
         )
-        catch_up(self.workspace, store.db)
+        await self.site.index_logs()
         running = running_sends(self.workspace, store.db)
         issues = [
             issue_figures(self.workspace, store, issue)

@@ -20,7 +20,7 @@ from ...audience.readers import (
     languages,
 )
 from ...audience.store import Subscriber
-from ...deliver.delivery_index import catch_up, deliveries_of
+from ...deliver.delivery_index import deliveries_of
 from ...publish.i18n import N_
 from ...vocabulary import FORMATS, NOT_MAILABLE, STATUSES, Status
 from .site import AdminRequest, AdminSite, page_number
@@ -51,7 +51,7 @@ class Readers:
         if reader is None:
             return self.missing(admin)
         key = address_key(reader.email)
-        catch_up(self.site.workspace, admin.store.db)
+        await self.site.index_logs()
         return self.site.render(
             admin, "reader.html", heading=reader.email, reader=reader,
             deliveries=deliveries_of(admin.store.db, key), bounces=bounces_of(admin.store.db, key),
@@ -105,7 +105,7 @@ class Readers:
             return self.missing(admin)
         if asking := self.confirmation(admin, form, reader, N_("Erase %(email)s?")):
             return asking
-        catch_up(self.site.workspace, admin.store.db)
+        await self.site.index_logs()
         logs = [d.issue for d in deliveries_of(admin.store.db, address_key(reader.email))]
         stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         erased = erase_reader(admin.store, reader.email, stamp)

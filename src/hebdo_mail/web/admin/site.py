@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -22,6 +23,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from ...audience.admin_sessions import LIFETIME, AdminSessions, Session
 from ...audience.audit import AuditLog
 from ...audience.store import SubscriberStore
+from ...deliver.delivery_index import catch_up
 from ...publish.i18n import N_
 
 if TYPE_CHECKING:
@@ -145,6 +147,16 @@ class AdminSite:
     def error(self, admin: AdminRequest, status: int, message: str) -> HTMLResponse:
         text = self.web.gettext(admin.lang)(message)
         return self.render(admin, "error.html", status=status, heading=text, message=text)
+
+    async def index_logs(self) -> None:
+        """Bring the index of the send logs up to date, off the event loop (after a large send
+        it reads for a few seconds), on a connection of its own."""
+
+        def catch_up_now() -> None:
+            with self.web.store() as store:
+                catch_up(self.workspace, store.db)
+
+        await run_in_threadpool(catch_up_now)
 
     def audit(self, admin: AdminRequest, action: str, target: str = "", detail: str = "") -> None:
         AuditLog(admin.store.db).record(
