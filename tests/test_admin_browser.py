@@ -40,6 +40,7 @@ SERIOUS = ("serious", "critical")
 
 @pytest.fixture
 def site(workspace: Path) -> Path:
+    DOCS.mkdir(parents=True, exist_ok=True)
     write_secret(workspace / ".hebdo-secret")
     assert run_process("subscribers", "import", "subscribers.example.csv", cwd=workspace).code == 0
     assert run_process("send", EXAMPLE_ISSUE, cwd=workspace).code == 0
@@ -71,8 +72,6 @@ def test_logged_out_a_page_leads_to_the_login_and_back_after_it(
     page.goto(server + "/admin/subscribers?q=dub")
     assert page.url.startswith(server + "/admin/login?next=")
     assert page.locator("h1").inner_text() == "Log in to the dashboard"
-    DOCS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=DOCS / "login.png")
     page.fill("#username", "marie")
     page.fill("#password", "not the password")
     page.click("button[type=submit]")
@@ -124,7 +123,6 @@ def test_search_finds_a_reader_imported_in_the_browser_by_part_of_the_name(
     rows = page.locator("tbody tr")
     assert rows.count() == 1 and "solene.garnier@example.com" in rows.inner_text()
     assert "q=garn" in page.url
-    page.screenshot(path=DOCS / "readers.png", full_page=True)
 
 
 def test_unsubscribing_on_a_reader_s_page_shows_in_subscribers_list(
@@ -188,7 +186,6 @@ def test_every_page_fits_a_phone_and_is_in_the_admin_s_language(
         desktop = new_page(browser, DESKTOP, locale=locale)
         log_in(desktop, server)
         desktop.screenshot(path=DOCS / "overview.png", full_page=True)
-        page.screenshot(path=DOCS / "overview-phone.png", full_page=True)
 
 
 def test_no_serious_accessibility_violation(browser: Browser, server: str) -> None:

@@ -84,7 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     build.set_defaults(handler=command("publish:cmd_build"))
 
     serve = commands.add_parser(
-        "serve", help="the web app: unsubscribe, subscribe, archive", parents=[common]
+        "serve",
+        help="the web app: unsubscribe, subscribe, archive, the dashboard",
+        parents=[common],
     )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)

@@ -146,7 +146,7 @@ class AdminSite:
 
     def error(self, admin: AdminRequest, status: int, message: str) -> HTMLResponse:
         text = self.web.gettext(admin.lang)(message)
-        return self.render(admin, "error.html", status=status, heading=text, message=text)
+        return self.render(admin, "error.html", status=status, heading=text)
 
     async def index_logs(self) -> None:
         """Bring the index of the send logs up to date, off the event loop (after a large send
