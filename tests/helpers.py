@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -10,7 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx2
 import pytest
+from starlette.testclient import TestClient
 
 from hebdo_mail.audience.store import SubscriberStore, open_store
 from hebdo_mail.workspace import load_workspace
@@ -72,3 +75,19 @@ def append_settings(workspace: Path, toml: str) -> None:
 def store_of(workspace: Path) -> SubscriberStore:
     """The test workspace's store, whichever backend it runs on."""
     return open_store(load_workspace(workspace, explicit=True))
+
+
+SITE = "https://hebdo.example.org"  # base_url of the example workspace
+
+
+def post_form(
+    client: TestClient, path: str, data: dict[str, str], *, origin: str = SITE
+) -> httpx2.Response:
+    """Post the form of the page at ``path`` as a browser on this site does: with the token the
+    page carries, and the site's Origin."""
+    page = client.get(path)
+    found = re.search(r'name="form_token" value="([^"]+)"', page.text)
+    assert found, f"no form token on {path}"
+    return client.post(
+        path, data={"form_token": found.group(1), **data}, headers={"origin": origin}
+    )

@@ -99,9 +99,13 @@ class Recorder:
 
 
 class SmtpServer:
-    """aiosmtpd serving ``handler`` on 127.0.0.1 and a port the system chose."""
+    """aiosmtpd serving ``handler`` on ``host`` (127.0.0.1) and a port the system chose."""
 
-    def __init__(self, handler: Any, *, implicit_tls: Any = None, **smtp_options: Any) -> None:
+    def __init__(
+        self, handler: Any, *, implicit_tls: Any = None, host: str = "127.0.0.1",
+        **smtp_options: Any,
+    ) -> None:  # fmt: skip
+        self.host = host
         self.handler = handler
         self.implicit_tls = implicit_tls  # an SSLContext: TLS from the first byte (smtps)
         self.smtp_options = smtp_options
@@ -113,7 +117,7 @@ class SmtpServer:
         self.server = self.loop.run_until_complete(
             self.loop.create_server(
                 lambda: SMTP(self.handler, hostname="relay.test", **self.smtp_options),
-                "127.0.0.1",
+                self.host,
                 0,
                 ssl=self.implicit_tls,
             )
@@ -124,7 +128,7 @@ class SmtpServer:
 
     @property
     def url(self) -> str:
-        return f"smtp://127.0.0.1:{self.port}"
+        return f"smtp://{self.host}:{self.port}"
 
     def __exit__(self, *exc: object) -> None:
         async def shutdown() -> None:
@@ -135,3 +139,21 @@ class SmtpServer:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=10)
         self.loop.close()
+
+
+DEADLINE = 30.0  # seconds any wait in a test may last
+
+
+class Gate:
+    """A Recorder hook that holds every DATA reply (the whole relay, in fact) until the test opens
+    the gate: a send that is certainly still running at a known point, whatever the machine's
+    speed."""
+
+    def __init__(self) -> None:
+        self.opened = threading.Event()
+        self.reached = threading.Event()
+
+    def __call__(self, stage: str, rcpt: str, count: int) -> None:
+        if stage == "data":
+            self.reached.set()
+            self.opened.wait(DEADLINE)

@@ -8,20 +8,19 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page
 
-from hebdo_mail.web.app import create_app
-from hebdo_mail.workspace import load_workspace, write_secret
+from hebdo_mail.workspace import write_secret
 
 from .helpers import EXAMPLE_ISSUE, REPO, run_process
-from .test_browser import DESKTOP, PHONE, LiveServer, browser, new_page, no_horizontal_scroll
+from .test_browser import DESKTOP, PHONE, browser, new_page, no_horizontal_scroll, server
 
 pytestmark = pytest.mark.browser
-__all__ = ["browser"]  # the module's Chromium, shared with the other browser tests
+# The browser tests' Chromium, and their server (this module's site served at its base_url).
+__all__ = ["browser", "server"]
 
 PASSWORD = "correct horse battery"
 DOCS = REPO / "docs" / "admin"
@@ -50,12 +49,6 @@ def site(workspace: Path) -> Path:
     )  # fmt: skip
     assert added.returncode == 0, added.stderr
     return workspace
-
-
-@pytest.fixture
-def server(site: Path) -> Iterator[str]:
-    with LiveServer(create_app(load_workspace(site, explicit=True))) as url:
-        yield url
 
 
 def log_in(page: Page, server: str, password: str = PASSWORD, path: str = "/admin/") -> None:

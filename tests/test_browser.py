@@ -6,6 +6,7 @@ from __future__ import annotations
 import email
 import itertools
 import re
+import socket
 import threading
 import time
 import urllib.request
@@ -23,7 +24,7 @@ from hebdo_mail.web.app import create_app
 from hebdo_mail.web.preview import create_preview_app
 from hebdo_mail.workspace import load_workspace, write_secret
 
-from .helpers import CHROMIUM, EXAMPLE_ISSUE, REPO, Result, run_process, store_of
+from .helpers import CHROMIUM, EXAMPLE_ISSUE, REPO, SITE, Result, replace_in, run_process, store_of
 from .pictures import illustrate_example
 
 pytestmark = pytest.mark.browser
@@ -36,8 +37,10 @@ DESKTOP = {"width": 1024, "height": 900}
 class LiveServer:
     """uvicorn serving an ASGI app on 127.0.0.1 and a port the system picked, in a thread."""
 
-    def __init__(self, app: Any) -> None:
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+    def __init__(self, app: Any, port: int = 0) -> None:
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -86,7 +89,12 @@ def site(workspace: Path) -> Path:
 
 @pytest.fixture
 def server(site: Path) -> Iterator[str]:
-    with LiveServer(create_app(load_workspace(site, explicit=True))) as url:
+    """The site served at its base_url, as behind a proxy: forms are only accepted from there."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    replace_in(site / "hebdo.toml", SITE, f"http://127.0.0.1:{port}")
+    with LiveServer(create_app(load_workspace(site, explicit=True)), port) as url:
         yield url
 
 
@@ -144,9 +152,7 @@ def test_subscribe_and_confirm_with_the_mail_read_from_the_outbox(
     mail = next((site / "outbox" / "confirmations" / "new").iterdir())
     confirmation = email.message_from_bytes(mail.read_bytes(), policy=policy.default)
     assert confirmation["Subject"] == "Confirm your subscription to NATO Update"
-    link = re.search(
-        r"https://hebdo\.example\.org(/confirm/\S+)", confirmation.get_content()
-    ).group(1)
+    link = re.search(r"https?://[^/\s]+(/confirm/\S+)", confirmation.get_content()).group(1)
     page.goto(server + link)
     assert status_of(site, "reader.new@example.org") == "pending"
     page.get_by_role("button", name="Confirm my subscription").click()

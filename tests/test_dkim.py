@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 from hebdo_mail.web.app import create_app
 from hebdo_mail.workspace import load_workspace
 
-from .helpers import EXAMPLE_ISSUE, Result
+from .helpers import EXAMPLE_ISSUE, Result, post_form
 from .smtpserver import Recorder, SmtpServer
 
 ALGORITHMS = ["rsa-sha256", "ed25519-sha256"]
@@ -175,7 +175,7 @@ def test_a_domain_that_does_not_align_with_from_is_warned(
 def test_subscription_confirmations_are_signed_too(ws: Path, cli: Callable[..., Result]) -> None:
     record = keygen(cli, ws, "rsa-sha256")
     client = TestClient(create_app(load_workspace(ws, explicit=True)), base_url="http://testserver")
-    response = client.post("/subscribe", data={"email": "new.reader@example.org", "lang": "fr"})
+    response = post_form(client, "/subscribe", {"email": "new.reader@example.org", "lang": "fr"})
     assert response.status_code == 200
     (confirmation,) = (ws / "outbox" / "confirmations" / "new").iterdir()
     assert dkim.verify(confirmation.read_bytes(), dnsfunc=dns_answering(record, []))

@@ -347,3 +347,79 @@ def test_a_damaged_log_line_stops_the_send_naming_it(ws: Path, cli: Callable[...
     result = cli("send", EXAMPLE_ISSUE, "--subscribers", "list.csv", cwd=ws)
     assert result.code == 1
     assert result.err.startswith(f"hebdo-mail: error: {LOG}:3: is not a send log record")
+
+
+def mount_tmpfs(folder: Path, size: str) -> bool:
+    """A small tmpfs at ``folder``, when this system lets the tests mount one (root, and a
+    sandbox that allows it)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    mount = shutil.which("mount")
+    if os.geteuid() != 0 or mount is None:
+        return False
+    done = subprocess.run(
+        [mount, "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True
+    )
+    return done.returncode == 0
+
+
+def limit_file_size(limit: int) -> Callable[[], None]:
+    def apply() -> None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+@pytest.mark.parametrize("full", ["tmpfs", "file size limit"])
+def test_a_full_disk_stops_the_send_before_more_mail_and_the_rerun_mails_each_reader_once(
+    ws: Path, full: str
+) -> None:
+    """The log's disk fills up in the middle of a send, for real: a 64 KB tmpfs almost filled
+    (when the system allows mounting one), or RLIMIT_FSIZE, under which write() stores part of
+    its data and then fails with EFBIG, as on a full disk."""
+    addresses = readers(60)
+    write_list(ws, addresses)
+    logs = ws / "logs"
+    filler = logs / "filler"
+    limit: Callable[[], None] | None = None
+    if full == "tmpfs":
+        if not mount_tmpfs(logs, "64k"):
+            pytest.skip("this system does not let the tests mount a tmpfs")
+        filler.write_bytes(b"x" * (48 * 1024))  # leaves room for the log of about 30 readers
+        reason = "the disk is full"
+    else:
+        limit = limit_file_size(8 * 1024)  # the log of about 20 readers
+        reason = "the file has reached the largest size this process may write"
+    recorder = Recorder()
+    command = [sys.executable, "-m", "hebdo_mail", "send", EXAMPLE_ISSUE, "--subscribers", "list.csv"]  # fmt: skip
+    try:
+        with SmtpServer(recorder) as server:
+            first = subprocess.run(
+                [*command, "--smtp", server.url, "--yes"],
+                cwd=ws, capture_output=True, text=True, timeout=120, preexec_fn=limit,
+            )  # fmt: skip
+            assert first.returncode == 1, first.stderr
+            assert first.stderr.strip().splitlines() == [
+                f"hebdo-mail: error: {LOG}: cannot be written ({reason}); the send stopped "
+                "before any more mail went out: make room, then run the same command again to "
+                "resume (a message whose reply could not be recorded is listed as unknown)"
+            ]
+            handed_over = {r.rcpt for r in recorder.received}
+            assert 0 < len(handed_over) < len(addresses)
+            logged = statuses(ws)
+            # No message left without its attempt line whole in the log.
+            assert all(logged.get(rcpt) in ("sent", "unknown") for rcpt in handed_over)
+            filler.unlink(missing_ok=True)
+            again = subprocess.run(
+                [*command, "--smtp", server.url, "--yes"],
+                cwd=ws, capture_output=True, text=True, timeout=120,
+            )  # fmt: skip
+            assert again.returncode in (0, 75), again.stderr
+            final = statuses(ws)
+    finally:
+        if full == "tmpfs":
+            subprocess.run(["umount", str(logs)], check=False)
+    counts = {r: len(c) for r, c in recorder.by_recipient().items()}
+    assert counts == dict.fromkeys(addresses, 1), "every reader mailed, none twice"
+    assert set(final.values()) <= {"sent", "unknown"} and len(final) == len(addresses)

@@ -384,7 +384,7 @@ def test_sending_through_a_relay_asks_first(ws: Path) -> None:
         f"hebdo-mail: error: refusing to mail 5 recipients through smtp://127.0.0.1:{server.port} "
         "without confirmation; run it on a terminal or pass --yes"
     )
-    assert recorder.received == [] and not (ws / "logs").exists()
+    assert recorder.received == [] and not (ws / "logs" / f"{EXAMPLE_ISSUE}.jsonl").exists()
 
 
 def test_dry_run_limit_and_test_copy(ws: Path, cli: Callable[..., Result]) -> None:
@@ -432,12 +432,13 @@ def test_dry_run_limit_and_test_copy(ws: Path, cli: Callable[..., Result]) -> No
 
 def test_a_list_with_a_bad_row_sends_nothing(ws: Path, cli: Callable[..., Result]) -> None:
     (ws / "list.csv").write_text(
-        'email,name\nok@example.org,Fine\nbad@example.org,"two\nlines"\n', encoding="utf-8"
+        'email,name\nok@example.org,Fine\nbad@example.org,"two\nlines\tand a tab"\n',
+        encoding="utf-8",
     )
     result = send(cli, ws, "--subscribers", "list.csv")
     assert result.code == 1
     assert result.err.startswith(
-        "hebdo-mail: error: list.csv:3: bad@example.org: the name spans several lines"
+        "hebdo-mail: error: list.csv:3: bad@example.org: the name holds a control character"
     )
     assert "nothing was sent" in result.err and not (ws / "outbox").exists()
 
@@ -580,6 +581,45 @@ def test_password_comes_from_the_environment_and_is_never_printed(ws: Path) -> N
         env={"HEBDO_SMTP_PASSWORD": ""},
     )
     assert no_password.code == 0
+
+
+def this_machine_off_loopback() -> str | None:
+    """An address of this machine that is not a loopback one, if it has any."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # no packet is sent: this only picks a route
+        except OSError:
+            return None
+        address = str(probe.getsockname()[0])
+    return None if address.startswith("127.") else address
+
+
+def test_a_login_over_plain_smtp_off_this_machine_needs_allow_plain_auth(ws: Path) -> None:
+    from aiosmtpd.smtp import AuthResult
+
+    host = this_machine_off_loopback()
+    if host is None:
+        pytest.skip("this machine has no address but loopback ones")
+    recorder = Recorder()
+    with SmtpServer(
+        recorder, host=host, auth_require_tls=False,
+        authenticator=lambda *a: AuthResult(success=True, handled=False),
+    ) as server:  # fmt: skip
+        url = f"smtp://editor@{host}:{server.port}"
+        args = ("send", EXAMPLE_ISSUE, "--subscribers", "subscribers.example.csv", "--smtp", url)
+        env = {"HEBDO_SMTP_PASSWORD": "a-password"}
+        refused = run_process(*args, "--yes", cwd=ws, env=env)
+        assert refused.code == 1 and recorder.received == []
+        assert refused.err.strip().splitlines() == [
+            f"hebdo-mail: error: refusing to log in to {host}:{server.port} over plain smtp://: "
+            "the password would cross the network in clear; use smtp+starttls:// or smtps://, "
+            "or pass --allow-plain-auth if the network between you and the relay is private"
+        ]
+        allowed = run_process(*args, "--yes", "--allow-plain-auth", cwd=ws, env=env)
+    assert allowed.code == 0, allowed.err
+    assert len(recorder.received) == 5
 
 
 def test_a_wrong_password_is_one_line_naming_the_relay(ws: Path) -> None:

@@ -16,7 +16,7 @@ from hebdo_mail.audience.tokens import TokenSigner
 from hebdo_mail.web.app import create_app
 from hebdo_mail.workspace import load_secret, load_workspace, write_secret
 
-from .helpers import BOTH_STORES, EXAMPLE_ISSUE, Result, store_of
+from .helpers import BOTH_STORES, EXAMPLE_ISSUE, Result, post_form, store_of
 
 pytestmark = BOTH_STORES
 
@@ -129,7 +129,8 @@ def test_forged_truncated_and_foreign_tokens_change_nothing(client: TestClient, 
 
 def test_unsubscribing_a_reader_the_store_did_not_know(client: TestClient, site: Path) -> None:
     token = signer(site).token("csv-only@example.org")
-    assert client.post(f"/unsubscribe/{token}").status_code == 200
+    one_click = {"List-Unsubscribe": "One-Click"}
+    assert client.post(f"/unsubscribe/{token}", data=one_click).status_code == 200
     assert status_of(site, "csv-only@example.org") == "unsubscribed"
 
 
@@ -143,21 +144,17 @@ def read_confirmation(site: Path, address: str) -> str:
 
 
 def test_double_opt_in(client: TestClient, site: Path) -> None:
-    response = client.post(
+    response = post_form(
+        client,
         "/subscribe",
-        data={
-            "email": "New.Reader@Example.ORG",
-            "name": "Nouvelle",
-            "lang": "fr",
-            "format": "text",
-        },
+        {"email": "New.Reader@Example.ORG", "name": "Nouvelle", "lang": "fr", "format": "text"},
     )
     assert response.status_code == 200 and "Consultez votre messagerie" in response.text
     assert status_of(site, "New.Reader@example.org") == "pending"
     link = read_confirmation(site, "New.Reader@example.org")
     assert client.get(link).status_code == 200
     assert status_of(site, "New.Reader@example.org") == "pending"  # a GET changes nothing
-    done = client.post(link)
+    done = post_form(client, link, {})
     assert done.status_code == 200 and "à partir du prochain numéro" in done.text
     with store_of(site) as store:
         reader = store.get("new.reader@example.org")
@@ -172,7 +169,7 @@ def test_subscribe_answers_the_same_for_known_and_unknown_addresses(
     client: TestClient, site: Path
 ) -> None:
     def answer(address: str) -> str:
-        text = client.post("/subscribe", data={"email": address, "lang": "fr"}).text
+        text = post_form(client, "/subscribe", {"email": address, "lang": "fr"}).text
         return text.replace(address, "ADDRESS")
 
     assert answer("helene.lefevre@example.org") == answer("stranger@example.org")
@@ -188,7 +185,7 @@ def test_a_confirmation_link_expires_and_cannot_be_forged(client: TestClient, si
 
 
 def test_honeypot_rate_limit_and_body_limit(client: TestClient, site: Path) -> None:
-    trapped = client.post("/subscribe", data={"email": "bot@example.org", "website": "http://spam"})
+    trapped = post_form(client, "/subscribe", {"email": "bot@example.org", "website": "http://x"})
     assert trapped.status_code == 200
     assert status_of(site, "bot@example.org") is None
     assert not (site / "outbox" / "confirmations").exists()
@@ -201,7 +198,7 @@ def test_honeypot_rate_limit_and_body_limit(client: TestClient, site: Path) -> N
     assert too_big.status_code == 413
 
     codes = [
-        client.post("/subscribe", data={"email": "not-an-address"}).status_code for _ in range(12)
+        post_form(client, "/subscribe", {"email": "not-an-address"}).status_code for _ in range(12)
     ]
     assert codes[:9] == [400] * 9 and codes[-1] == 429
 
@@ -307,12 +304,15 @@ def test_preferences_change_the_language_of_the_next_issue(
     assert "Enregistrer mes préférences" in page.text and 'value="fr" selected' in page.text
     assert preferences_of(site, address) == ("Hélène Lefèvre", "fr", "html")
 
-    saved = client.post(path, data={"name": "Hélène L.", "lang": "en", "format": "text"})
+    forged = client.post(path, data={"name": "X", "lang": "en", "format": "text"})
+    assert forged.status_code == 403  # a form from elsewhere changes nothing
+    assert preferences_of(site, address) == ("Hélène Lefèvre", "fr", "html")
+    saved = post_form(client, path, {"name": "Hélène L.", "lang": "en", "format": "text"})
     assert saved.status_code == 200 and '<html lang="en"' in saved.text
     assert "Your preferences are saved" in saved.text
     assert preferences_of(site, address) == ("Hélène L.", "en", "text")
     assert status_of(site, address) == "active"
-    forged = client.post(path, data={"lang": "xx", "format": "pdf", "name": "x" * 500})
+    forged = post_form(client, path, {"lang": "xx", "format": "pdf", "name": "x" * 500})
     assert forged.status_code == 200
     assert preferences_of(site, address) == ("Hélène L.", "en", "text")  # a forgery changes nothing
     assert client.get("/preferences/not-a-token").status_code == 400

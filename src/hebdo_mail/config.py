@@ -6,8 +6,10 @@ Every later stage receives a ``Workspace``; nothing else reads ``hebdo.toml``.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import re
 import tomllib
+import unicodedata
 from collections.abc import Callable, Mapping
 from email.utils import parseaddr
 from functools import lru_cache
@@ -30,17 +32,43 @@ class StrictModel(BaseModel):
 
 
 def check_single_line(value: str) -> str:
-    """Header-bound values must never carry CR or LF: that is how headers get injected."""
-    if "\r" in value or "\n" in value:
-        raise ValueError("must be a single line (no line breaks)")
+    """Header-bound values must never carry a line break: that is how headers get injected. Nor
+    any other control character or Unicode line separator (\\v, \\f, \\x1c-\\x1f, \\x85,
+    U+2028, U+2029): some programs end a line at those too."""
+    found = next((c for c in value if unicodedata.category(c) in ("Cc", "Zl", "Zp")), None)
+    if found is not None:
+        raise ValueError(f"must be a single line without control characters (it holds {found!r})")
     return value
 
 
 def check_mailbox(value: str) -> str:
+    """Exactly one mailbox, 'Name <name@example.org>' or 'name@example.org': no list of
+    addresses, no group, nothing after the address."""
+    from email.headerregistry import AddressHeader, HeaderRegistry
+
     check_single_line(value)
-    _, address = parseaddr(value)
-    if "@" not in address or address.startswith("@") or address.endswith("@"):
-        raise ValueError(f"{value!r} is not an address like 'Name <name@example.org>'")
+    try:
+        header = HeaderRegistry()("From", value)
+    except (ValueError, IndexError):
+        header = None
+    one = (
+        isinstance(header, AddressHeader) and not header.defects and len(header.addresses) == 1
+        and header.groups[0].display_name is None and bool(header.addresses[0].username)
+        and bool(header.addresses[0].domain)
+    )  # fmt: skip
+    if not one:
+        raise ValueError(f"{value!r} is not one address like 'Name <name@example.org>'")
+    return value
+
+
+# RFC 2919: a List-Id is a dot-atom (letters, digits and a few signs, in dotted parts).
+LIST_ID = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)+")
+
+
+def check_list_id(value: str) -> str:
+    check_single_line(value)
+    if not LIST_ID.fullmatch(value):
+        raise ValueError(f"{value!r} is not a list id like 'hebdo.example.org' (RFC 2919)")
     return value
 
 
@@ -73,6 +101,7 @@ class NewsletterSettings(StrictModel):
     unsubscribe_mailbox: str | None = None  # the mailto: of List-Unsubscribe; default: the sender
 
     _single_line = field_validator("name")(check_single_line)
+    _list_id = field_validator("list_id")(lambda v: check_list_id(v) if v is not None else v)
     _mailbox = field_validator("sender", "reply_to", "unsubscribe_mailbox")(
         lambda v: check_mailbox(v) if v is not None else v
     )
@@ -81,7 +110,8 @@ class NewsletterSettings(StrictModel):
     @field_validator("base_url")
     @classmethod
     def _check_base_url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^\s/?#]+[^\s]*$", value):
+        # In full: a trailing newline would put a bare LF into List-Unsubscribe.
+        if not re.fullmatch(r"https?://[^\s/?#\x00-\x1f\x7f]+[^\s\x00-\x1f\x7f]*", value):
             raise ValueError(f"{value!r} is not an http(s) URL such as 'https://hebdo.example.org'")
         return value.rstrip("/")
 
@@ -207,6 +237,33 @@ class StyleSettings(StrictModel):
         }
 
 
+class WebSettings(StrictModel):
+    """The public web app (`serve`): whom it believes, and what one client or address may ask."""
+
+    # Addresses or networks ("10.0.0.0/8") of the proxies whose X-Forwarded-For is believed;
+    # from anyone else the header is ignored (it would let a client pick its own address).
+    trusted_proxies: list[str] = Field(default_factory=list)
+    form_posts_per_minute: int = Field(default=10, ge=1)  # per client address
+    # One address gets a confirmation at most this often, and this many a day, whoever asks.
+    confirmation_interval: int = Field(default=3600, ge=0)  # seconds
+    confirmations_per_day: int = Field(default=3, ge=1)
+    # A request must arrive whole (head and body) within this many seconds of the connection
+    # opening or of the previous response: slow or stalled clients are cut off.
+    request_timeout: float = Field(default=10.0, gt=0)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{entry!r} is not an IP address or network such as '127.0.0.1' or '10.0.0.0/8'"
+                ) from None
+        return value
+
+
 class StoreSettings(StrictModel):
     path: str = "hebdo.db"  # the SQLite store, relative to the workspace
     # A PostgreSQL server shared by several hosts, instead of the file (HEBDO_STORE_URL wins).
@@ -244,6 +301,7 @@ class Settings(StrictModel):
     bounces: BounceSettings = BounceSettings()
     dkim: DkimSettings | None = None
     style: StyleSettings = StyleSettings()
+    web: WebSettings = WebSettings()
 
 
 def load_settings(path: Path) -> Settings:

@@ -117,6 +117,15 @@ def load_workspace(folder: Path | None = None, *, explicit: bool = False) -> Wor
     return Workspace(root=root, settings=load_settings(root / CONFIG_NAME))
 
 
+def check_private(path: Path) -> None:
+    """Refuse a key file others could read: the key is no longer the owner's alone."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise ConfigError(
+            f"is readable by other users (mode {mode:o}); run `chmod 600 {path.name}`", path=path
+        )
+
+
 def load_secret(workspace_root: Path, *, create: bool = True) -> tuple[bytes, bool]:
     """The workspace secret and whether it was just created."""
     from_env = os.environ.get(SECRET_ENV)
@@ -135,11 +144,7 @@ def load_secret(workspace_root: Path, *, create: bool = True) -> tuple[bytes, bo
             )
         write_secret(path)
         created = True
-    mode = stat.S_IMODE(path.stat().st_mode)
-    if mode & 0o077:
-        raise ConfigError(
-            f"is readable by other users (mode {mode:o}); run `chmod 600 {path.name}`", path=path
-        )
+    check_private(path)
     secret = path.read_text(encoding="utf-8").strip()
     if len(secret) < MIN_SECRET_LENGTH:
         raise ConfigError(

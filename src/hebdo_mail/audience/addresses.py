@@ -1,7 +1,9 @@
 """Email addresses: validated with email-validator and put in the one form the store keys on.
 
 The domain is lowercased and IDNA-encoded (``jose@bücher.de`` -> ``jose@xn--bcher-kva.de``); the
-local part is kept as written, but uniqueness ignores case. Domains are validated once and cached:
+local part is kept as written but in Unicode's composed form (NFC: ``é`` typed as one character
+or as ``e`` and an accent is one address), and uniqueness ignores its case with ``lower()``:
+not ``casefold()``, which would make ``straße`` and ``strasse``, or ``ﬁ`` and ``fi``, one. Domains are validated once and cached:
 a list of 100,000 readers has a few hundred distinct domains, and the domain check is most of the
 cost of validating an address.
 """
@@ -37,6 +39,7 @@ def normalise_address(text: str, *, check_dns: bool = False) -> str:
     if any(c in address for c in "\r\n\0"):
         raise InvalidAddress("the address contains a line break")
     local, at, domain = address.rpartition("@")
+    local = unicodedata.normalize("NFC", local)
     if not at or not local:
         raise InvalidAddress(f"{address!r} is not an email address (no '@')")
     try:
@@ -55,8 +58,9 @@ def normalise_address(text: str, *, check_dns: bool = False) -> str:
 
 
 def address_key(address: str) -> str:
-    """What uniqueness is checked on: the normalised address, case-insensitively."""
-    return address.casefold()
+    """What uniqueness is checked on: the normalised address, case-insensitively (lower(), then
+    NFC again, since lowering can decompose a character: ``İ`` becomes ``i̇``)."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", address).lower())
 
 
 MAX_NAME_LENGTH = 200

@@ -3,9 +3,11 @@ and what each means for the reader.
 
 The vocabulary (``vocabulary.BounceReason``) and the way a reason is decided follow Sisimai, the
 open-source bounce analyser most mail operators trust: first the wording tables
-(bounce_wordings.txt) in a fixed order, each checked against the RFC 3463 status code, then the
-status code alone, then the remaining wordings. Hard or soft is derived from the reason only:
-hard when the address itself is unusable, soft otherwise. Refusals of our sender, our IP address
+(bounce_wordings.txt) in a fixed order, each checked against the RFC 3463 status code and the SMTP
+command refused, then the status code alone, then the remaining wordings (a mail system's or a
+receiving server's own word comes before all that: failures.py). Hard or soft follows the reason:
+hard when the address itself is unusable (the mailbox or domain does not exist, the owner moved,
+the domain takes no mail at all), soft otherwise. Refusals of our sender, our IP address
 or our message are problems on our side: they are reported, never scored against the reader.
 """
 
@@ -31,8 +33,12 @@ OUR_SIDE = frozenset(
 )  # fmt: skip
 
 
-def kind_of(reason: BounceReason) -> BounceKind:
-    return BounceKind.HARD if reason in HARD_REASONS else BounceKind.SOFT
+def kind_of(reason: BounceReason, *, temporary: bool = False) -> BounceKind:
+    """Hard when the address is unusable: no such user or domain, moved, or a domain refusing
+    all mail for good (``notaccept`` unless the refusal is temporary: a 4xx, "try again")."""
+    if reason in HARD_REASONS or (reason == R.NOT_ACCEPT and not temporary):
+        return BounceKind.HARD
+    return BounceKind.SOFT
 
 
 def counts_against_reader(reason: BounceReason) -> bool:
@@ -131,7 +137,7 @@ def wordings() -> dict[BounceReason, Wording]:
     vetoes: dict[BounceReason, list[str]] = {}
     reason = None
     for line in text.splitlines():
-        if not line.strip() or line.startswith("#"):
+        if not line.strip() or line.startswith("# ") or line == "#":  # "#5.1.1 …" is a wording
             continue
         if line.startswith("[") and line.rstrip().endswith("]"):
             reason = R(line.strip()[1:-1])
@@ -159,15 +165,21 @@ def decide(
 ) -> BounceReason:
     """The reason of one failed recipient: its status code, the server's words, the SMTP command
     it answered (RCPT, DATA…) when known, whether a local delivery program (not a remote server)
-    failed, and a reason the reporting mail system gave itself."""
+    failed, and a reason the reporting mail system gave itself (kept unless it is a loose one
+    that the first pass finds better)."""
+    if given == R.UNDEFINED:
+        given = None
     if given is not None and given not in LOOSE:
         return given
     text = " ".join(diagnostic.lower().split())
     named = STATUS_REASONS.get(status)
-    for reason in FIRST_ORDER:
-        if _first_pass(reason, named, status, text, command):
-            return reason
-    return _fallback(named or given, status, text, command, delayed, local_program)
+    if not local_program:  # a local program's failure is no SMTP answer: its words decide
+        for reason in FIRST_ORDER:
+            if reason == given or _first_pass(reason, named, status, text, command):
+                return reason
+    if given is not None:
+        return given
+    return _fallback(named, status, text, command, delayed, local_program)
 
 
 def _first_pass(
@@ -185,15 +197,9 @@ def _first_pass(
                 R.NOT_ACCEPT,
             )
             return not any(says(other, text) for other in others)
-        # Without a telling code, the words decide unless the refusal came after the data.
-        # (Microsoft answers 5.1.10, "null MX", for an unknown recipient, Yandex 5.7.1 after the
-        # data. Without a code, "user unknown" after the data is a filter: Japanese carriers.)
-        wording_decides = (
-            command == "RCPT"
-            or (named in (None, R.NOT_ACCEPT, R.SECURITY_ERROR) and command == "")
-            or (named == R.SECURITY_ERROR and command == "DATA")
-        )
-        return wording_decides and says(reason, text)
+        # Without a code saying so, "user unknown" means an unknown user only in answer to RCPT:
+        # after the data, or where the report does not say when, a filter said it.
+        return command == "RCPT" and says(reason, text)
     if reason == R.FILTERED:
         if named == R.SUSPEND:
             return False
@@ -235,7 +241,7 @@ def _fallback(
     delayed: bool,
     local_program: bool,
 ) -> BounceReason:
-    if named is not None and named not in LOOSE:
+    if named is not None and named not in LOOSE and not local_program:
         return named
     for reason in SECOND_ORDER:
         if says(reason, text):

@@ -28,17 +28,16 @@ from typing import Protocol
 
 from ..workspace import Workspace, load_secret
 from .addresses import InvalidAddress, address_key, normalise_address
-from .bounce_reasons import counts_against_reader, kind_of
+from .bounce_reasons import counts_against_reader
+from .failures import Failure, refusal
 from .maildir import mark_seen, read_messages
 from .returned_mail import (
     Bounce,
     Complaint,
-    Failure,
     Ignored,
     Returned,
     Unreadable,
     analyse,
-    refusal,
 )  # fmt: skip
 from .store import Store, SubscriberStore, open_store
 from .tokens import TokenSigner
@@ -254,7 +253,7 @@ def record(
                 report.duplicates += 1
         return
     outcome = store.bounces.record(
-        address, kind_of(failure.reason), failure.diagnostic, source=source, day=day,
+        address, failure.kind, failure.diagnostic, source=source, day=day,
         category=failure.reason, status=failure.status, message_id=message_id or "",
     )  # fmt: skip
     if report is None:
@@ -269,7 +268,7 @@ def record(
 
 def _sweep_refusals(sent: SendRecord, store: SubscriberStore, report: BounceReport) -> None:
     for logged in sent.refusals():
-        failure = refusal(logged.code, logged.stage, logged.reply)
+        failure = refusal(logged.code, logged.stage, logged.reply, logged.address)
         if failure is None:
             continue
         before = report.counted

@@ -8,20 +8,30 @@ side translates the few differences), ``transaction()`` for all-or-nothing chang
 
 from __future__ import annotations
 
+import datetime as dt
+import os
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import HebdoError
 
 Row = sqlite3.Row
-# A migration is SQL both engines run, or a table of SQL per engine where they differ.
-Migration = str | dict[str, str]
+# A migration is SQL both engines run, a table of SQL per engine where they differ, or a
+# function that changes the database through its methods (for what SQL alone cannot do).
+Migration = str | dict[str, str] | Callable[["Database"], None]
 
 
 def migration_sql(migration: Migration, engine: str) -> str:
+    if callable(migration):
+        return ""
     return migration if isinstance(migration, str) else migration.get(engine, "")
+
+
+def now() -> str:
+    """A timestamp as the store writes them: UTC, ISO 8601, to the second."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 class StoreError(HebdoError):
@@ -90,6 +100,9 @@ class SqliteDatabase:
                 path=path,
             )
         try:
+            if not path.exists():
+                # Created for its owner only (SQLite gives its -wal and -shm files the same mode).
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
             self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
             self.db.row_factory = sqlite3.Row
             self.db.execute("PRAGMA journal_mode = WAL")
@@ -99,6 +112,11 @@ class SqliteDatabase:
             raise StoreError(
                 f"is not a usable subscriber store ({exc}); restore it from a backup or move it "
                 "aside — it was left as it is",
+                path=path,
+            ) from None
+        except OSError as exc:
+            raise StoreError(
+                f"cannot be created ({exc.strerror}); check the folder and its permissions",
                 path=path,
             ) from None
 
@@ -138,10 +156,14 @@ class SqliteDatabase:
             )
         for number in range(version, len(migrations)):
             # Statement by statement: executescript() would commit half-way through.
+            migration = migrations[number]
             with self.transaction():
-                for statement in migration_sql(migrations[number], self.engine).split(";"):
-                    if statement.strip():
-                        self.db.execute(statement)
+                if callable(migration):
+                    migration(self)
+                else:
+                    for statement in migration_sql(migration, self.engine).split(";"):
+                        if statement.strip():
+                            self.db.execute(statement)
                 self.db.execute(f"PRAGMA user_version = {number + 1}")
 
 

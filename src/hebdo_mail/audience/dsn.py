@@ -22,7 +22,7 @@ RECIPIENT_FIELDS = ("final-recipient", "original-recipient", "x-actual-recipient
 FIELD_LINE = re.compile(
     r"^(final-recipient|original-recipient|x-actual-recipient|action|status|diagnostic-code|"
     r"remote-mta|reporting-mta|last-attempt-date|x-original-message-id|arrival-date|"
-    r"received-from-mta|will-retry-until)[ \t]*:[ \t]*(.*)$",
+    r"received-from-mta|will-retry-until|x-powermta-bouncecategory)[ \t]*:[ \t]*(.*)$",
     re.I,
 )
 
@@ -134,6 +134,56 @@ def find_status(text: str) -> str:
 def find_reply(text: str) -> str:
     match = SMTP_REPLY.search(text[:2000])
     return match.group(1) if match else ""
+
+
+# The SMTP command a server refused, as mail systems name it: Postfix "(in reply to RCPT TO
+# command)", Exim "SMTP error from remote mail server after end of data", qmail's sentences,
+# a Sendmail or Courier transcript ">>> DATA". Sisimai finds it the same way.
+COMMAND_PHRASES = (
+    re.compile(r"in reply to (?:end of )?(HELO|EHLO|MAIL|RCPT|DATA)\b", re.I),
+    re.compile(
+        r"[ls]mtp error (?:from remote (?:mail server|mailer) )?after (?:end of )?(\w{4})", re.I
+    ),
+)
+COMMAND_SENTENCES = (  # qmail's, and Postfix's own
+    ("CONN", " but greeting failed"), ("EHLO", " but my name was rejected"),
+    ("MAIL", " but sender was rejected"), ("RCPT", " does not like recipient"),
+    ("RCPT", "recipient address rejected"), ("HELO", "refused to talk to me"),
+    ("DATA", " failed on data command"), ("DATA", " failed after i sent the message"),
+)  # fmt: skip
+TRANSCRIPT_COMMAND = re.compile(r"(?:^|\s)>>> ?(HELO|EHLO|MAIL|RCPT|DATA|QUIT)\b", re.I)
+COMMANDS = ("HELO", "EHLO", "MAIL", "RCPT", "DATA", "QUIT", "CONN")
+# Commands named in capitals anywhere, in the order a session sends them: the last one counts.
+SESSION_ORDER = ("HELO", "EHLO", "STARTTLS", "AUTH ", "MAIL F", "RCPT", "DATA", "QUIT")
+
+
+def find_command(texts: tuple[str, ...], transcript: str = "", recipient: str = "") -> str:
+    """The SMTP command the refusal answered (RCPT, DATA, MAIL, EHLO, HELO, CONN), or "":
+    named by a phrase in the recipient's own texts, else by the transcript of the session (the
+    last command sent before the recipient's last mention), else by a command in capitals in
+    those texts."""
+    for text in texts:
+        for pattern in COMMAND_PHRASES:
+            if (match := pattern.search(text)) and match.group(1).upper() in COMMANDS:
+                return match.group(1).upper()
+        lowered = text.lower()
+        for command, phrase in COMMAND_SENTENCES:
+            if phrase in lowered:
+                return command
+    mentioned = transcript.lower().rfind(recipient.lower()) if recipient else -1
+    sent = list(TRANSCRIPT_COMMAND.finditer(transcript))
+    before = [m for m in sent if m.start() < mentioned]
+    if before or sent:
+        return (before or sent)[-1].group(1).upper()
+    for text in texts:
+        named, position = "", 0
+        for token in SESSION_ORDER:
+            at = text.find(token, position)
+            if at >= 0:
+                named, position = token[:4], at
+        if named in COMMANDS:
+            return named
+    return ""
 
 
 def prefer(field_status: str, text_status: str, reply: str) -> str:

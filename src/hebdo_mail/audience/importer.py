@@ -14,9 +14,10 @@ from typing import Any
 
 from ..vocabulary import NOT_MAILABLE, Format, Status
 from .addresses import address_key
+from .database import now
 from .erasure import erased_among
 from .listfile import CsvSubscriber, Rejected, read_subscribers, write_csv
-from .store import Subscriber, SubscriberStore, now
+from .store import Subscriber, SubscriberStore
 
 EXPORT_COLUMNS = [
     "email", "name", "lang", "format", "status", "source", "created_at", "updated_at",
@@ -38,6 +39,7 @@ class ImportReport:
     merged: int = 0  # rows that repeated an address earlier in the same file
     kept_out: int = 0  # unsubscribed or bounced readers the file did not re-activate
     rejected: list[Rejected] = field(default_factory=list)
+    warnings: list[Rejected] = field(default_factory=list)  # rows taken, with a remark
 
     def summary(self) -> str:
         return (
@@ -57,6 +59,8 @@ def import_list(
         if isinstance(item, Rejected):
             report.rejected.append(item)
             continue
+        if item.warning:
+            report.warnings.append(Rejected(item.line, item.warning))
         key = address_key(item.email)
         if key in rows:
             rows[key] = _merge(rows[key], item)

@@ -13,18 +13,19 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-import os
-import tempfile
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from ..atomic import atomic_output
 from ..config import check_language
 from ..errors import HebdoError
 from ..vocabulary import STATUSES
 from .addresses import InvalidAddress, check_name, normalise_address
 
+LINE_BREAK = re.compile(r"[ \t]*(?:\r\n|[\r\n\v\f\x1c-\x1e\x85\u2028\u2029])[ \t]*")
 FORMATS = {"html": "html", "text": "text", "texte": "text", "txt": "text", "plain": "text"}
 
 # Header aliases, compared case-insensitively after trimming spaces, '_' and '-'.
@@ -61,6 +62,9 @@ EXPORT_ONLY = {
     "unsubscribed_at",
 }
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# A cell written with a leading quote by export: a formula made harmless, or a value that really
+# starts with a quote (a name like 't Hooft), which must come back as it was.
+ESCAPED = "".join(FORMULA_START) + "'"
 
 
 class CsvError(HebdoError):
@@ -76,6 +80,7 @@ class CsvSubscriber:
     format: str | None = None
     status: str | None = None
     attributes: dict[str, str] = field(default_factory=dict)
+    warning: str | None = None  # taken as it is, but worth a look (a name on two lines)
 
 
 @dataclass(frozen=True)
@@ -89,15 +94,16 @@ def _canonical(header: str) -> str:
 
 
 def unescape_formula(value: str) -> str:
-    """Undo export's formula guard: "'=x" was written for "=x"."""
-    if len(value) > 1 and value[0] == "'" and value[1] in "=+-@\t\r":
+    """Undo export's guard: "'=x" was written for "=x", and "''t" for "'t"."""
+    if len(value) > 1 and value[0] == "'" and value[1] in ESCAPED:
         return value[1:]
     return value
 
 
 def escape_formula(value: str) -> str:
-    """A leading quote makes spreadsheets show the cell as text instead of running it."""
-    return "'" + value if value.startswith(FORMULA_START) else value
+    """A leading quote makes spreadsheets show the cell as text instead of running it; a value
+    that starts with a quote gets one more, so that import gives it back unchanged."""
+    return "'" + value if value.startswith((*FORMULA_START, "'")) else value
 
 
 def decode(data: bytes, path: Path) -> str:
@@ -148,13 +154,14 @@ class Header:
 def _header(row: list[str], path: Path, line: int) -> Header:
     columns: dict[str, int] = {}
     attributes: dict[int, str] = {}
-    for index, raw in enumerate(row):
+    for index, cell in enumerate(row):
+        raw = unescape_formula(cell.strip())
         key = _canonical(raw)
         field_name = next((f for f, names in ALIASES.items() if key in names), None)
         if field_name and field_name not in columns:
             columns[field_name] = index
         elif key and key not in {_canonical(name) for name in EXPORT_ONLY}:
-            attributes[index] = raw.strip()
+            attributes[index] = raw
     if "email" not in columns:
         found = ", ".join(repr(c) for c in row[:6]) or "nothing"
         raise CsvError(
@@ -175,6 +182,13 @@ def read_subscribers(path: Path, *, check_dns: bool = False) -> Iterator[CsvSubs
     text = decode(data, path)
     if not text.strip():
         raise CsvError("is empty; it needs a header line and one row per subscriber", path=path)
+    if (nul := text.find("\0")) >= 0:
+        raise CsvError(
+            "holds a NUL character (a damaged or binary file); remove it, or export the sheet "
+            "as CSV again",
+            path=path,
+            line=text.count("\n", 0, nul) + 1,
+        )
     reader = csv.reader(io.StringIO(text, newline=""), _dialect(text[:8192]), strict=True)
     header: Header | None = None
     previous_end = 0
@@ -189,9 +203,16 @@ def read_subscribers(path: Path, *, check_dns: bool = False) -> Iterator[CsvSubs
                 continue
             yield _row(row, header, line, check_dns)
     except csv.Error as exc:
-        raise CsvError(
-            f"is not valid CSV ({exc}); check its quotes", path=path, line=reader.line_num
-        ) from None
+        # Reported where the row that went wrong starts: an unclosed quote swallows every line
+        # after it, so the line where the reader gave up says nothing.
+        reason = f"is not valid CSV ({exc}); check the quotes of the row starting here"
+        if "field larger than field limit" in str(exc):
+            limit = csv.field_size_limit() // 1024
+            reason = (
+                f"has a field longer than {limit} KB, which no subscriber needs; check the quotes "
+                "of the row starting here (an unclosed quote runs to the end of the file)"
+            )
+        raise CsvError(reason, path=path, line=previous_end + 1) from None
     if header is None:
         raise CsvError("has no header line; the first line must name the columns", path=path)
 
@@ -214,6 +235,11 @@ def _row(row: list[str], header: Header, line: int, check_dns: bool) -> CsvSubsc
         name = " ".join(
             p for p in (_cell(row, header, "first_name"), _cell(row, header, "last_name")) if p
         )
+    warning = None
+    if LINE_BREAK.search(name):
+        # Alt+Enter in a spreadsheet cell: one name all the same, which a header cannot hold.
+        name = LINE_BREAK.sub(" ", name).strip()
+        warning = f"{email}: the name was on several lines; they were joined with a space"
     try:
         check_name(name)
     except InvalidAddress as exc:
@@ -243,17 +269,20 @@ def _row(row: list[str], header: Header, line: int, check_dns: bool) -> CsvSubsc
         format=FORMATS[raw_format] if raw_format else None,
         status=status,
         attributes=attributes,
+        warning=warning,
     )
 
 
 def write_csv(rows: Iterable[list[str]], header: list[str], target: Path | None) -> int:
-    """Write an escaped CSV to ``target`` (atomically) or to stdout; returns the row count."""
+    """Write an escaped CSV, header included, to ``target`` or to stdout; returns the row
+    count. A regular file is replaced whole (files.atomic_output), and made readable by its
+    owner only: it holds personal data."""
     count = 0
 
     def emit(handle: TextIO) -> None:
         nonlocal count
         writer = csv.writer(handle, lineterminator="\r\n")  # RFC 4180
-        writer.writerow(header)
+        writer.writerow([escape_formula(cell) for cell in header])
         for row in rows:
             writer.writerow([escape_formula(cell) for cell in row])
             count += 1
@@ -263,13 +292,10 @@ def write_csv(rows: Iterable[list[str]], header: list[str], target: Path | None)
 
         emit(sys.stdout)
         return count
-    fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
+    with atomic_output(target) as binary:
         # A BOM so that Excel opens the file as UTF-8; our own import skips it.
-        with os.fdopen(fd, "w", encoding="utf-8-sig", newline="") as handle:
-            emit(handle)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+        handle = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
+        emit(handle)
+        handle.flush()
+        handle.detach()
     return count

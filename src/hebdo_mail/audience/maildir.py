@@ -32,7 +32,10 @@ def mark_seen(path: Path) -> None:
     if path.parent.name == "cur" and "S" in flags:
         return
     new_flags = "".join(sorted(set(flags) | {"S"}))
-    path.rename(path.parent.parent / "cur" / f"{base}:2,{new_flags}")
+    maildir = path.parent.parent
+    for sub in ("cur", "tmp"):  # a Maildir copied with git or by hand may have lost them
+        (maildir / sub).mkdir(mode=0o700, exist_ok=True)
+    path.rename(maildir / "cur" / f"{base}:2,{new_flags}")
 
 
 def read_messages(

@@ -70,7 +70,8 @@ def _one(event: dict[str, Any], returned: Returned) -> Verdict | None:
 
 
 def _bounce(event: dict[str, Any], kind: str, returned: Returned) -> Verdict:
-    from .returned_mail import Bounce, Failure, _failure
+    from .failures import Failure, Said, failure_of
+    from .returned_mail import Bounce
 
     failures: list[Failure] = []
     if isinstance(event.get("bounce"), dict):  # SES
@@ -81,12 +82,12 @@ def _bounce(event: dict[str, Any], kind: str, returned: Returned) -> Verdict:
                 diagnostic = str(r.get("diagnosticCode") or details.get("bounceSubType") or "")
                 status = str(r.get("status") or ("5.0.0" if permanent else "4.0.0"))
                 failures.append(
-                    _failure(str(r.get("emailAddress", "")), diagnostic, status, False, "smtp")
+                    failure_of(Said(str(r.get("emailAddress", "")), diagnostic, status))
                 )
     elif "Email" in event:  # Postmark
         diagnostic = f"{event.get('Details', '')} {event.get('Description', '')}"
         status = "5.0.0" if "hard" in str(event.get("Type", "")).lower() else ""
-        failures.append(_failure(str(event["Email"]), diagnostic, status, False, "smtp"))
+        failures.append(failure_of(Said(str(event["Email"]), diagnostic, status)))
     else:  # SendGrid, Mailgun
         delivery = (
             event.get("delivery-status") if isinstance(event.get("delivery-status"), dict) else {}
@@ -100,7 +101,7 @@ def _bounce(event: dict[str, Any], kind: str, returned: Returned) -> Verdict:
         )  # fmt: skip
         delayed = kind in ("deferred", "delay") or event.get("severity") == "temporary"
         address = str(event.get("email") or event.get("recipient") or "")
-        failures.append(_failure(address, diagnostic, "", delayed, "smtp"))
+        failures.append(failure_of(Said(address, diagnostic, delayed=delayed)))
     return Bounce(tuple(f for f in failures if f.recipient), returned)
 
 

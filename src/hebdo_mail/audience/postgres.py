@@ -205,7 +205,10 @@ class PostgresDatabase:
                 self.connection.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
                 self.connection.execute("INSERT INTO schema_version VALUES (0)")
             for number in range(version, len(migrations)):
-                sql = translate_schema(migration_sql(migrations[number], self.engine))
+                migration = migrations[number]
+                if callable(migration):
+                    migration(self)
+                sql = translate_schema(migration_sql(migration, self.engine))
                 if sql.strip():
                     self.connection.execute(sql)  # several statements: allowed without parameters
                 self.connection.execute("UPDATE schema_version SET version = %s", (number + 1,))

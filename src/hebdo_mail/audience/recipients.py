@@ -4,14 +4,18 @@ store, streamed in batches. Either way each recipient is a ``Recipient`` value.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import HebdoError
+from ..errors import HebdoError, display_path
+from ..vocabulary import Status
 from .addresses import address_key
 from .listfile import CsvSubscriber, Rejected, read_subscribers
 from .store import SubscriberStore
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,10 @@ class CsvRecipients(RecipientSource):
         for item in read_subscribers(path):
             if isinstance(item, Rejected):
                 rejected.append(item)
-            elif address_key(item.email) not in seen:  # a repeated address is mailed once
+                continue
+            if item.warning:
+                log.warning("%s:%d: %s", display_path(path), item.line, item.warning)
+            if address_key(item.email) not in seen:  # a repeated address is mailed once
                 seen.add(address_key(item.email))
                 rows.append(item)
         if rejected:
@@ -81,23 +88,37 @@ class CsvRecipients(RecipientSource):
 
 
 class StoreRecipients(RecipientSource):
-    """Active subscribers, fetched a batch at a time so memory does not grow with the list."""
+    """The subscribers active when the run starts, read a batch at a time as the send reaches
+    them, so memory does not grow with the list.
+
+    Who the run counts is fixed at the start (their address keys); a reader who leaves before
+    their batch is read is still handed on, so the send logs them skipped instead of leaving
+    them pending. ``marker`` is the store's change marker as of that moment.
+    """
 
     def __init__(self, store: SubscriberStore, batch: int = 1000) -> None:
         self.description = "the subscriber store"
         self.store = store
         self.batch = batch
-        self.total = store.count("active")
+        self.marker = store.change_marker()  # first: a change after it is seen as a change
+        self.keys = store.keys_of(Status.ACTIVE)
 
     def __iter__(self) -> Iterator[Recipient]:
-        for subscriber in self.store.iter_subscribers(status="active", batch=self.batch):
-            yield Recipient(
-                email=subscriber.email,
-                name=subscriber.name,
-                lang=subscriber.lang,
-                format=subscriber.format,
-                attributes=subscriber.attributes,
-            )
+        for start in range(0, len(self.keys), self.batch):
+            chunk = self.keys[start : start + self.batch]
+            found = self.store.existing(chunk)
+            for key in chunk:
+                subscriber = found.get(key)
+                if subscriber is None:  # removed from the list since the run began
+                    yield Recipient(email=key)
+                    continue
+                yield Recipient(
+                    email=subscriber.email,
+                    name=subscriber.name,
+                    lang=subscriber.lang,
+                    format=subscriber.format,
+                    attributes=subscriber.attributes,
+                )
 
     def __len__(self) -> int:
-        return self.total
+        return len(self.keys)

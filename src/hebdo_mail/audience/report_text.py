@@ -16,16 +16,18 @@ ADDRESS = re.compile(
 )
 # What may stand around an address on a line that only names a recipient.
 LABEL = re.compile(
-    r"^\s*(?:[-*•>]\s*)?(?:(?:original|final)?[- ]?recipient(?: address)?|to|rcpt to|address|"
+    r"^\s*(?:(?:[-*•]|>{1,3})\s*)?(?:(?:original|final)?[- ]?recipient(?: address)?|to|rcpt to|address|"
     r"failed recipient|destinataire|empfänger|адрес|宛先|invalid address)?\s*[:=]?\s*[<\"'(\[]*$",
     re.I,
 )
 AFTER_ADDRESS = re.compile(
-    r"^[>\"')\]]*\s*(?:[:;,.]|\.\.\.)?\s*(?:\(expanded from[^)]*\)\s*:?|on \w{3}, .*|on \d.*|"
+    r"^[>\"')\]]*\s*(?:[:;,.]|\.\.\.)?\s*(?:\(expanded from[^)]*\)\s*:?|on \w{3}, .*|on \d.*|<[^<>\s]+>|"
     r"\(\w+ \w+\)|\[-?\d+\]|"
     r"\(user not found\)|\(generated from[^)]*\):?)?\s*$",
     re.I,
 )
+# A message's identifier looks like an address and names no one.
+MESSAGE_ID = re.compile(r"(message-id|in-reply-to|references)\s*:\s*<?$", re.I)
 # The mailbox of mail systems, never a reader (a postmaster may well be one).
 SYSTEM_LOCAL_PARTS = re.compile(r"^(mailer-daemon|mail-daemon|mailerdaemon)$", re.I)
 # Where the report's own words end and the returned message begins.
@@ -34,7 +36,7 @@ ORIGINAL_STARTS = re.compile(
     r"original message (follows|headers)|-{3,} ?original message ?-{3,}|"
     r"returned message follows|message headers follow|content-type: message/rfc822|"
     r"^-+ ?(the )?(original|returned) (message|mail)|headers of the original message|"
-    r"unsent message below|the header of the original message|"
+    r"unsent message (below|follows)|the header of the original message|"
     r"-----\s*transcript of session follows|^received: from ).*$",
     re.I | re.M,
 )
@@ -58,10 +60,12 @@ def failed_recipients(text: str, not_readers: set[str]) -> dict[str, str]:
     found: dict[str, str] = {}
     for number, line in enumerate(lines):
         for match in ADDRESS.finditer(line):
-            address = match.group(0).strip(".").lower()
+            address = match.group(0).strip(".'").lower()
             if address in not_readers or SYSTEM_LOCAL_PARTS.match(address.partition("@")[0]):
                 continue
             before, after = line[: match.start()], line[match.end() :]
+            if MESSAGE_ID.search(before):
+                continue
             if LABEL.match(before) and AFTER_ADDRESS.match(after):  # the address alone
                 diagnostic = _following(lines, number + 1)
             else:
@@ -98,7 +102,7 @@ def _is_address_line(line: str) -> bool:
 
 def _with_continuation(lines: list[str], number: int) -> str:
     taken = [lines[number].strip()]
-    for line in lines[number + 1 : number + 4]:
+    for line in lines[number + 1 : number + 12]:
         if not line[:1].isspace() or not line.strip():
             break
         taken.append(line.strip())

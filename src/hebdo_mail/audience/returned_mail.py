@@ -1,6 +1,6 @@
 """Returned mail read: is a message a bounce, a complaint, an auto-reply or neither; for a bounce,
-every recipient that failed, each with its reason (bounce_reasons.py), status code and the
-server's words. Pure: bytes in, a verdict out; nothing is stored or moved here.
+every recipient that failed, each with its reason (failures.py), status code and the server's
+words. Pure: bytes in, a verdict out; nothing is stored or moved here.
 
 A report is read as RFC 3464 fields wherever they are (dsn.py), else as the text mail systems
 write (report_text.py); JSON notices of sending providers are read in notices.py. Auto-replies,
@@ -15,19 +15,13 @@ import re
 from dataclasses import dataclass
 from email.message import Message
 from email.utils import getaddresses
+from functools import lru_cache
 
-from ..vocabulary import BounceKind, BounceReason
-from . import dsn, mail_parts, notices
-from .bounce_reasons import counts_against_reader, decide, kind_of
+from . import dsn, mail_parts, mail_systems, notices
+from .failures import Failure, Said, failure_of
 from .report_text import ADDRESS, failed_recipients
 from .tokens import TOKEN_PATTERN as TOKEN
 
-SOFT_WORDS = re.compile(
-    r"try again later|temporar(y|ily)|has been delayed|delivery delayed|delayed \d+ hours?|"
-    r"will (be )?retr(y|ied)|still trying|non-fatal|could not send message for past|"
-    r"warning: message|delivery attempts will continue",
-    re.I,
-)
 FAILURE_WORDS = re.compile(
     r"could not be delivered|couldn't be delivered|undeliverable|permanent(ly)? (error|fatal)|"
     r"failed permanently|delivery (has )?failed|not (be )?delivered|unable to deliver|"
@@ -60,36 +54,10 @@ BOUNCE_SUBJECT = re.compile(
     r"エラー|不達|配信できません|送信できません",
     re.I,
 )
-COMMANDS = (
-    (re.compile(r"\brcpt\b|recipient address rejected|does not like recipient", re.I), "RCPT"),
-    (re.compile(r"mail from|after mail|sender address rejected", re.I), "MAIL"),
-    (re.compile(r"end of data|after data|data command|in reply to data", re.I), "DATA"),
-    (re.compile(r"initial connection|connect to|greeting|\b(ehlo|helo)\b", re.I), "EHLO"),
-)  # fmt: skip
 DELIVERED = ("delivered", "relayed", "expanded")
 SENDER_FIELDS = re.compile(
     r"^(?:from|return-path|sender|reply-to|errors-to):[ \t]*(.+)$", re.M | re.I
 )
-
-
-@dataclass(frozen=True)
-class Failure:
-    """One recipient of a bounce: why it failed, in the words of the vocabulary and the server."""
-
-    recipient: str  # as the report names it; "" when it names none
-    reason: BounceReason
-    status: str  # the RFC 3463 code ("5.1.1"), or ""
-    diagnostic: str  # what the server said
-    delayed: bool = False  # a warning: the relay still tries
-
-    @property
-    def kind(self) -> BounceKind:
-        return kind_of(self.reason)
-
-    @property
-    def counts(self) -> bool:
-        """Does it count against the reader (not a refusal of our sender, IP or message)?"""
-        return counts_against_reader(self.reason)
 
 
 @dataclass(frozen=True)
@@ -157,7 +125,7 @@ def _analyse(raw: bytes, verp_prefix: str) -> Verdict:
     report_type = str(message.get_param("report-type") or "").lower()
     if report_type == "feedback-report" or any(t == "message/feedback-report" for _, t in parts):
         return _complaint(parts, returned)
-    if report_type == "disposition-notification":
+    if report_type == "disposition-notification" and not _deleted_unread(parts):
         return Ignored("a read receipt")
     if notices.looks_like_json(report_text):
         return notices.read(report_text, returned)
@@ -181,7 +149,8 @@ def _analyse(raw: bytes, verp_prefix: str) -> Verdict:
 
     not_readers = _not_readers(message, returned, original_text)
     by_text = failed_recipients(report_text, not_readers)
-    failures = [_from_record(r, by_text, report_text) for r in failed]
+    system = mail_systems.system_of(message, report_text)
+    failures = [_from_record(r, by_text, report_text, system, len(failed) == 1) for r in failed]
     if not failures:
         speaks_smtp = dsn.STATUS_CODE.search(report_text) or dsn.SMTP_REPLY.search(report_text)
         if not (from_mail_system or bounce_subject or speaks_smtp):
@@ -190,89 +159,72 @@ def _analyse(raw: bytes, verp_prefix: str) -> Verdict:
         failed_header = message.get("X-Failed-Recipients")
         if not (speaks_smtp or FAILURE_WORDS.search(report_text) or by_text or failed_header):
             return Unreadable("no delivery failure found in it")
-        failures = _from_text(message, by_text, report_text, returned)
+        failures = _from_text(message, by_text, report_text, returned, system)
     return Bounce(tuple(failures), returned)
 
 
-def _from_record(record: dsn.Recipient, by_text: dict[str, str], report_text: str) -> Failure:
+def _from_record(
+    record: dsn.Recipient,
+    by_text: dict[str, str],
+    report_text: str,
+    system: mail_systems.Table | None,
+    alone: bool,
+) -> Failure:
     diagnostic = record.diagnostic
     written = by_text.get(record.address.lower(), "")
     if not diagnostic or (written and not dsn.find_status(diagnostic) and dsn.find_status(written)):
         diagnostic = written or diagnostic or _error_lines(report_text)
-    delayed = record.action == "delayed"
-    return _failure(
-        record.address, diagnostic, record.status, delayed, record.diagnostic_type,
-        written + "\n" + _error_lines(report_text),
+    fields = "\n".join(f"{name}: {value}" for name, value in record.extra.items())
+    said = Said(
+        record.address, diagnostic, record.status, record.action == "delayed",
+        record.diagnostic_type, "\n".join((written, _error_lines(report_text), fields)),
+        record.remote_mta,
     )  # fmt: skip
+    return failure_of(said, report_text, system, alone)
 
 
 def _from_text(
-    message: Message, by_text: dict[str, str], report_text: str, returned: Returned
+    message: Message,
+    by_text: dict[str, str],
+    report_text: str,
+    returned: Returned,
+    system: mail_systems.Table | None,
 ) -> list[Failure]:
-    named = [
-        a
-        for a in getaddresses(
-            [mail_parts.decoded(v) for v in message.get_all("X-Failed-Recipients", [])]
-        )
-    ]
+    named = getaddresses(
+        [mail_parts.decoded(v) for v in message.get_all("X-Failed-Recipients", [])]
+    )
     listed = [address for _, address in named if "@" in address]
-    context = _error_lines(report_text, everything=True)
     if listed:
-        return [
-            _failure(a, by_text.get(a.lower()) or _error_lines(report_text), "", False, "", context)
-            for a in listed
-        ]
-    if not by_text:
-        recipient = returned.original_to or ""
-        return [_failure(recipient, _error_lines(report_text), "", False, "", context)]
+        written = {a: by_text.get(a.lower()) or _error_lines(report_text) for a in listed}
+    elif by_text:
+        written = {a: d or _error_lines(report_text) for a, d in by_text.items()}
+    else:
+        written = {returned.original_to or "": _error_lines(report_text)}
+    coded = _error_lines(report_text, coded_only=True)
+    if len(written) == 1 and coded:
+        # One recipient, named apart from the server's reply (Gmail, MailMarshal): that reply.
+        ((address, diagnostic),) = written.items()
+        if not (dsn.find_status(diagnostic) or dsn.find_reply(diagnostic)):
+            written[address] = f"{diagnostic} {coded}"
+    context = _error_lines(report_text, everything=True)
     return [
-        _failure(address, diagnostic or _error_lines(report_text), "", False, "", context)
-        for address, diagnostic in by_text.items()
+        failure_of(
+            Said(address, diagnostic, context=context), report_text, system, len(written) == 1
+        )
+        for address, diagnostic in written.items()
     ]
 
 
-def _failure(
-    recipient: str,
-    diagnostic: str,
-    field_status: str,
-    delayed: bool,
-    diagnostic_type: str,
-    context: str = "",
-) -> Failure:
-    """One failed recipient; ``context`` is what else the report says of it (where the SMTP
-    command it failed at is often named)."""
-    diagnostic = " ".join(diagnostic.split())
-    text_status = dsn.find_status(diagnostic)
-    status = dsn.prefer(field_status, text_status, dsn.find_reply(diagnostic))
-    delayed = delayed or (not status.startswith("5") and bool(SOFT_WORDS.search(diagnostic)))
-    command = next(
-        (
-            name
-            for text in (diagnostic, context)
-            for pattern, name in COMMANDS
-            if pattern.search(text)
-        ),
-        "",
-    )
-    local_program = diagnostic_type.startswith("x-unix")
-    reason = decide(
-        status, diagnostic, command=command, delayed=delayed, local_program=local_program
-    )
-    if reason in (BounceReason.ONHOLD, BounceReason.UNDEFINED) and context:
-        # The lines kept for this recipient say nothing telling: the rest of the report may.
-        found = decide(status, context, command=command, delayed=delayed)
-        reason = found if found not in (BounceReason.ONHOLD, BounceReason.UNDEFINED) else reason
-    return Failure(recipient, reason, status, diagnostic[:300], delayed)
-
-
-def _error_lines(text: str, *, everything: bool = False) -> str:
-    """The lines of a report that carry a code, else its first words: the diagnostic of last
-    resort; with ``everything``, its first 40 lines (to look for a reason in)."""
+@lru_cache(maxsize=16)  # asked of the same report for each of its recipients
+def _error_lines(text: str, *, everything: bool = False, coded_only: bool = False) -> str:
+    """The lines of a report that carry a code, else (unless ``coded_only``) its first words:
+    the diagnostic of last resort; with ``everything``, its first 40 lines (to look for a
+    reason in)."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     if everything:
         return " ".join(lines[:40])
     coded = [line for line in lines if dsn.STATUS_CODE.search(line) or dsn.SMTP_REPLY.search(line)]
-    return " ".join(coded[:3] or lines[:6])
+    return " ".join(coded[:3] if coded or coded_only else lines[:6])
 
 
 def _complaint(parts: list[tuple[Message, str]], returned: Returned) -> Verdict:
@@ -332,6 +284,20 @@ def _not_readers(message: Message, returned: Returned, original_text: str) -> se
     return found
 
 
+def _deleted_unread(parts: mail_parts.Parts) -> bool:
+    """Is a disposition notice a rejection: the message deleted by the mail system unread (as
+    Dovecot reports a full mailbox), not a read receipt?"""
+    for part, content_type in parts:
+        if content_type == "message/disposition-notification":
+            for block in mail_parts.blocks(part):
+                disposition = " ".join(str(block.get("Disposition", "")).lower().split())
+                if disposition.startswith("automatic-action") and (
+                    disposition.endswith(("deleted", "denied", "failed")) or "error" in disposition
+                ):
+                    return True
+    return False
+
+
 def _auto_reply(message: Message, subject: str) -> bool:
     return bool(
         message.get("X-Autoreply") or message.get("X-Autorespond")
@@ -348,14 +314,3 @@ def _verp_token(message: Message, prefix: str) -> str | None:
             if match := pattern.search(str(value)):
                 return match.group(1).lower()
     return None
-
-
-def refusal(code: int | None, stage: str | None, reply: str) -> Failure | None:
-    """A relay's permanent refusal of a recipient during a send, read as a failure; else None.
-
-    Only refusals of the recipient (RCPT) or of its copy (after the data) are about a reader:
-    a refused MAIL FROM is about the sender and would otherwise bounce every reader at once."""
-    if code is None or code < 500 or stage not in ("rcpt", "content"):
-        return None
-    command = "RCPT TO" if stage == "rcpt" else "end of DATA"
-    return _failure("", f"{code} {reply}", "", False, "", command)

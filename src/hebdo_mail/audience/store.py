@@ -8,7 +8,6 @@ web app and the CLI depend on the ``Store`` protocol below, not on this class.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -20,9 +19,11 @@ from ..vocabulary import FORMATS, NOT_MAILABLE, STATUSES, Status
 from .addresses import InvalidAddress, address_key, check_name, normalise_address
 from .admin_schema import ADMIN_MIGRATION, ADMIN_TABLES
 from .bounce_ledger import BounceLedger
-from .database import Database, Migration, SqliteDatabase, StoreError
+from .database import Database, Migration, SqliteDatabase, StoreError, now
 from .erasure import forget_erasure
 from .history import StatusHistory
+from .rekeying import rekey_addresses
+from .subscriptions import Subscriptions
 
 if TYPE_CHECKING:
     from ..workspace import Workspace
@@ -30,7 +31,8 @@ if TYPE_CHECKING:
 __all__ = ["MIGRATIONS", "Store", "StoreError", "Subscriber", "SubscriberStore", "open_store"]
 
 # Each entry moves the schema one version up; the database records where a store stands.
-# Written in SQLite's SQL (postgres.py translates the types); a table where the engines differ.
+# Written in SQLite's SQL (postgres.py translates the types); a table where the engines differ;
+# a function where SQL alone cannot do it.
 MIGRATIONS: list[Migration] = [
     """
     CREATE TABLE subscribers (
@@ -97,14 +99,20 @@ MIGRATIONS: list[Migration] = [
             FOR EACH STATEMENT EXECUTE FUNCTION hebdo_note_change();
         """
     },
+    # Subscription requests (subscriptions.py): when a confirmation link was last used, and the
+    # confirmations mailed to each address in the last day, which bound how often one is mailed.
+    """
+    ALTER TABLE subscribers ADD COLUMN confirmed_at TEXT;
+    CREATE TABLE confirmation_mail (email_key TEXT NOT NULL, sent_at REAL NOT NULL);
+    CREATE INDEX confirmation_mail_by_address ON confirmation_mail (email_key, sent_at);
+    CREATE INDEX confirmation_mail_by_time ON confirmation_mail (sent_at);
+    """,
+    # Addresses compared as addresses.py now does (NFC, lower()); rows that became one merged.
+    rekey_addresses,
     ADMIN_MIGRATION,
 ]
 # The tables `store copy` moves, parents first.
 TABLES = ("subscribers", "bounce_events", "sender_events", *ADMIN_TABLES)
-
-
-def now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 @dataclass(frozen=True)
@@ -136,6 +144,7 @@ class Store(Protocol):
     """What delivery, the web app and the CLI ask of the mailing list."""
 
     bounces: BounceLedger
+    subscriptions: Subscriptions
 
     def close(self) -> None: ...
     def change_marker(self) -> int: ...
@@ -147,10 +156,6 @@ class Store(Protocol):
     ) -> Iterator[Subscriber]: ...
     def count(self, status: str | None = None) -> int: ...
     def mark_unsubscribed(self, email: str, *, source: str) -> Subscriber: ...
-    def request_subscription(
-        self, email: str, *, name: str, lang: str | None, format: str, source: str
-    ) -> Subscriber: ...
-    def confirm(self, email: str, *, source: str) -> Subscriber: ...
     def update_preferences(
         self, email: str, *, name: str, lang: str | None, format: str
     ) -> Subscriber: ...
@@ -163,6 +168,7 @@ class SubscriberStore:
         self.db = db
         self.history = StatusHistory(db)
         self.bounces = BounceLedger(db, bounces or BounceSettings(), self.history)
+        self.subscriptions = Subscriptions(db, self.history)
 
     @classmethod
     def at(
@@ -205,6 +211,13 @@ class SubscriberStore:
             "SELECT email_key, status FROM subscribers WHERE status IN ('unsubscribed', 'bounced')"
         )
         return {key: status for key, status in rows}
+
+    def keys_of(self, status: str) -> list[str]:
+        """The address keys of every subscriber of that status, in id order."""
+        rows = self.db.execute(
+            "SELECT email_key FROM subscribers WHERE status = ? ORDER BY id", (status,)
+        )
+        return [key for (key,) in rows]
 
     def existing(self, keys: Sequence[str]) -> dict[str, Subscriber]:
         """The subscribers of these address keys, one query per 500."""
@@ -338,40 +351,6 @@ class SubscriberStore:
                 " unsubscribed_at = coalesce(subscribers.unsubscribed_at, excluded.unsubscribed_at)"
                 " WHERE subscribers.status != 'unsubscribed'",
                 (address, address_key(address), source, stamp, stamp, stamp),
-            )
-        return self._reread(address)
-
-    def request_subscription(
-        self, email: str, *, name: str, lang: str | None, format: str, source: str
-    ) -> Subscriber:
-        """A subscribe form was sent: a new address becomes pending; a known one is left as it
-        is until its owner confirms (the form proves nothing about who sent it)."""
-        address = self._address(email)
-        stamp = now()
-        with self.db.transaction(), self.history.watch([address_key(address)], source):
-            self.db.execute(
-                "INSERT INTO subscribers (email, email_key, name, lang, format, status, source,"
-                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)"
-                " ON CONFLICT (email_key) DO UPDATE SET name = excluded.name, lang = excluded.lang,"
-                " format = excluded.format, updated_at = excluded.updated_at"
-                " WHERE subscribers.status = 'pending'",
-                (address, address_key(address), name, lang, format, source, stamp, stamp),
-            )
-        return self._reread(address)
-
-    def confirm(self, email: str, *, source: str) -> Subscriber:
-        """The owner of the address confirmed: active from now on (and re-activated if they had
-        left: confirming is an explicit new consent)."""
-        address = self._address(email)
-        stamp = now()
-        with self.db.transaction(), self.history.watch([address_key(address)], source):
-            forget_erasure(self.db, address_key(address))  # confirming is a new consent
-            self.db.execute(
-                "INSERT INTO subscribers (email, email_key, status, source, created_at, updated_at)"
-                " VALUES (?, ?, 'active', ?, ?, ?)"
-                " ON CONFLICT (email_key) DO UPDATE SET status = 'active', updated_at = excluded.updated_at,"
-                " unsubscribed_at = NULL, bounce_score = 0 WHERE subscribers.status != 'active'",
-                (address, address_key(address), source, stamp, stamp),
             )
         return self._reread(address)
 

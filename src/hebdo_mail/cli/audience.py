@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, display_path
-from .common import workspace_from
+from .common import warn, workspace_from
 
 if TYPE_CHECKING:
     from ..audience.store import SubscriberStore
@@ -155,6 +155,8 @@ def cmd_subscribers_import(args: argparse.Namespace) -> int:
         )
     for rejected in report.rejected:
         print(f"{display_path(path)}:{rejected.line}: {rejected.reason}", file=sys.stderr)
+    for remark in report.warnings:
+        warn(f"{display_path(path)}:{remark.line}: {remark.reason}")
     extras = []
     if report.merged:
         extras.append(f"{report.merged} duplicate row{'s' if report.merged > 1 else ''} merged")

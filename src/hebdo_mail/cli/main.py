@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from importlib import import_module
@@ -36,6 +38,9 @@ def _iso_date(text: str) -> dt.date:
         return dt.date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2006-12-22") from None
+
+
+PLAIN_AUTH_HELP = "log in to a relay over plain smtp:// even when it is not on this machine"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,6 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--workers", type=int, default=1, metavar="N", help="processes serving requests (default 1)"
+    )
+    serve.add_argument("--allow-plain-auth", action="store_true", help=PLAIN_AUTH_HELP)
     serve.set_defaults(handler=command("publish:cmd_serve"))
 
     preview = commands.add_parser(
@@ -208,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument(
         "--yes", action="store_true", help="do not ask before mailing through a relay"
     )
+    send.add_argument("--allow-plain-auth", action="store_true", help=PLAIN_AUTH_HELP)
     send.set_defaults(handler=command("send:cmd_send"))
 
     status = commands.add_parser(
@@ -306,3 +316,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("hebdo-mail: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # Whoever read the output has gone (`... | head`): stop quietly, as a Unix tool killed by
+        # SIGPIPE does, and keep Python from complaining when it flushes stdout on the way out.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE

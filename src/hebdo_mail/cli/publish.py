@@ -76,16 +76,19 @@ def build_site(workspace: Workspace, target: Path, issue: str | None) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    from ..web.server import serve
 
-    from ..web.app import create_app
-
+    if args.workers < 1:
+        raise HebdoError("--workers must be at least 1")
     workspace = workspace_from(args)
-    app = create_app(workspace)
     print(
-        f"serving {workspace.settings.newsletter.name} on http://{args.host}:{args.port}/ (Ctrl-C to stop)"
+        f"serving {workspace.settings.newsletter.name} on http://{args.host}:{args.port}/ "
+        f"with {args.workers} worker{'s' if args.workers > 1 else ''} (Ctrl-C to stop)"
     )
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", proxy_headers=True)
+    serve(
+        workspace, host=args.host, port=args.port, workers=args.workers,
+        allow_plain_auth=args.allow_plain_auth,
+    )  # fmt: skip
     return 0
 
 

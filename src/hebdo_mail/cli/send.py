@@ -19,10 +19,11 @@ from ..audience.recipients import Recipient, RecipientSource, StoreRecipients
 from ..audience.store import SubscriberStore
 from ..audience.tokens import PROOF
 from ..deliver.changes import describe_changes, digest_of
+from ..deliver.ledger import FileLedger
 from ..deliver.message import MessageFactory
 from ..deliver.selection import SendOptions, count_to_send
 from ..deliver.send import Sender, SendSummary, deliver_one
-from ..deliver.sendlog import EventLog, LogWriter, NullLog, now, read_log
+from ..deliver.sendlog import EventLog, LogError, LogState, NullLog, now, read_log
 from ..deliver.setup import (
     configured_transport,
     log_path,
@@ -78,7 +79,10 @@ def send_issue(args: argparse.Namespace, workspace: Workspace, folder: Path) -> 
 
 def _transport(args: argparse.Namespace, workspace: Workspace, outbox: str) -> Transport:
     ask = getpass.getpass if sys.stdin.isatty() else None
-    return configured_transport(workspace, url=args.smtp, outbox=outbox, ask_password=ask)
+    return configured_transport(
+        workspace, url=args.smtp, outbox=outbox, ask_password=ask,
+        allow_plain_auth=args.allow_plain_auth,
+    )  # fmt: skip
 
 
 def _send_test(
@@ -153,63 +157,69 @@ def _send(
     if options.concurrency < 1:
         raise ConfigError("--concurrency must be at least 1")
     path = log_path(workspace, issue_id)
-    state = read_log(path)
-    for warning in state.warnings:
-        warn(warning)
-    # Resuming through another relay is fine (a failover); mixing the outbox, which mails nobody,
-    # with a relay, which mails people, would make the log lie about who got the issue.
-    if (
-        state.transport
-        and _kind(state.transport) != _kind(transport.description)
-        and not args.dry_run
-    ):
+    ledger = FileLedger(path)
+    # A run that writes the log holds the issue for its whole length: a second one stops here.
+    state = read_log(path) if args.dry_run else ledger.claim()
+    try:
+        for warning in state.warnings:
+            warn(warning)
+        _check_transport(state, transport, path, dry_run=args.dry_run)
+
+        def sender(transport: Transport, log: EventLog) -> Sender:
+            return Sender(
+                factory=factory, transport=transport, log=log, state=state, store=store,
+                store_is_source=isinstance(source, StoreRecipients), options=options,
+                store_marker=source.marker if isinstance(source, StoreRecipients) else None,
+            )  # fmt: skip
+
+        if args.dry_run:
+            return _dry_run(sender(NullTransport(), NullLog()), source)
+
+        to_send = count_to_send(state, source, options)
+        # The digest of what this run mails; a run that mails nobody keeps the previous one.
+        digest = digest_of(editions) if to_send or not state.digest else state.digest
+        changes = describe_changes(state.digest, digest) if state.started and state.digest else None
+        if changes and not args.allow_changes:
+            raise HebdoError(
+                f"the issue changed since its first messages went out ({changes}); run again "
+                "with --allow-changes to send the new text to the other readers, or restore the "
+                "old text",
+                path=folder,
+            )
+
+        if transport.needs_confirmation and to_send and not args.yes:
+            _confirm(issue_id, to_send, transport.description)
+        log = ledger.writer()
+        log.write({
+            "time": now(), "event": "run", "total": len(source), "source": source.description,
+            "transport": transport.description, "digest": digest,
+        })  # fmt: skip
+        try:
+            summary = asyncio.run(_run_with_progress(sender(transport, log), source, to_send))
+        except LogError:
+            raise  # it says itself what was recorded and how to resume
+        except HebdoError as exc:
+            raise HebdoError(
+                f"{exc.message}; every message so far is in {display_path(path)}: "
+                "run the same command again to resume",
+                where=exc.location() or None,
+            ) from None
+    finally:
+        ledger.close()
+    _print_summary(summary, path)
+    return EX_TEMPFAIL if summary.incomplete else 0
+
+
+def _check_transport(state: LogState, transport: Transport, path: Path, *, dry_run: bool) -> None:
+    """Resuming through another relay is fine (a failover); mixing the outbox, which mails
+    nobody, with a relay, which mails people, would make the log lie about who got the issue."""
+    if state.transport and _kind(state.transport) != _kind(transport.description) and not dry_run:
         raise HebdoError(
             f"this issue was already sent through {state.transport}; to send it through "
             f"{transport.description} as well, move the log aside first "
             f"(mv {display_path(path)} {display_path(path.with_suffix('.old.jsonl'))})",
             path=path,
         )
-
-    def sender(transport: Transport, log: EventLog) -> Sender:
-        return Sender(
-            factory=factory, transport=transport, log=log, state=state, store=store,
-            store_is_source=isinstance(source, StoreRecipients), options=options,
-        )  # fmt: skip
-
-    if args.dry_run:
-        return _dry_run(sender(NullTransport(), NullLog()), source)
-
-    to_send = count_to_send(state, source, options)
-    # The digest of what this run mails; a run that mails nobody keeps the previous one.
-    digest = digest_of(editions) if to_send or not state.digest else state.digest
-    changes = describe_changes(state.digest, digest) if state.started and state.digest else None
-    if changes and not args.allow_changes:
-        raise HebdoError(
-            f"the issue changed since its first messages went out ({changes}); run again with "
-            "--allow-changes to send the new text to the other readers, or restore the old text",
-            path=folder,
-        )
-
-    if transport.needs_confirmation and to_send and not args.yes:
-        _confirm(issue_id, to_send, transport.description)
-
-    log = LogWriter(path)
-    log.write({
-        "time": now(), "event": "run", "total": len(source), "source": source.description,
-        "transport": transport.description, "digest": digest,
-    })  # fmt: skip
-    try:
-        summary = asyncio.run(_run_with_progress(sender(transport, log), source, to_send))
-    except HebdoError as exc:
-        log.close()
-        raise HebdoError(
-            f"{exc.message}; every message so far is in {display_path(path)}: "
-            "run the same command again to resume",
-            where=exc.location() or None,
-        ) from None
-    log.close()
-    _print_summary(summary, path)
-    return EX_TEMPFAIL if summary.incomplete else 0
 
 
 def _dry_run(sender: Sender, source: RecipientSource) -> int:

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
 from ..config import DkimSettings
 from ..errors import ConfigError
-from ..workspace import Workspace
+from ..workspace import Workspace, check_private
 from .wireformat import CRLF, from_wire
 
 log = logging.getLogger(__name__)
@@ -131,6 +131,7 @@ def load_signer(workspace: Workspace) -> DkimSigner | None:
         log.warning("%s", warning)
     path = workspace.root / settings.key_file
     try:
+        check_private(path)
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except OSError as exc:
         raise ConfigError(

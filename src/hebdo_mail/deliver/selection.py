@@ -60,13 +60,17 @@ class StoreWatch:
     the first change on (an unsubscribe made while the send runs), every message asks the store.
     """
 
-    def __init__(self, store: Store | None, *, source_is_store: bool) -> None:
+    def __init__(
+        self, store: Store | None, *, source_is_store: bool, since: int | None = None
+    ) -> None:
+        """``since``: the change marker as of the moment the recipients were read from the store
+        (a change between that moment and this one must count as a change)."""
         self.store = store
         self.source_is_store = source_is_store
         self.changed = False
         self.checked_this_turn = False
         if store is not None:
-            self.version = store.change_marker()
+            self.version = store.change_marker() if since is None else since
             self.blocked = {} if source_is_store else store.not_mailable()
 
     def refusal(self, recipient: Recipient) -> str | None:

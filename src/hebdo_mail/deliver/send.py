@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from ..audience.bounces import record
+from ..audience.failures import refusal
 from ..audience.recipients import Recipient
-from ..audience.returned_mail import refusal
 from ..audience.store import Store
 from ..errors import HebdoError
 from ..vocabulary import OUTCOMES, Event, Outcome
@@ -91,6 +91,7 @@ class Sender:
         store: Store | None,
         store_is_source: bool,
         options: SendOptions,
+        store_marker: int | None = None,
         on_event: Callable[[Outcome], None] = lambda outcome: None,
     ) -> None:
         self.factory = factory
@@ -103,7 +104,7 @@ class Sender:
         self.on_event = on_event
         self.summary = SendSummary()
         self.limiter = RateLimiter(options.rate)
-        self.watch = StoreWatch(store, source_is_store=store_is_source)
+        self.watch = StoreWatch(store, source_is_store=store_is_source, since=store_marker)
         # A rate limit spaces messages out one by one, which a pipelined batch would defeat.
         self.batch_size = 1 if options.rate > 0 else BATCH
         self.stopping = False
@@ -312,7 +313,9 @@ class Sender:
         )  # fmt: skip
         if outcome != Outcome.DEFERRED:
             self._count(outcome)
-        failure = refusal(reply.code, reply.stage, reply.text) if failed else None
+        failure = None
+        if failed:
+            failure = refusal(reply.code, reply.stage, reply.text, job.recipient.email)
         if failure is not None and self.store is not None:
             # The same source as `bounces process` gives it when it sweeps the log: counted once.
             record(

@@ -10,7 +10,9 @@ been accepted. Lines are written with one ``write`` each as events happen and fs
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
+import errno
 import json
 import os
 import time
@@ -216,6 +218,7 @@ class LogWriter:
         self._pending: list[str] = []
         self._flush_scheduled = False
         self._syncing = False
+        self.failed: LogError | None = None  # once a write failed, nothing more is recorded
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
@@ -262,30 +265,41 @@ class LogWriter:
             line += f',"attempt":{int(attempt)}'
         if stage is not None:
             line += f',"stage":"{stage}"'
+        if self.failed is not None:
+            raise self.failed  # an attempt that cannot be recorded must not be made
         self._pending.append(line + "}\n")
         if event == Event.ATTEMPT:
             self.flush()
         elif not self._flush_scheduled:
             try:
-                asyncio.get_running_loop().call_soon(self.flush)
+                asyncio.get_running_loop().call_soon(self._flush_later)
                 self._flush_scheduled = True
             except RuntimeError:  # no loop: write now
                 self.flush()
 
+    def _flush_later(self) -> None:
+        with contextlib.suppress(LogError):  # kept in self.failed: the next event raises it
+            self.flush()
+
     def flush(self) -> None:
         self._flush_scheduled = False
+        if self.failed is not None:
+            raise self.failed
         if not self._pending:
             return
         data = "".join(self._pending).encode()
         count = len(self._pending)
         self._pending = []
         try:
-            os.write(self.fd, data)
+            _write_all(self.fd, data)
         except OSError as exc:
-            raise LogError(
-                f"cannot be written ({exc.strerror}); stopping so that no message goes unrecorded",
+            self.failed = LogError(
+                f"cannot be written ({_why(exc)}); the send stopped before any more mail went "
+                "out: make room, then run the same command again to resume (a message whose "
+                "reply could not be recorded is listed as unknown)",
                 path=self.path,
-            ) from None
+            )
+            raise self.failed from None
         self._unsynced += count
         if self._unsynced >= self.sync_every and not self._syncing:
             self._sync_soon()
@@ -310,8 +324,32 @@ class LogWriter:
         self._unsynced = 0
 
     def close(self) -> None:
-        self.sync()
-        os.close(self.fd)
+        try:
+            if self.failed is None:
+                self.sync()
+        finally:
+            os.close(self.fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """os.write until every byte is out: a write may take only part of the data (a disk filling
+    up), and a line left half-written would be read as a torn line, its event lost."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        if written == 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        view = view[written:]
+
+
+def _why(exc: OSError) -> str:
+    """The cause in words, for the causes an operator can act on."""
+    reasons = {
+        errno.ENOSPC: "the disk is full",
+        errno.EDQUOT: "the disk quota is used up",
+        errno.EFBIG: "the file has reached the largest size this process may write",
+    }
+    return reasons.get(exc.errno or 0, exc.strerror or str(exc))
 
 
 class SendLogs:

@@ -5,6 +5,7 @@ be asked of a person (a password) is asked through the callable the caller passe
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 from collections.abc import Callable
@@ -35,14 +36,24 @@ def configured_transport(
     url: str | None,
     outbox: str,
     ask_password: Callable[[str], str] | None = None,
+    allow_plain_auth: bool = False,
 ) -> Transport:
     """The relay of --smtp or [smtp] url, else the outbox folder ``outbox`` of the workspace.
-    The password comes from HEBDO_SMTP_PASSWORD, else from ``ask_password(prompt)`` if given."""
+    The password comes from HEBDO_SMTP_PASSWORD, else from ``ask_password(prompt)`` if given.
+    A login over plain smtp:// is refused unless the relay is on this machine, or
+    ``allow_plain_auth``: the password would cross the network in clear."""
     url = url or workspace.settings.smtp.url
     if not url:
         return OutboxTransport(workspace.root / outbox, outbox)
     target = parse_smtp_url(url)
     password = None
+    plain = target.scheme == "smtp" and not is_loopback(target.host)
+    if target.username and plain and not allow_plain_auth:
+        raise ConfigError(
+            f"refusing to log in to {target.where} over plain smtp://: the password would "
+            "cross the network in clear; use smtp+starttls:// or smtps://, or pass "
+            "--allow-plain-auth if the network between you and the relay is private"
+        )
     if target.username:
         password = os.environ.get(PASSWORD_ENV)
         if password is None:
@@ -62,6 +73,16 @@ def configured_transport(
     return SmtpTransport(
         target, password=password, timeout=smtp.timeout, verify_tls=smtp.verify_tls
     )
+
+
+def is_loopback(host: str) -> bool:
+    """This machine: localhost or a loopback address (127.0.0.0/8, ::1)."""
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def recipient_source(

@@ -295,6 +295,11 @@ class SmtpConnection(Connection):
                             content_sent=sent,
                         ),
                     )
+        except BaseException:
+            # Anything else (the send log cannot be written, a cancellation) leaves the session
+            # in the middle of a transaction: drop it, so no message half sent is ever completed.
+            self.transport.close()
+            raise
 
     def _next_sendable(
         self, batch: Sequence[Outgoing], start: int, on_reply: Callable[[int, Reply], None]

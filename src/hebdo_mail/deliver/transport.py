@@ -107,8 +107,10 @@ class OutboxTransport(Transport):
         self._sequence = 0
 
     async def connect(self) -> Connection:
+        # Messages hold addresses, and confirmations their links: for the owner's eyes only.
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         for name in ("tmp", "new", "cur"):
-            (self.folder / name).mkdir(parents=True, exist_ok=True)
+            (self.folder / name).mkdir(mode=0o700, exist_ok=True)
         return OutboxConnection(self)
 
     def next_name(self) -> str:
@@ -132,7 +134,9 @@ class OutboxConnection(Connection):
         envelope = f"Return-Path: <{item.sender}>\r\nDelivered-To: {item.recipient}\r\n".encode()
         item.before_content()
         try:
-            temporary.write_bytes(envelope + from_wire(item.message))
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(envelope + from_wire(item.message))
             os.rename(temporary, self.transport.folder / "new" / name)
         except OSError as exc:
             temporary.unlink(missing_ok=True)

@@ -10,6 +10,8 @@ import base64
 import binascii
 import re
 
+from ..publish.render import MAX_LINE_OCTETS
+
 CRLF = b"\r\n"
 END_OF_DATA = b".\r\n"
 _SPECIALS = re.compile(r'[()<>\[\]:;@\\,."]')
@@ -56,11 +58,14 @@ def from_wire(wire: bytes) -> bytes:
     return unstuffed[1:] if unstuffed.startswith(b"..") else unstuffed
 
 
+WORD_BYTES = 45  # UTF-8 bytes per folded RFC 2047 word: 60 in base64, 72 with its delimiters
+
+
 def mailbox_header(name: str, address: str, header: str = "To") -> bytes:
-    """``Name <address>`` as a header line: the name as is, quoted when it holds specials, or one
-    RFC 2047 word when it is not plain ASCII. One word, however long (names are capped at 200
-    characters, so the line stays far below 998 octets): split words come back from some
-    decoders, Python's among them, with spaces inserted between them."""
+    """``Name <address>`` as a header line: the name as is, quoted when it holds specials, or
+    RFC 2047-encoded when it is not plain ASCII. One encoded word while the line fits in 998
+    octets (split words come back from some decoders, Python's among them, with spaces inserted
+    between them); a longer one is folded into words of whole characters, one per line."""
     if not name:
         return f"{header}: {address}\r\n".encode()
     if name.isascii() and name.isprintable() and "=?" not in name:
@@ -68,5 +73,24 @@ def mailbox_header(name: str, address: str, header: str = "To") -> bytes:
         if _SPECIALS.search(name) or name != name.strip():
             shown = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
     else:
-        shown = "=?utf-8?b?" + base64.b64encode(name.encode("utf-8")).decode("ascii") + "?="
+        shown = _encoded_word(name)
+        if len(f"{header}: {shown} <{address}>".encode()) > MAX_LINE_OCTETS:
+            shown = "\r\n ".join(_encoded_word(part) for part in _utf8_chunks(name, WORD_BYTES))
     return f"{header}: {shown} <{address}>\r\n".encode()
+
+
+def _encoded_word(text: str) -> str:
+    return "=?utf-8?b?" + base64.b64encode(text.encode("utf-8")).decode("ascii") + "?="
+
+
+def _utf8_chunks(text: str, size: int) -> list[str]:
+    """``text`` cut into pieces of whole characters, each at most ``size`` bytes of UTF-8."""
+    pieces, piece, used = [], "", 0
+    for char in text:
+        length = len(char.encode("utf-8"))
+        if used + length > size:
+            pieces.append(piece)
+            piece, used = "", 0
+        piece += char
+        used += length
+    return [*pieces, piece]

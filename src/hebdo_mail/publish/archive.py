@@ -17,7 +17,7 @@ from pathlib import Path
 from ..errors import HebdoError
 from ..workspace import Workspace
 from .files import IssueFile
-from .issue import Issue, load_issue
+from .issue import ISSUE_ID, Issue, load_issue
 from .render import render_web
 from .templating import render, workspace_environment
 
@@ -60,6 +60,10 @@ class Archive:
 
     def _load(self, issue_id: str, *, published: bool = True) -> Issue | None:
         """The issue, if its folder loads (and, with ``published``, once it has been sent)."""
+        # Only what an issue folder may be called: no path tricks, and no name the file system
+        # refuses (ENAMETOOLONG) ever reaches it.
+        if not ISSUE_ID.fullmatch(issue_id):
+            return None
         folder = self.workspace.issues_dir / issue_id
         if not folder.is_dir() or (published and not is_published(self.workspace, issue_id)):
             return None
@@ -88,8 +92,6 @@ class Archive:
         return sorted(found, key=lambda i: (i.date, i.number, i.id), reverse=True)
 
     def issue(self, issue_id: str, *, published: bool = True) -> Issue | None:
-        if "/" in issue_id or issue_id.startswith("."):
-            return None
         return self._load(issue_id, published=published)
 
     def web_page(self, issue_id: str, lang: str, *, published: bool = True) -> str | None:
@@ -105,8 +107,6 @@ class Archive:
     def file(self, issue_id: str, public_name: str) -> IssueFile | None:
         """A picture or download of the issue, sent or not, by its public name; nothing else of
         the folder is served."""
-        if "/" in issue_id or issue_id.startswith("."):
-            return None
         issue = self._load(issue_id, published=False)
         return issue.files.public(public_name) if issue is not None else None
 
@@ -160,6 +160,8 @@ def write_site(workspace: Workspace, target: Path) -> list[Path]:
     """The whole archive as static files under ``target`` (written in place of what was there)."""
     from .build import write_tree
 
+    if target.exists() and not target.is_dir():
+        raise HebdoError("is not a folder; give a new or empty folder for the site", path=target)
     if target.exists() and any(target.iterdir()) and not (target / SITE_MARKER).exists():
         raise HebdoError(
             "is not empty and was not written by `build --site`; give a new or empty folder "

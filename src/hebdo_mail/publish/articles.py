@@ -24,16 +24,38 @@ from . import markdown
 from .media import FileKind, inspect_file
 from .pictures import PictureError, read_picture
 
+# What a link written in front matter may lead to (the email, the web page and the static site
+# print it as it is in href and src): the web, a mail address, or a file of the issue folder.
+# Anything else, javascript: and data: first, could run in a reader's browser.
+WEB = re.compile(r"https?://[^\s/]", re.IGNORECASE)
+WEB_OR_MAIL = re.compile(r"(?:https?://[^\s/]|mailto:\S)", re.IGNORECASE)
+
+
+def check_link(value: str, allowed: re.Pattern[str], *, local: bool) -> str:
+    if (local and not markdown.is_external(value) and value == value.strip()) or allowed.match(
+        value
+    ):
+        return value
+    schemes = "http:// or https://" + (" or mailto:" if allowed is WEB_OR_MAIL else "")
+    elsewhere = " (or a file of the issue folder)" if local else ""
+    raise ValueError(f"{value!r} is not a link this allows: use {schemes}{elsewhere}")
+
 
 class ImageModel(StrictModel):
     src: str = Field(min_length=1)
     alt: str = Field(min_length=1)
+
+    _link = field_validator("src")(lambda v: check_link(v, WEB, local=True))
 
 
 class MediaModel(StrictModel):
     file: str | None = None
     url: str | None = None
     label: str = Field(min_length=1)
+
+    _link = field_validator("url")(
+        lambda v: check_link(v, WEB_OR_MAIL, local=False) if v is not None else v
+    )
 
     @model_validator(mode="after")
     def _one_target(self) -> MediaModel:

@@ -13,6 +13,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..atomic import real_folder
 from ..errors import BuildError
 from ..workspace import Workspace
 from .files import IssueFile
@@ -134,7 +135,11 @@ def _size_warnings(name: str, content: str) -> list[str]:
 
 
 def write_tree(target: Path, files: dict[str, bytes]) -> None:
-    """Write ``files`` (relative path -> bytes) as the folder ``target``, replacing it atomically."""
+    """Write ``files`` (relative path -> bytes) as the folder ``target``, replacing it atomically
+    (through a symbolic link, the folder it points to: the link stays)."""
+    target = real_folder(target)
+    if target.exists() and not target.is_dir():
+        raise BuildError("is not a folder; give a folder to write into", path=target)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:

@@ -28,8 +28,10 @@ def package_templates_dir() -> Path:
     return packaged if packaged.is_dir() else package.parents[1] / "templates"
 
 
-def _wrap_filter(text: str, width: int = WIDTH, indent: str = "") -> str:
-    return "\n".join(wrap(str(text), width, first=indent, rest=indent))
+def _wrap_filter(text: str, width: int = WIDTH, indent: str = "", first: str | None = None) -> str:
+    """``text`` wrapped at ``width`` columns, each line after ``indent``, the first after
+    ``first`` when given (a list item: ``wrap(first="* ", indent="  ")``)."""
+    return "\n".join(wrap(str(text), width, first=indent if first is None else first, rest=indent))
 
 
 def workspace_environment(workspace: Workspace, lang: str) -> jinja2.Environment:

@@ -1,38 +1,39 @@
-"""The web application (Starlette): one-click unsubscribe, double opt-in subscription, and the
-archive of published issues. ``hebdo-mail serve`` runs it with uvicorn.
+"""The web application (Starlette): one-click unsubscribe, double opt-in subscription
+(subscription.py), and the archive of published issues. ``hebdo-mail serve`` runs it (server.py).
 
-Every state change is a POST; a GET never changes anything (mail scanners open every link).
-Tokens are the HMAC tokens delivery puts in its messages. Every response carries security
-headers; request bodies are size-limited and the forms rate-limited per client address.
+Every state change is a POST; a GET never changes anything (mail scanners open every link), and
+a POST of one of the site's forms must come from the site itself (forms.py). Tokens are the HMAC
+tokens delivery puts in its messages. Every response, error pages included, carries security
+headers; request bodies are size-limited and the forms rate-limited per client address (guard.py).
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import email.policy
 import logging
+import re
 from collections.abc import Callable
-from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
 from typing import Any
+from urllib.parse import quote
 
 import jinja2
 from babel.core import negotiate_locale
 from starlette.applications import Starlette
+from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
-from starlette.routing import Route
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import (
+    HTMLResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
+from starlette.routing import Match, Route
 
 from ..audience.addresses import InvalidAddress, check_name, normalise_address
 from ..audience.store import SubscriberStore, open_store
 from ..audience.tokens import PROOF, TokenSigner
-from ..deliver.dkim import load_signer
-from ..deliver.send import deliver_one
 from ..deliver.setup import configured_transport
 from ..deliver.transport import Transport
-from ..deliver.wireformat import to_wire
-from ..errors import HebdoError
 from ..publish.archive import Archive, available_languages
 from ..publish.i18n import N_
 from ..publish.templating import render, workspace_environment
@@ -40,29 +41,34 @@ from ..vocabulary import FORMATS
 from ..workspace import Workspace, load_secret
 from .admin import admin_routes
 from .files import FileServer
-from .guard import FORM_RATE, MAX_BODY, ClientLimiter, Guard
+from .forms import FORM_REFUSED, FormGuard
+from .guard import MAX_BODY, ASGIApp, ClientLimiter, Guard
+from .subscription import SubscriptionPages
 
-CONFIRM_MAX_AGE = 7 * 24 * 3600  # seconds a confirmation link stays valid
 log = logging.getLogger(__name__)
+ONE_CLICK = ("List-Unsubscribe", "One-Click")  # the body of an RFC 8058 one-click POST
 
 
 class WebApp:
     """What the endpoints share: the workspace, its archive, its token signer, page rendering."""
 
-    def __init__(self, workspace: Workspace, transport: Transport | None = None) -> None:
-
+    def __init__(
+        self, workspace: Workspace, transport: Transport | None = None, *,
+        allow_plain_auth: bool = False,
+    ) -> None:  # fmt: skip
         self.workspace = workspace
         self.settings = workspace.settings.newsletter
+        self.web_settings = workspace.settings.web
         self.archive = Archive(workspace)
         self.files = FileServer()
         secret, _ = load_secret(workspace.root)
         self.signer = TokenSigner(secret, self.settings.list_identifier)
+        self.forms = FormGuard(self.signer, self.settings.base_url)
         self.languages = available_languages(workspace)
-        self.limiter = ClientLimiter(FORM_RATE)
+        self.limiter = ClientLimiter(self.web_settings.form_posts_per_minute)
         self.transport = transport or configured_transport(
-            workspace, url=None, outbox="outbox/confirmations"
+            workspace, url=None, outbox="outbox/confirmations", allow_plain_auth=allow_plain_auth
         )
-        self.dkim = load_signer(workspace)  # confirmations are signed like the issues
         self._environments: dict[str, jinja2.Environment] = {}
 
     # -- helpers -------------------------------------------------------------------------------
@@ -122,6 +128,23 @@ class WebApp:
             )
         return None
 
+    async def form(self, request: Request) -> FormData:
+        try:
+            return await request.form(max_files=0, max_fields=10, max_part_size=MAX_BODY)
+        except ClientDisconnect:  # gone, or cut off for sending too slowly: nobody to answer
+            raise HTTPException(408) from None
+
+    @staticmethod
+    def address(verified: str | None) -> str | None:
+        """The address a genuine token names, if it is still an address we accept (one made by
+        an older version may no longer be)."""
+        if verified is None:
+            return None
+        try:
+            return normalise_address(verified)
+        except InvalidAddress:
+            return None
+
     # -- archive -------------------------------------------------------------------------------
 
     async def cover(self, request: Request) -> Response:
@@ -161,7 +184,7 @@ class WebApp:
     # -- unsubscribe ---------------------------------------------------------------------------
 
     async def unsubscribe(self, request: Request) -> Response:
-        address = self.signer.verify(request.path_params["token"])
+        address = self.address(self.signer.verify(request.path_params["token"]))
         if address is None:
             return self.error(
                 request,
@@ -170,31 +193,39 @@ class WebApp:
                     "This unsubscribe link is not valid. Use the link of your latest issue, or write to us."
                 ),
             )
+        accepted = False
+        if request.method == "POST":
+            form = await self.form(request)
+            # RFC 8058 one-click: mail clients post it from their servers, with no Origin and no
+            # token; anything else must be this page's own form, posted from this site.
+            accepted = form.get(ONE_CLICK[0]) == ONE_CLICK[1] or self.forms.accepts(request, form)
         with self.store() as store:
             known = store.get(address)
-            lang = self.language(request, known.lang if known else None)
-            if request.method == "POST":
-                # RFC 8058 one-click (body List-Unsubscribe=One-Click) and the page's own form alike.
+            if accepted:
                 store.mark_unsubscribed(address, source="web")
-        heading = self.gettext(lang)(N_("Unsubscribe"))
+        lang = self.language(request, known.lang if known else None)
+        refused = request.method == "POST" and not accepted
         return self.page(
-            "unsubscribe.html", lang, heading=heading, email=address, done=request.method == "POST"
-        )
+            "unsubscribe.html", lang, 403 if refused else 200,
+            heading=self.gettext(lang)(N_("Unsubscribe")), email=address, done=accepted,
+            form_token=self.forms.token(request.url.path),
+            **({"error": self.gettext(lang)(FORM_REFUSED)} if refused else {}),
+        )  # fmt: skip
 
     # -- preferences ---------------------------------------------------------------------------
 
     async def preferences(self, request: Request) -> Response:
         """Language, format and name, changed by the reader; the token of their unsubscribe
-        link opens it. GET shows, POST changes; the page speaks the reader's language."""
+        link opens it. GET shows, POST (this page's own form, from this site) changes."""
         token = request.path_params["token"]
-        address = self.signer.verify(token)
+        address = self.address(self.signer.verify(token))
         if address is None:
             return self.error(
                 request,
                 400,
                 N_("This link is not valid. Use the link of your latest issue, or write to us."),
             )
-        done = False
+        done = refused = False
         with self.store() as store:
             reader = store.get(address)
             if reader is None:
@@ -202,9 +233,11 @@ class WebApp:
                     request, 404, N_("This address is not on the list; write to us to change it.")
                 )
             if request.method == "POST":
-                if (refusal := self.refused(request)) is not None:
-                    return refusal
-                form = await request.form(max_files=0, max_fields=10, max_part_size=MAX_BODY)
+                if (too_many := self.refused(request)) is not None:
+                    return too_many
+                form = await self.form(request)
+                refused = not self.forms.accepts(request, form)
+            if request.method == "POST" and not refused:
                 name = str(form.get("name") or "").strip()
                 lang = str(form.get("lang") or "")
                 fmt = str(form.get("format") or "")
@@ -221,125 +254,22 @@ class WebApp:
                 done = True
         lang = self.language(request, reader.lang)
         return self.page(
-            "preferences.html",
-            lang,
-            heading=self.gettext(lang)(N_("Your preferences")),
-            email=address,
-            reader={"name": reader.name, "lang": lang, "format": reader.format},
-            token=token,
-            done=done,
-        )
-
-    # -- subscribe -----------------------------------------------------------------------------
-
-    async def subscribe(self, request: Request) -> Response:
-        lang = self.language(request)
-        heading = self.gettext(lang)(N_("Subscribe"))
-        if request.method == "GET":
-            return self.page("subscribe.html", lang, heading=heading, sent=False)
-        if (refusal := self.refused(request)) is not None:
-            return refusal
-        form = await request.form(max_files=0, max_fields=10, max_part_size=MAX_BODY)
-        fields = {
-            key: str(form.get(key) or "").strip()
-            for key in ("email", "name", "lang", "format", "website")
-        }
-        if fields["website"]:
-            # The honeypot is filled: a robot. Answer as usual, do nothing.
-            return self.page("subscribe.html", lang, heading=heading, sent=True)
-        try:
-            address = normalise_address(fields["email"])
-        except InvalidAddress:
-            problem = N_("That is not a valid email address; check it and try again.")
-            return self.page(
-                "subscribe.html",
-                lang,
-                400,
-                heading=heading,
-                sent=False,
-                error=self.gettext(lang)(problem),
-            )
-        try:
-            check_name(fields["name"])
-        except InvalidAddress:
-            problem = N_("The name must be one line of at most 200 characters.")
-            return self.page(
-                "subscribe.html",
-                lang,
-                400,
-                heading=heading,
-                sent=False,
-                error=self.gettext(lang)(problem),
-            )
-        chosen_lang = fields["lang"] if fields["lang"] in self.languages else lang
-        heading = self.gettext(chosen_lang)(N_("Subscribe"))
-        fmt = fields["format"] if fields["format"] in ("html", "text") else "html"
-        with self.store() as store:
-            subscriber = store.request_subscription(
-                address, name=fields["name"], lang=chosen_lang, format=fmt, source="web"
-            )
-        if subscriber.status != "active":
-            await self.send_confirmation(address, chosen_lang)
-        # The same answer whether the address was known or not: no way to learn who reads.
-        return self.page("subscribe.html", chosen_lang, heading=heading, sent=True)
-
-    async def send_confirmation(self, address: str, lang: str) -> None:
-        settings = self.settings
-        token = self.signer.timed_token(address, "confirm")
-        env = workspace_environment(self.workspace, lang)
-        name = settings.name_in(lang)
-        body = render(env, "confirmation_email.txt", {
-            "newsletter": {"name": name}, "email": address,
-            "confirm_url": f"{settings.base_url}/confirm/{token}",
-        })  # fmt: skip
-        message = EmailMessage(policy=email.policy.SMTP.clone(max_line_length=998))
-        message["From"] = settings.sender_in(lang)
-        message["To"] = address
-        message["Subject"] = self.gettext(lang)(
-            N_("Confirm your subscription to %(newsletter)s")
-        ) % {"newsletter": name}
-        message["Date"] = format_datetime(dt.datetime.now(dt.UTC))
-        message["Message-ID"] = make_msgid(domain=settings.sender_domain)
-        message["Auto-Submitted"] = "auto-generated"
-        message.set_content(body, charset="utf-8", cte="quoted-printable")
-        wire = to_wire(message.as_bytes())
-        try:
-            await deliver_one(
-                self.transport,
-                settings.sender_address,
-                address,
-                self.dkim.sign_wire(wire) if self.dkim else wire,
-            )
-        except HebdoError as exc:
-            # The visitor gets the usual answer; the admin sees why the mail did not leave.
-            log.warning("confirmation to %s not sent: %s", address, exc)
-
-    async def confirm(self, request: Request) -> Response:
-        address = self.signer.verify_timed(request.path_params["token"], "confirm", CONFIRM_MAX_AGE)
-        if address is None:
-            return self.error(
-                request,
-                400,
-                N_(
-                    "This confirmation link is not valid or has expired. Subscribe again to get a new one."
-                ),
-            )
-        with self.store() as store:
-            known = store.get(address)
-            lang = self.language(request, known.lang if known else None)
-            if request.method == "POST":
-                store.confirm(address, source="web")
-        heading = self.gettext(lang)(N_("Confirm my subscription"))
-        return self.page(
-            "confirm.html", lang, heading=heading, email=address, done=request.method == "POST"
-        )
+            "preferences.html", lang, 403 if refused else 200,
+            heading=self.gettext(lang)(N_("Your preferences")), email=address,
+            reader={"name": reader.name, "lang": lang, "format": reader.format}, token=token,
+            done=done, form_token=self.forms.token(request.url.path),
+            **({"error": self.gettext(lang)(FORM_REFUSED)} if refused else {}),
+        )  # fmt: skip
 
 
-def create_app(workspace: Workspace, *, transport: Transport | None = None) -> Starlette:
-    web = WebApp(workspace, transport)
+def create_app(
+    workspace: Workspace, *, transport: Transport | None = None, allow_plain_auth: bool = False
+) -> ASGIApp:
+    web = WebApp(workspace, transport, allow_plain_auth=allow_plain_auth)
+    subscriptions = SubscriptionPages(web)
 
     async def not_found(request: Request, exc: Exception) -> Response:
-        return web.error(request, 404, N_("This page does not exist."))
+        return trailing_slash(request) or web.error(request, 404, N_("This page does not exist."))
 
     async def not_allowed(request: Request, exc: Exception) -> Response:
         response = web.error(request, 405, N_("This address does not accept that request."))
@@ -350,6 +280,13 @@ def create_app(workspace: Workspace, *, transport: Transport | None = None) -> S
     async def too_large(request: Request, exc: Exception) -> Response:
         return web.error(request, 413, N_("The request is too large."))
 
+    async def server_error(request: Request, exc: Exception) -> Response:
+        log.error("%s %s failed: %r", request.method, request.url.path, exc)
+        try:
+            return web.error(request, 500, N_("Something went wrong on our side. Please try again later."))  # fmt: skip
+        except Exception:  # the page itself cannot be drawn (a broken template, say)
+            return PlainTextResponse("Something went wrong on our side.", status_code=500)
+
     routes = [
         Route("/", web.cover, methods=["GET"]),
         Route("/issues/{issue_id}/", web.issue_root, methods=["GET"]),
@@ -357,13 +294,27 @@ def create_app(workspace: Workspace, *, transport: Transport | None = None) -> S
         Route("/issues/{issue_id}/{lang}/", web.issue_page, methods=["GET"]),
         Route("/unsubscribe/{token}", web.unsubscribe, methods=["GET", "POST"]),
         Route("/preferences/{token}", web.preferences, methods=["GET", "POST"]),
-        Route("/subscribe", web.subscribe, methods=["GET", "POST"]),
-        Route("/confirm/{token}", web.confirm, methods=["GET", "POST"]),
+        Route("/subscribe", subscriptions.subscribe, methods=["GET", "POST"]),
+        Route("/confirm/{token}", subscriptions.confirm, methods=["GET", "POST"]),
         *admin_routes(web),
     ]
+
+    def trailing_slash(request: Request) -> Response | None:
+        """A path that only lacks its final slash: redirected, relatively (Starlette's own
+        redirect is absolute, built from the Host header a client chose)."""
+        path = request.url.path
+        if path.endswith("/") or re.search(r"//|\\", path):
+            return None
+        scope = {**request.scope, "path": path + "/"}
+        if not any(route.matches(scope)[0] == Match.FULL for route in routes):
+            return None
+        query = f"?{request.url.query}" if request.url.query else ""
+        return RedirectResponse(f"./{quote(path.rsplit('/', 1)[1])}/{query}", status_code=307)
+
     app = Starlette(
         routes=routes,
-        exception_handlers={404: not_found, 405: not_allowed, 413: too_large},
+        exception_handlers={404: not_found, 405: not_allowed, 413: too_large, 500: server_error},
     )
-    app.add_middleware(Guard)
-    return app
+    app.router.redirect_slashes = False
+    # Outermost, so that even the 500 page Starlette's error middleware sends has the headers.
+    return Guard(app, trusted_proxies=workspace.settings.web.trusted_proxies)

@@ -1,16 +1,17 @@
-"""What stands between the internet and the web app's pages: security headers on every response,
-a cap on request bodies, and a per-client rate limit for the forms."""
+"""What stands between the internet and the web app's pages: security headers on every response
+(error pages included), a cap on request bodies, the client's address (believing X-Forwarded-For
+only from trusted proxies), and a per-client rate limit for the forms."""
 
 from __future__ import annotations
 
+import ipaddress
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
 from starlette.exceptions import HTTPException
 
 MAX_BODY = 16 * 1024  # bytes: the forms are a few fields long
-FORM_RATE = 10  # POSTs per client address and minute
 # Paths that take a file, and how large (the dashboard's import, behind its login).
 UPLOADS = {"/admin/import": 20 * 1024 * 1024}
 
@@ -21,8 +22,10 @@ SECURITY_HEADERS = [
     )),
     (b"x-frame-options", b"DENY"),
     (b"x-content-type-options", b"nosniff"),
-    # Unsubscribe and confirm URLs carry tokens: never hand them to another site.
-    (b"referrer-policy", b"no-referrer"),
+    # Unsubscribe and confirm URLs carry tokens: never hand them to another site. (Not
+    # no-referrer: browsers then send "Origin: null" with this site's own forms, which the
+    # cross-site check must refuse.)
+    (b"referrer-policy", b"same-origin"),
     (b"permissions-policy", b"interest-cohort=()"),
 ]  # fmt: skip
 
@@ -33,16 +36,19 @@ ASGIApp = Callable[
 
 
 class Guard:
-    """ASGI middleware: security headers on every response; bodies over MAX_BODY refused (413)."""
+    """ASGI middleware, outermost: security headers on every response; bodies over MAX_BODY
+    refused (413); the client's address resolved through trusted proxies."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, trusted_proxies: Sequence[str] = ()) -> None:
         self.app = app
+        self.trusted = [ipaddress.ip_network(p, strict=False) for p in trusted_proxies]
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
+        scope["client"] = self.client(scope.get("client"), headers.get(b"x-forwarded-for"))
         declared = headers.get(b"content-length", b"0")
         limit = UPLOADS.get(scope.get("path", ""), MAX_BODY)
         if not declared.isdigit() or int(declared) > limit:
@@ -65,6 +71,30 @@ class Guard:
             await send(message)
 
         await self.app(scope, limited_receive, secured_send)
+
+    def client(
+        self, peer: tuple[str, int] | None, forwarded: bytes | None
+    ) -> tuple[str, int] | None:
+        """The address a request comes from: the peer, unless the peer is a trusted proxy, in
+        which case the last address of X-Forwarded-For that is not itself a trusted proxy (the
+        addresses before it were written by the client and prove nothing)."""
+        if peer is None or forwarded is None or not self._trusted(peer[0]):
+            return peer
+        hops = [hop.strip() for hop in forwarded.decode("latin-1").split(",")]
+        for hop in reversed(hops):
+            if not self._trusted(hop):
+                try:
+                    return (str(ipaddress.ip_address(hop)), 0)
+                except ValueError:
+                    return peer  # a proxy that writes garbage: count it as the client
+        return peer
+
+    def _trusted(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in self.trusted)
 
 
 async def _plain(send: Any, status: int, text: str) -> None:

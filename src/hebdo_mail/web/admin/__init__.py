@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from starlette.responses import RedirectResponse
 from starlette.routing import BaseRoute, Route
 
 from .issues import Issues
@@ -28,7 +27,6 @@ def admin_routes(web: WebApp) -> list[BaseRoute]:
     page, action = site.page, site.action
     reader = f"{PREFIX}/subscribers/{{reader_id:int}}"
     return [
-        Route(PREFIX, lambda request: RedirectResponse(f"{PREFIX}/", 308), methods=["GET"]),
         Route(f"{PREFIX}/", page(overview.overview), methods=["GET"]),
         Route(f"{PREFIX}/login", login.login, methods=["GET", "POST"]),
         Route(f"{PREFIX}/logout", action(login.logout), methods=["POST"]),

@@ -3,8 +3,8 @@
 A wrong name and a wrong password get the same answer, after the same work. Ten failures for a
 name, or from a client address, within fifteen minutes: further attempts answer 429, whatever
 they carry, until the failures age out (counted in the store, so every worker sees them). The
-login form carries a token of its own (there is no session yet), so that another site cannot log
-a browser into an account of its choosing.
+login form has the public forms' token and Origin check (forms.py; there is no session yet), so
+that another site cannot log a browser into an account of its choosing.
 """
 
 from __future__ import annotations
@@ -24,10 +24,9 @@ from ...audience.admins import (
 )
 from ...audience.audit import AuditLog
 from ...publish.i18n import N_
-from .site import COOKIE, CSRF_FIELD, PREFIX, AdminRequest, AdminSite
+from .site import COOKIE, PREFIX, AdminRequest, AdminSite
 
-LOGIN_PURPOSE = "admin-login"
-LOGIN_FORM_AGE = 3600  # seconds a login page stays usable
+LOGIN_PATH = f"{PREFIX}/login"
 
 
 class Login:
@@ -44,7 +43,7 @@ class Login:
         return self.web.page(
             "admin/login.html", lang, status,
             heading=self.web.gettext(lang)(N_("Log in to the dashboard")),
-            login_token=self.web.signer.timed_token("login", LOGIN_PURPOSE),
+            form_token=self.web.forms.token(LOGIN_PATH),
             next_page=next_page, error=self.web.gettext(lang)(error) if error else "",
         )  # fmt: skip
 
@@ -57,11 +56,8 @@ class Login:
         form = await request.form(max_files=0, max_fields=10)
         name = str(form.get("username") or "").strip()[:64]
         password = str(form.get("password") or "")
-        token = form.get(CSRF_FIELD)
         next_page = _local(str(form.get("next") or ""))
-        if not isinstance(token, str) or not self.web.signer.verify_timed(
-            token, LOGIN_PURPOSE, LOGIN_FORM_AGE
-        ):
+        if not self.web.forms.accepts(request, form):
             return self.form(
                 request, 403, N_("The login page had expired. Please try again."), next_page
             )

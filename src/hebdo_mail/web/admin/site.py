@@ -4,8 +4,9 @@ tied to it, the audit log, and rendering in the admin's language.
 Every page asks for a live session first: without one, any ``/admin/…`` request is redirected to
 the login page, before its form is even read. Every change is a POST whose ``csrf_token`` field
 must be the token of the session making it (an HMAC of the session under the workspace secret, by
-the same TokenSigner as the public forms' tokens); without it, or with another session's, the
-answer is 403 and nothing changes.
+the same TokenSigner as the public forms' tokens), and the browser must not say it comes from
+another site (the public forms' Origin check, forms.py); otherwise the answer is 403 and nothing
+changes.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ COOKIE = "hebdo_admin"
 CSRF_FIELD = "csrf_token"
 CSRF_PURPOSE = "admin-csrf"
 PREFIX = "/admin"
-FORM_REFUSED = N_(
+ACTION_REFUSED = N_(
     "This form has expired or was not sent from the dashboard. Go back, reload the page and "
     "try again."
 )
@@ -75,11 +76,14 @@ class AdminSite:
     def csrf_token(self, session: Session) -> str:
         return self.web.signer.timed_token(session.digest, CSRF_PURPOSE)
 
-    def csrf_valid(self, session: Session, form: FormData) -> bool:
+    def csrf_valid(self, request: Request, session: Session, form: FormData) -> bool:
+        """The form carries this session's token, and the browser says it comes from this site
+        (the public forms' Origin check)."""
         token = form.get(CSRF_FIELD)
-        if not isinstance(token, str):
+        if not isinstance(token, str) or not self.web.forms.from_this_site(request):
             return False
-        return self.web.signer.verify_timed(token, CSRF_PURPOSE, LIFETIME) == session.digest
+        verified = self.web.signer.verify_timed(token, CSRF_PURPOSE, LIFETIME)
+        return verified is not None and verified[0] == session.digest
 
     def set_cookie(self, response: Response, token: str) -> None:
         response.set_cookie(
@@ -118,8 +122,8 @@ class AdminSite:
                 # As a context: an uploaded file's spool is closed however the handler ends.
                 async with request.form(max_files=max_files, max_fields=20) as form:
                     admin = AdminRequest(request, store, session, self.lang(request))
-                    if not self.csrf_valid(session, form):
-                        return self.error(admin, 403, FORM_REFUSED)
+                    if not self.csrf_valid(request, session, form):
+                        return self.error(admin, 403, ACTION_REFUSED)
                     return await handler(admin, form)
 
         return endpoint
