@@ -26,7 +26,13 @@ if TYPE_CHECKING:
     from .store import SubscriberStore
 
 # Tables holding rows about one address, by its key (the status history is anonymised instead).
-PERSONAL_TABLES = ("subscribers", "bounce_events", "sender_events", "deliveries")
+PERSONAL_TABLES = (
+    "subscribers",
+    "bounce_events",
+    "sender_events",
+    "deliveries",
+    "confirmation_mail",
+)
 CHUNK = 500
 ERASED = "(erased reader)"
 
