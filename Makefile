@@ -19,6 +19,7 @@ install-dev: $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 
 install-test: install-dev system-packages
+	scripts/install-test-tools
 
 # Debian packages the tests drive for real; installed only when missing (needs root then).
 system-packages:

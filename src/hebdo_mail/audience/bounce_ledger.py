@@ -20,6 +20,7 @@ from ..config import BounceSettings
 from ..vocabulary import BounceKind, Status
 from .addresses import address_key
 from .database import Database, StoreError, now
+from .history import StatusHistory
 
 
 @dataclass(frozen=True)
@@ -55,9 +56,12 @@ class IssueCounts:
 
 
 class BounceLedger:
-    def __init__(self, db: Database, policy: BounceSettings) -> None:
+    def __init__(
+        self, db: Database, policy: BounceSettings, history: StatusHistory | None = None
+    ) -> None:
         self.db = db
         self.policy = policy
+        self.history = history or StatusHistory(db)
 
     def record(
         self, email: str, kind: BounceKind | str, reason: str, *, source: str,
@@ -71,7 +75,7 @@ class BounceLedger:
         key = address_key(email)
         today = dt.datetime.now(dt.UTC).date()
         bounce_day = min(day or today, today)
-        with self.db.transaction():
+        with self.db.transaction(), self.history.watch([key], "bounces"):
             inserted = self.db.execute(
                 "INSERT INTO bounce_events (email_key, email, day, kind, reason, source, created_at,"
                 " category, status, message_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -196,7 +200,7 @@ class BounceLedger:
         """Forget an address's bounces; a ``bounced`` reader is active again. False when there
         was nothing to forget (no bounces, not in the list)."""
         key = address_key(address)
-        with self.db.transaction():
+        with self.db.transaction(), self.history.watch([key], "bounces reset"):
             removed = self.db.execute(
                 "DELETE FROM bounce_events WHERE email_key = ?", (key,)
             ).rowcount

@@ -7,7 +7,7 @@ one transaction at the end. Someone who unsubscribed or bounced is never re-acti
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ from typing import Any
 from ..vocabulary import NOT_MAILABLE, Format, Status
 from .addresses import address_key
 from .database import now
+from .erasure import erased_among
 from .listfile import CsvSubscriber, Rejected, read_subscribers, write_csv
 from .store import Subscriber, SubscriberStore
 
@@ -22,6 +23,12 @@ EXPORT_COLUMNS = [
     "email", "name", "lang", "format", "status", "source", "created_at", "updated_at",
     "unsubscribed_at", "bounce_score",
 ]  # fmt: skip
+
+
+ERASED_REASON = (
+    "erased at the reader's request on %s; only they can come back (subscribe, or "
+    "`subscribers add` with their new consent)"
+)
 
 
 @dataclass
@@ -33,6 +40,12 @@ class ImportReport:
     kept_out: int = 0  # unsubscribed or bounced readers the file did not re-activate
     rejected: list[Rejected] = field(default_factory=list)
     warnings: list[Rejected] = field(default_factory=list)  # rows taken, with a remark
+
+    def summary(self) -> str:
+        return (
+            f"added {self.added}, updated {self.updated}, unchanged {self.unchanged}, "
+            f"rejected {len(self.rejected)}"
+        )
 
 
 def import_list(
@@ -59,8 +72,14 @@ def import_list(
     source = f"import:{path.name}"
     inserts: list[tuple[Any, ...]] = []
     updates: list[tuple[Any, ...]] = []
+    changes: list[tuple[str, str | None, str]] = []  # status history: key, before, after
     db = store.db
     with db.transaction() as transaction:
+        for key, erased_at in erased_among(db, list(rows)).items():
+            row = rows.pop(key)
+            report.rejected.append(
+                Rejected(row.line, f"{row.email}: {ERASED_REASON % erased_at[:10]}")
+            )
         existing = store.existing(list(rows))
         for key, row in rows.items():
             current = existing.get(key)
@@ -70,6 +89,7 @@ def import_list(
                     row.status or Status.ACTIVE, json.dumps(row.attributes, ensure_ascii=False),
                     source, stamp, stamp, stamp if row.status == Status.UNSUBSCRIBED else None,
                 ))  # fmt: skip
+                changes.append((key, None, row.status or Status.ACTIVE))
                 report.added += 1
                 continue
             if current.status in NOT_MAILABLE and row.status not in (None, current.status):
@@ -78,6 +98,7 @@ def import_list(
             if changed is None:
                 report.unchanged += 1
                 continue
+            changes.append((key, current.status, changed[3]))
             unsubscribed_at = current.unsubscribed_at
             if changed[3] == Status.UNSUBSCRIBED and current.status != Status.UNSUBSCRIBED:
                 unsubscribed_at = stamp
@@ -94,17 +115,25 @@ def import_list(
             " unsubscribed_at = ?, updated_at = ? WHERE id = ?",
             updates,
         )
+        # Inside the transaction: a dry run's rollback takes the history too.
+        store.history.record(changes, source)
         if dry_run:
             transaction.rollback()
+    report.rejected.sort(key=lambda rejected: rejected.line)
     return report
 
 
-def export_list(store: SubscriberStore, target: Path | None, *, status: str | None = None) -> int:
-    """Write the list (or one status of it) as CSV; attributes become columns."""
+def export_list(
+    store: SubscriberStore, target: Path | None, *, status: str | None = None,
+    readers: Iterable[Subscriber] | None = None,
+) -> int:  # fmt: skip
+    """Write the list (or one status of it, or the ``readers`` given) as CSV; attributes become
+    columns."""
     attribute_names = store.attribute_names(status)
+    chosen = store.iter_subscribers(status=status) if readers is None else readers
 
     def rows() -> Iterator[list[str]]:
-        for s in store.iter_subscribers(status=status):
+        for s in chosen:
             yield [
                 s.email, s.name, s.lang or "", s.format, s.status, s.source, s.created_at,
                 s.updated_at, s.unsubscribed_at or "", f"{s.bounce_score:g}",

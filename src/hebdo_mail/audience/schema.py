@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from .admin_schema import ADMIN_MIGRATION, ADMIN_TABLES
 from .database import Migration
 from .rekeying import rekey_addresses
 
@@ -164,6 +165,15 @@ MIGRATIONS: list[Migration] = [
     """,
     # The send ledger shared by several senders.
     {"postgresql": LEDGER_SCHEMA},
+    # Admin accounts, sessions, the audit log, reader status history, erasures (web/admin).
+    ADMIN_MIGRATION,
 ]
 # The tables `store copy` moves, parents first.
-TABLES = ("subscribers", "bounce_events", "sender_events", "link_clicks", "unsubscribe_events")
+TABLES = (
+    "subscribers",
+    "bounce_events",
+    "sender_events",
+    "link_clicks",
+    "unsubscribe_events",
+    *ADMIN_TABLES,
+)

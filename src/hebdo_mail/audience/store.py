@@ -19,6 +19,8 @@ from ..vocabulary import FORMATS, NOT_MAILABLE, STATUSES, Status
 from .addresses import InvalidAddress, address_key, check_name, normalise_address
 from .bounce_ledger import BounceLedger
 from .database import Database, SqliteDatabase, StoreError, now
+from .erasure import forget_erasure
+from .history import StatusHistory
 from .schema import MIGRATIONS, TABLES
 from .subscriptions import Subscriptions
 from .tallies import IssueTallies
@@ -85,9 +87,10 @@ class SubscriberStore:
 
     def __init__(self, db: Database, *, bounces: BounceSettings | None = None) -> None:
         self.db = db
-        self.bounces = BounceLedger(db, bounces or BounceSettings())
+        self.history = StatusHistory(db)
+        self.bounces = BounceLedger(db, bounces or BounceSettings(), self.history)
         self.tallies = IssueTallies(db)
-        self.subscriptions = Subscriptions(db)
+        self.subscriptions = Subscriptions(db, self.history)
 
     @classmethod
     def at(
@@ -211,7 +214,8 @@ class SubscriberStore:
         self._check_fields(address, name, lang, format, status)
         stamp = now()
         key = address_key(address)
-        with self.db.transaction():
+        with self.db.transaction(), self.history.watch([key], source):
+            forget_erasure(self.db, key)  # an explicit add is a new consent
             existing = self.get(address)
             if existing is None:
                 self.db.execute(
@@ -236,11 +240,11 @@ class SubscriberStore:
                 )  # fmt: skip
         return self._reread(address), outcome
 
-    def set_status(self, email: str, status: str) -> Subscriber:
+    def set_status(self, email: str, status: str, *, source: str = "cli") -> Subscriber:
         """Mark a known subscriber (unsubscribed, bounced…); idempotent."""
         address = self._address(email)
         stamp = now()
-        with self.db.transaction():
+        with self.db.transaction(), self.history.watch([address_key(address)], source):
             existing = self.get(address)
             if existing is None:
                 raise StoreError(
@@ -263,7 +267,7 @@ class SubscriberStore:
         link they used, counted for its report when this unsubscribes them."""
         address = self._address(email)
         stamp = now()
-        with self.db.transaction():
+        with self.db.transaction(), self.history.watch([address_key(address)], source):
             changed = self.db.execute(
                 "INSERT INTO subscribers (email, email_key, status, source, created_at, updated_at,"
                 " unsubscribed_at) VALUES (?, ?, 'unsubscribed', ?, ?, ?, ?)"

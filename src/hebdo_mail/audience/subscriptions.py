@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 from .addresses import address_key
 from .database import Database, now
+from .erasure import forget_erasure
+from .history import StatusHistory
 
 DAY = 24 * 3600
 
@@ -29,8 +31,9 @@ class Choices:
 
 
 class Subscriptions:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, history: StatusHistory | None = None) -> None:
         self.db = db
+        self.history = history or StatusHistory(db)
 
     def request(self, address: str, *, source: str) -> str:
         """A subscribe form named ``address`` (normalised): a new address is recorded as pending,
@@ -38,7 +41,7 @@ class Subscriptions:
         who sent it). Returns the address's status."""
         key = address_key(address)
         stamp = now()
-        with self.db.transaction():
+        with self.db.transaction(), self.history.watch([key], source):
             self.db.execute(
                 "INSERT INTO subscribers (email, email_key, status, source, created_at, updated_at)"
                 " VALUES (?, ?, 'pending', ?, ?, ?) ON CONFLICT (email_key) DO NOTHING",
@@ -76,7 +79,7 @@ class Subscriptions:
         before the reader last confirmed or unsubscribed."""
         key = address_key(address)
         stamp = now()
-        with self.db.transaction():
+        with self.db.transaction(), self.history.watch([key], source):
             row = self.db.execute(
                 "SELECT confirmed_at, unsubscribed_at FROM subscribers WHERE email_key = ?", (key,)
             ).fetchone()
@@ -84,6 +87,7 @@ class Subscriptions:
                 moment is not None and _epoch(moment) >= issued_at for moment in row
             ):
                 return False
+            forget_erasure(self.db, key)  # confirming is a new consent
             chosen = choices or Choices(name="", lang=None, format="html")
             if row is None:
                 self.db.execute(

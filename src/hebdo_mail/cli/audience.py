@@ -162,10 +162,7 @@ def cmd_subscribers_import(args: argparse.Namespace) -> int:
         extras.append(f"{report.merged} duplicate row{'s' if report.merged > 1 else ''} merged")
     if report.kept_out:
         extras.append(f"{report.kept_out} unsubscribed or bounced reader(s) left as they were")
-    summary = (
-        f"added {report.added}, updated {report.updated}, unchanged {report.unchanged}, "
-        f"rejected {len(report.rejected)}"
-    )
+    summary = report.summary()
     if extras:
         summary += f" ({'; '.join(extras)})"
     if args.dry_run:

@@ -89,7 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     build.set_defaults(handler=command("publish:cmd_build"))
 
     serve = commands.add_parser(
-        "serve", help="the web app: unsubscribe, subscribe, archive", parents=[common]
+        "serve",
+        help="the web app: unsubscribe, subscribe, archive, the dashboard",
+        parents=[common],
     )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
@@ -263,6 +265,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="postgresql://user@host:5432/db, or an SQLite file such as hebdo.db",
     )  # fmt: skip
     copy.set_defaults(handler=command("audience:cmd_store_copy"))
+
+    admin = commands.add_parser(
+        "admin", help="the accounts of the dashboard (/admin/ of serve)", parents=[common]
+    )
+    adm = admin.add_subparsers(dest="subcommand", required=True, metavar="ACTION")
+    for action, text in (
+        ("add", "add an admin; their password is asked twice"),
+        ("passwd", "change an admin's password (their sessions end)"),
+        ("remove", "remove an admin (their sessions end)"),
+    ):
+        parser_ = adm.add_parser(action, help=text, parents=[common])
+        parser_.add_argument("name", metavar="NAME")
+        if action != "remove":
+            parser_.add_argument(
+                "--password-stdin", action="store_true",
+                help="read the password as one line from standard input",
+            )  # fmt: skip
+        parser_.set_defaults(handler=command(f"admin:cmd_admin_{action}"))
+    adm.add_parser("list", help="the admins", parents=[common]).set_defaults(
+        handler=command("admin:cmd_admin_list")
+    )
 
     subscribers = commands.add_parser("subscribers", help="keep the mailing list", parents=[common])
     sub = subscribers.add_subparsers(dest="subcommand", required=True, metavar="ACTION")

@@ -44,6 +44,7 @@ from ..publish.issue import ISSUE_ID
 from ..publish.templating import render, workspace_environment
 from ..vocabulary import FORMATS
 from ..workspace import Workspace, load_secret
+from .admin import admin_routes
 from .clicks import ClickCounter, ClickFilter
 from .files import FileServer
 from .forms import FORM_REFUSED, FormGuard
@@ -344,6 +345,7 @@ def create_app(
         Route("/preferences/{token}", web.preferences, methods=["GET", "POST"]),
         Route("/subscribe", subscriptions.subscribe, methods=["GET", "POST"]),
         Route("/confirm/{token}", subscriptions.confirm, methods=["GET", "POST"]),
+        *admin_routes(web),
     ]
 
     def trailing_slash(request: Request) -> Response | None:

@@ -1,0 +1,172 @@
+"""The index of the send logs in the store: for each issue and reader, the last event of the log
+(sent, failed, deferred, skipped, or an attempt whose reply never came), with its edition, time,
+code and reply. It answers "did Marie get last week's issue?" and a running send's progress
+without reading every log again.
+
+The logs stay the record; the index follows them. ``catch_up`` reads only what each log gained
+since the last call (the index remembers how far it read, and the start of the file, so a log
+replaced by another is read again from its start). Workers that catch up at the same time do not
+overwrite each other: each moves the mark only from where it found it, else rolls back.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..audience.addresses import address_key
+from ..audience.database import Database
+from ..audience.erasure import erased_among
+from ..vocabulary import FINAL_EVENTS, Event
+from ..workspace import Workspace
+
+HEAD = 200  # bytes from a log's start that tell one log from another
+RUNNING = 120  # seconds: a log written to this recently, with readers left, is a send running
+EVENTS = frozenset(Event)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    issue: str
+    event: str  # the last event; "attempt" means the outcome is unknown
+    edition: str
+    event_at: str
+    code: int | None
+    reply: str
+
+
+@dataclass(frozen=True)
+class Progress:
+    issue: str
+    total: int  # readers the run counts
+    done: int  # sent, failed or skipped
+    counts: dict[str, int]  # by last event
+    last_event_at: str
+
+
+def catch_up(workspace: Workspace, db: Database) -> None:
+    """Bring the index up to date with every send log of the workspace."""
+    if workspace.logs_dir.is_dir():
+        for log in sorted(workspace.logs_dir.glob("*.jsonl")):
+            _catch_up(db, log.stem, log)
+
+
+def _catch_up(db: Database, issue: str, path: Path) -> None:
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(HEAD).hex()
+            row = db.execute(
+                "SELECT read_to, head, total FROM delivery_logs WHERE issue = ?", (issue,)
+            ).fetchone()
+            fresh = row is None or row[1] != head or row[0] > path.stat().st_size
+            start = 0 if fresh else int(row[0])
+            handle.seek(start)
+            data = handle.read()
+    except OSError:
+        return  # a log being replaced: the next call reads it
+    data = data[: data.rfind(b"\n") + 1]  # a line still being written waits for the next call
+    if not data and not fresh:
+        return
+    total, last, last_at = _last_events(data, 0 if fresh or row is None else int(row[2]))
+    with db.transaction() as transaction:
+        if fresh:
+            db.execute("DELETE FROM deliveries WHERE issue = ?", (issue,))
+            db.execute("DELETE FROM delivery_logs WHERE issue = ?", (issue,))
+            db.execute(
+                "INSERT INTO delivery_logs (issue, read_to, head, total, last_event_at)"
+                " VALUES (?, 0, ?, 0, '')",
+                (issue, head),
+            )
+        moved = db.execute(
+            "UPDATE delivery_logs SET read_to = ?, total = ?,"
+            " last_event_at = CASE WHEN ? = '' THEN last_event_at ELSE ? END"
+            " WHERE issue = ? AND read_to = ? AND head = ?",
+            (start + len(data), total, last_at, last_at, issue, start, head),
+        ).rowcount
+        if not moved:  # another worker read the same lines first
+            transaction.rollback()
+            return
+        for key in erased_among(db, list(last)):
+            del last[key]
+        db.executemany(
+            "INSERT INTO deliveries (issue, email_key, event, edition, event_at, code, reply)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (issue, email_key) DO UPDATE SET"
+            " event = excluded.event, edition = excluded.edition, event_at = excluded.event_at,"
+            " code = excluded.code, reply = excluded.reply",
+            [(issue, key, *values) for key, values in last.items()],
+        )
+
+
+def _last_events(data: bytes, total: int) -> tuple[int, dict[str, tuple[Any, ...]], str]:
+    """The run's total and each recipient's last event in these lines, and the last time."""
+    last: dict[str, tuple[Any, ...]] = {}
+    keys: dict[str, str] = {}  # each recipient has two lines or more: normalised once
+    last_at = ""
+    for raw in data.split(b"\n"):
+        try:
+            record = json.loads(raw) if raw.strip() else None
+        except ValueError:
+            continue  # a line cut short by a crash (read_log warns of it)
+        if not isinstance(record, dict):
+            continue
+        if record.get("event") == "run":
+            total = int(record.get("total") or 0)
+            continue
+        recipient, event = record.get("recipient"), record.get("event")
+        if not isinstance(recipient, str) or event not in EVENTS:
+            continue
+        moment = str(record.get("time") or "")
+        code = record.get("code")
+        key = keys.get(recipient)
+        if key is None:
+            key = keys[recipient] = address_key(recipient)
+        last[key] = (
+            event, str(record.get("edition") or ""), moment,
+            code if isinstance(code, int) else None, str(record.get("reply") or "")[:500],
+        )  # fmt: skip
+        last_at = moment or last_at
+    return total, last, last_at
+
+
+def deliveries_of(db: Database, key: str) -> list[Delivery]:
+    """What the logs say was sent to one reader, newest first."""
+    rows = db.execute(
+        "SELECT issue, event, edition, event_at, code, reply FROM deliveries"
+        " WHERE email_key = ? ORDER BY event_at DESC, issue DESC",
+        (key,),
+    )
+    return [Delivery(*row) for row in rows]
+
+
+def progress(db: Database, issue: str) -> Progress | None:
+    row = db.execute(
+        "SELECT total, last_event_at FROM delivery_logs WHERE issue = ?", (issue,)
+    ).fetchone()
+    if row is None:
+        return None
+    counts = {
+        str(event): int(number)
+        for event, number in db.execute(
+            "SELECT event, count(*) FROM deliveries WHERE issue = ? GROUP BY event", (issue,)
+        )
+    }
+    done = sum(n for event, n in counts.items() if event in FINAL_EVENTS)
+    return Progress(issue, max(int(row[0]), sum(counts.values())), done, counts, str(row[1]))
+
+
+def running_sends(workspace: Workspace, db: Database, at: float | None = None) -> list[Progress]:
+    """Sends whose log was written in the last two minutes and that still have readers left."""
+    moment = time.time() if at is None else at
+    running = []
+    for log in sorted(workspace.logs_dir.glob("*.jsonl")) if workspace.logs_dir.is_dir() else []:
+        try:
+            recent = moment - log.stat().st_mtime < RUNNING
+        except OSError:
+            continue
+        state = progress(db, log.stem) if recent else None
+        if state is not None and state.done < state.total:
+            running.append(state)
+    return running
