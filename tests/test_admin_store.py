@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,9 +24,12 @@ from hebdo_mail.audience.admins import (
 from hebdo_mail.audience.audit import AuditLog
 from hebdo_mail.audience.erasure import address_digest, erase_reader
 from hebdo_mail.deliver.delivery_index import catch_up, deliveries_of, progress
+from hebdo_mail.deliver.delivery_records import RUNNING, TIMED
+from hebdo_mail.deliver.ledger import delivery_records
 from hebdo_mail.workspace import load_workspace
 
-from .helpers import BOTH_STORES, EXAMPLE_ISSUE, SQLITE_ONLY, Result, store_of
+from .helpers import BOTH_STORES, EXAMPLE_ISSUE, SQLITE_ONLY, Result, log_file, store_of
+from .smtpserver import Recorder, SmtpServer
 
 pytestmark = BOTH_STORES
 PASSWORD = "correct horse battery"
@@ -175,7 +180,8 @@ def test_erasing_removes_the_reader_and_keeps_a_digest_that_imports_respect(
     with store_of(workspace) as store:
         store.bounces.record(address, "soft", "452 mailbox full", source="bounce-1")
         AuditLog(store.db).record("marie", "unsubscribe", target=address)
-        erased = erase_reader(store, address, "2026-11-28T10:00:00+00:00")
+        records = delivery_records(load_workspace(workspace, explicit=True), store.db)
+        erased = erase_reader(store, address, "2026-11-28T10:00:00+00:00", records.forget)
         assert erased.rows["subscribers"] == 1 and erased.rows["bounce_events"] == 1
         assert store.get(address) is None
         for table in ("subscribers", "bounce_events", "status_changes"):
@@ -206,32 +212,82 @@ def test_erasing_removes_the_reader_and_keeps_a_digest_that_imports_respect(
         assert store.db.execute("SELECT count(*) FROM erased_addresses").fetchone()[0] == 0
 
 
-@SQLITE_ONLY  # the dashboard reads the file logs; the shared ledger comes next
-def test_the_index_follows_the_send_logs_as_they_grow_and_when_replaced(
+def refusing(address: str) -> Callable[[str, str, int], str | None]:
+    """A relay hook refusing one recipient, naming it in the reply as relays do."""
+
+    def hook(stage: str, rcpt: str, count: int) -> str | None:
+        if stage == "rcpt" and rcpt == address:
+            return f"550 5.1.1 <{rcpt}>: Recipient address rejected: User unknown"
+        return None
+
+    return hook
+
+
+def test_the_records_of_the_sends_follow_a_send_as_it_goes(
+    ws: Path, cli: Callable[..., Result]
+) -> None:
+    """What the dashboard reads of the sends, from the file logs' index or the shared ledger's
+    tables alike: progress, the issues, a send running, a reader's deliveries, the messages per
+    minute and the failures."""
+    assert cli("subscribers", "import", "subscribers.example.csv", cwd=ws).code == 0
+    workspace = load_workspace(ws, explicit=True)
+    refused = "zoe.nguyen@example.fr"  # the last of the list: mailed by the second run
+    with SmtpServer(Recorder(hook=refusing(refused))) as server:
+        send = ("send", EXAMPLE_ISSUE, "--smtp", server.url, "--yes")
+        first = cli(*send, "--limit", "2", cwd=ws)
+        assert first.code == 75, first.err
+        with store_of(ws) as store:
+            records = delivery_records(workspace, store.db)
+            records.refresh()
+            started = records.progress(EXAMPLE_ISSUE)
+            assert started is not None and (started.total, started.done) == (5, 2)
+            assert started.counts == {"sent": 2}
+            records.refresh()  # nothing new: nothing changes
+            assert records.progress(EXAMPLE_ISSUE) == started
+            assert records.issues() == [started]
+            assert records.progress("2006-49") is None
+            # Written to a moment ago with readers left: running, until it has been quiet a while.
+            assert records.running() == [started]
+            assert records.running(at=time.time() + RUNNING + 1) == []
+        second = cli(*send, cwd=ws)
+        assert second.code == 0, second.err
+    status = json.loads(cli("status", EXAMPLE_ISSUE, "--json", cwd=ws).out)
+    with store_of(ws) as store:
+        records = delivery_records(workspace, store.db)
+        records.refresh()
+        done = records.progress(EXAMPLE_ISSUE)
+        assert done is not None and (done.total, done.done) == (status["total"], 5)
+        assert done.counts == {"sent": 4, "failed": 1} and status["failed"] == 1
+        assert records.running() == []
+        marc = records.of_reader("marc.dubois@example.net")
+        assert [(d.issue, d.event, d.code) for d in marc] == [(EXAMPLE_ISSUE, "sent", 250)]
+        assert marc[0].edition == "fr/text" and marc[0].reply  # his format is text
+        (zoe,) = records.of_reader(refused)
+        assert (zoe.event, zoe.code) == ("failed", 550) and refused in zoe.reply
+        assert records.of_reader("nobody@example.org") == []
+        minutes = records.per_minute(EXAMPLE_ISSUE)
+        assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d", minute) for minute, _ in minutes)
+        by_event = {event: sum(n for (_, e), n in minutes.items() if e == event) for event in TIMED}
+        assert by_event == {"sent": 4, "deferred": 0, "failed": 1}
+        assert records.final_failures(EXAMPLE_ISSUE) == [
+            f"550 5.1.1 <{refused}>: Recipient address rejected: User unknown"
+        ]
+
+
+@SQLITE_ONLY  # the file log's own: a log replaced by another
+def test_the_index_reads_a_replaced_log_again_from_its_start(
     ws: Path, cli: Callable[..., Result]
 ) -> None:
     assert cli("subscribers", "import", "subscribers.example.csv", cwd=ws).code == 0
-    assert cli("send", EXAMPLE_ISSUE, "--limit", "2", cwd=ws).code == 75
-    workspace = load_workspace(ws, explicit=True)
-    with store_of(ws) as store:
-        catch_up(workspace, store.db)
-        first = progress(store.db, EXAMPLE_ISSUE)
-        assert first is not None and (first.total, first.done) == (5, 2)
-        catch_up(workspace, store.db)  # nothing new: nothing changes
-        assert progress(store.db, EXAMPLE_ISSUE) == first
     assert cli("send", EXAMPLE_ISSUE, cwd=ws).code == 0
+    workspace = load_workspace(ws, explicit=True)
     log = ws / "logs" / f"{EXAMPLE_ISSUE}.jsonl"
-    read_to_before = log.stat().st_size
     with store_of(ws) as store:
         catch_up(workspace, store.db)
-        done = progress(store.db, EXAMPLE_ISSUE)
-        assert done is not None and (done.total, done.done, done.counts) == (5, 5, {"sent": 5})
-        marc = deliveries_of(store.db, "marc.dubois@example.net")
-        assert [(d.issue, d.event, d.code) for d in marc] == [(EXAMPLE_ISSUE, "sent", 250)]
-        assert marc[0].edition == "fr/text" and marc[0].reply  # his format is text
+        assert len(deliveries_of(store.db, "marc.dubois@example.net")) == 1
         read_to = store.db.execute("SELECT read_to FROM delivery_logs").fetchone()[0]
-        assert read_to == read_to_before
-    # A log replaced by another (a restored backup): read again from its start.
+        assert read_to == log.stat().st_size
+    # A restored backup: read again from its start.
     lines = log.read_text().splitlines()
     kept = [line.replace('"total":5', '"total":4') for line in lines if "marc.dubois" not in line]
     log.write_text("\n".join(kept) + "\n")
@@ -240,6 +296,70 @@ def test_the_index_follows_the_send_logs_as_they_grow_and_when_replaced(
         assert deliveries_of(store.db, "marc.dubois@example.net") == []
         again = progress(store.db, EXAMPLE_ISSUE)
         assert again is not None and again.total == 4
+
+
+def test_erasing_a_reader_says_what_became_of_the_record_of_the_sends(
+    ws: Path, cli: Callable[..., Result]
+) -> None:
+    """The file logs are append-only and keep the address (the page says which); the shared
+    ledger no longer names the reader: their rows stay counted under a name that is nobody's
+    where a message was tried, and go where none was. The issue's figures stay true."""
+    assert cli("subscribers", "import", "subscribers.example.csv", cwd=ws).code == 0
+    workspace = load_workspace(ws, explicit=True)
+    shared = workspace.store_url is not None
+    tried, never = "helene.lefevre@example.org", "zoe.nguyen@example.fr"  # first, last
+    recorder = Recorder(hook=refusing(tried))
+    with SmtpServer(recorder) as server:
+        send = ("send", EXAMPLE_ISSUE, "--smtp", server.url, "--yes")
+        assert cli(*send, "--limit", "2", cwd=ws).code == 75
+        before = json.loads(cli("report", EXAMPLE_ISSUE, "--json", cwd=ws).out)
+        assert (before["failed"], before["pending"]) == (1, 3)
+        with store_of(ws) as store:
+            records = delivery_records(workspace, store.db)
+            records.refresh()
+            stamp = "2026-11-28T10:00:00+00:00"
+            first = erase_reader(store, tried, stamp, records.forget)
+            second = erase_reader(store, never, stamp, records.forget)
+            assert records.of_reader(tried) == records.of_reader(never) == []
+        assert first.sends.issues == [EXAMPLE_ISSUE] and first.sends.rewritten is shared
+        after = json.loads(cli("report", EXAMPLE_ISSUE, "--json", cwd=ws).out)
+        exported = log_file(ws).read_text()
+        if shared:
+            # The queue named the reader not mailed yet too: skipped now, as one who left.
+            assert second.sends.issues == [EXAMPLE_ISSUE]
+            assert first.sends.rows == {"send_queue": 1, "send_events": 1}  # the refusal
+            assert second.sends.rows == {"send_queue": 1, "send_events": 0}
+            assert (after["pending"], after["skipped"]) == (2, before["skipped"] + 1)
+            assert after["failures"] == [
+                {"domain": "erased.invalid", "count": 1,
+                 "reply": "550 5.1.1 <address>: Recipient address rejected: User unknown"},
+            ]  # fmt: skip
+            for name in ("helene", "zoe"):
+                assert name not in exported
+            with store_of(ws) as store:
+                for table, column in (("send_queue", "email"), ("send_events", "reply")):
+                    named = store.db.execute(
+                        f"SELECT count(*) FROM {table} WHERE {column} LIKE '%helene%'"
+                    ).fetchone()[0]
+                    assert named == 0, table
+        else:
+            assert second.sends.issues == [] and second.sends.rows == {}
+            assert tried in exported  # what was recorded stays
+            assert after["pending"] == before["pending"]
+        assert after["total"] == before["total"]
+        assert json.loads(cli("status", EXAMPLE_ISSUE, "--json", cwd=ws).out)["total"] == 5
+        for key in ("sent", "failed", "unknown"):
+            assert after[key] == before[key], key
+        # The send resumes with the readers left; neither erased reader is mailed.
+        resumed = cli(*send, cwd=ws)
+        assert resumed.code == 0, resumed.err
+    mailed = [item.rcpt for item in recorder.received]
+    assert never not in mailed and tried not in mailed
+    assert sorted(mailed) == sorted(
+        ["marc.dubois@example.net", "a.kowalski@example.com", "j.oconnor@example.org"]
+    )
+    status = json.loads(cli("status", EXAMPLE_ISSUE, "--json", cwd=ws).out)
+    assert (status["pending"], status["sent"], status["failed"]) == (0, 3, 1)
 
 
 class _Lines:

@@ -16,7 +16,7 @@ from hebdo_mail.audience.audit import AuditLog
 from hebdo_mail.web.app import create_app
 from hebdo_mail.workspace import load_workspace, write_secret
 
-from .helpers import BOTH_STORES, EXAMPLE_ISSUE, SQLITE_ONLY, Result, store_of
+from .helpers import BOTH_STORES, EXAMPLE_ISSUE, Result, store_of
 
 pytestmark = BOTH_STORES
 PASSWORD = "correct horse battery"
@@ -191,7 +191,6 @@ def test_a_session_works_on_every_worker(site: Path) -> None:
     )
 
 
-@SQLITE_ONLY  # the dashboard reads the file logs; the shared ledger comes next
 def test_admin_pages_carry_the_security_headers_and_no_script(site: Path) -> None:
     client = client_of(site)
     login(client)
@@ -215,7 +214,6 @@ def test_after_login_only_a_page_of_the_dashboard(site: Path) -> None:
     assert 'name="next" value="/admin/issues"' in page.text
 
 
-@SQLITE_ONLY  # the dashboard reads the file logs; the shared ledger comes next
 def test_reactivating_asks_first_and_erasing_says_what_is_kept(site: Path) -> None:
     client = client_of(site)
     login(client)
@@ -245,6 +243,10 @@ def test_reactivating_asks_first_and_erasing_says_what_is_kept(site: Path) -> No
     )
     assert erased.status_code == 200
     assert "one-way digest" in erased.text and EXAMPLE_ISSUE in erased.text
+    # The file logs keep the address; the shared ledger's rows no longer name it.
+    shared = load_workspace(site, explicit=True).store_url is not None
+    said = "no longer names the address" if shared else "still name the address"
+    assert said in erased.text
     assert status_of(site, address) is None
     assert client.get("/admin/subscribers/1").status_code == 404
     history = client.get("/admin/activity").text
@@ -293,7 +295,6 @@ def test_an_upload_is_taken_only_by_the_import_and_only_so_large(site: Path) -> 
     )
 
 
-@SQLITE_ONLY  # the dashboard reads the file logs; the shared ledger comes next
 def test_the_overview_shows_a_send_running_now_and_refreshes_itself(
     workspace: Path, cli: Callable[..., Result]
 ) -> None:

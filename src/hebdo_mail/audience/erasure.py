@@ -7,14 +7,15 @@ not silently put them back: the import rejects the row and says why. The address
 back from the digest, though someone who already knows an address can test whether it was erased.
 An explicit new consent (``subscribers add``, a confirmed subscription) clears the digest.
 
-The send logs are append-only records of what was sent and are not rewritten here (a send may be
-writing one); the dashboard says how many name the reader (see the README).
+The record of the sends is the ledger's to change (``DeliveryRecords.forget``), in the same
+transaction: the file logs are append-only and keep the address (the dashboard says which do);
+the shared ledger's rows no longer name the reader (see the README).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -42,18 +43,32 @@ def address_digest(key: str) -> str:
 
 
 @dataclass(frozen=True)
+class ErasedSends:
+    """What erasing did to the record of the sends."""
+
+    issues: list[str]  # the issues whose records named the reader
+    rewritten: bool  # True: they no longer do; False: append-only logs that still do
+    rows: dict[str, int]  # rows deleted or anonymised, per table
+
+
+@dataclass(frozen=True)
 class Erasure:
     email: str
     rows: dict[str, int]  # rows deleted per table
+    sends: ErasedSends
 
 
-def erase_reader(store: SubscriberStore, email: str, stamp: str) -> Erasure:
-    """Delete everything the store holds about ``email`` in one transaction, keeping its digest."""
+def erase_reader(
+    store: SubscriberStore, email: str, stamp: str, forget_sends: Callable[[str], ErasedSends]
+) -> Erasure:
+    """Delete everything the store holds about ``email`` in one transaction, keeping its digest;
+    ``forget_sends`` (the ledger's) runs in the same transaction, first."""
     key = address_key(email)
     rows: dict[str, int] = {}
     with store.db.transaction():
         if store.get(email) is None:
             raise StoreError(f"{email} is not in the list; nothing was erased")
+        sends = forget_sends(key)
         for table in PERSONAL_TABLES:
             rows[table] = store.db.execute(
                 f"DELETE FROM {table} WHERE email_key = ?", (key,)
@@ -66,7 +81,7 @@ def erase_reader(store: SubscriberStore, email: str, stamp: str) -> Erasure:
             " ON CONFLICT (digest) DO UPDATE SET erased_at = excluded.erased_at",
             (address_digest(key), stamp),
         )
-    return Erasure(email, rows)
+    return Erasure(email, rows, sends)
 
 
 def erased_among(db: Database, keys: Sequence[str]) -> dict[str, str]:

@@ -167,6 +167,11 @@ MIGRATIONS: list[Migration] = [
     {"postgresql": LEDGER_SCHEMA},
     # Admin accounts, sessions, the audit log, reader status history, erasures (web/admin).
     ADMIN_MIGRATION,
+    # A reader's rows in the shared ledger: the dashboard's reader page, erasure.
+    {
+        "postgresql": "CREATE INDEX send_queue_by_recipient ON send_queue (recipient);\n"
+        "CREATE INDEX send_events_by_recipient ON send_events (recipient);"
+    },
 ]
 # The tables `store copy` moves, parents first.
 TABLES = (

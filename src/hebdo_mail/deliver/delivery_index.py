@@ -1,7 +1,8 @@
-"""The index of the send logs in the store: for each issue and reader, the last event of the log
-(sent, failed, deferred, skipped, or an attempt whose reply never came), with its edition, time,
-code and reply. It answers "did Marie get last week's issue?" and a running send's progress
-without reading every log again.
+"""The file ledger's records for the dashboard (a ``DeliveryRecords``): the send logs, and their
+index in the store. For each issue and reader, the index keeps the last event of the log (sent,
+failed, deferred, skipped, or an attempt whose reply never came), with its edition, time, code and
+reply. It answers "did Marie get last week's issue?" and a running send's progress without reading
+every log again.
 
 The logs stay the record; the index follows them. ``catch_up`` reads only what each log gained
 since the last call (the index remembers how far it read, and the start of the file, so a log
@@ -13,38 +14,96 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from ..audience.addresses import address_key
 from ..audience.database import Database
-from ..audience.erasure import erased_among
-from ..vocabulary import FINAL_EVENTS, Event
+from ..audience.erasure import ErasedSends, erased_among
+from ..vocabulary import FINAL_EVENTS, Event, Outcome
 from ..workspace import Workspace
+from .delivery_records import ISSUE_ID, RUNNING, TIMED, Delivery, Progress, minute_of
+from .sendlog import read_log, recipient_events
 
 HEAD = 200  # bytes from a log's start that tell one log from another
-RUNNING = 120  # seconds: a log written to this recently, with readers left, is a send running
 EVENTS = frozenset(Event)
 
 
-@dataclass(frozen=True)
-class Delivery:
-    issue: str
-    event: str  # the last event; "attempt" means the outcome is unknown
-    edition: str
-    event_at: str
-    code: int | None
-    reply: str
+class FileDeliveryRecords:
+    """The send logs of ``logs/`` and their index in the store."""
 
+    def __init__(self, workspace: Workspace, db: Database) -> None:
+        self.workspace = workspace
+        self.db = db
 
-@dataclass(frozen=True)
-class Progress:
-    issue: str
-    total: int  # readers the run counts
-    done: int  # sent, failed or skipped
-    counts: dict[str, int]  # by last event
-    last_event_at: str
+    def refresh(self) -> None:
+        catch_up(self.workspace, self.db)
+
+    def logs(self) -> list[Path]:
+        """The issues' logs, the latest written to first."""
+        folder = self.workspace.logs_dir
+        if not folder.is_dir():
+            return []
+        found = []
+        for log in folder.glob("*.jsonl"):
+            try:
+                found.append((log.stat().st_mtime, log))
+            except OSError:
+                continue  # a log being replaced
+        return [log for _, log in sorted(found, reverse=True) if ISSUE_ID.fullmatch(log.stem)]
+
+    def issues(self) -> list[Progress]:
+        return [row for log in self.logs() if (row := progress(self.db, log.stem))]
+
+    def progress(self, issue: str) -> Progress | None:
+        return progress(self.db, issue)
+
+    def running(self, at: float | None = None) -> list[Progress]:
+        moment = time.time() if at is None else at
+        running = []
+        for log in self.logs():
+            try:
+                recent = moment - log.stat().st_mtime < RUNNING
+            except OSError:
+                continue
+            state = progress(self.db, log.stem) if recent else None
+            if state is not None and state.done < state.total:
+                running.append(state)
+        return running
+
+    def of_reader(self, key: str) -> list[Delivery]:
+        return deliveries_of(self.db, key)
+
+    def per_minute(self, issue: str) -> Counter[tuple[str, str]]:
+        return Counter(
+            (minute_of(event.time), str(event.event))
+            for event in recipient_events(self._log(issue), warnings=[])
+            if event.event in TIMED
+        )
+
+    def final_failures(self, issue: str) -> list[str]:
+        path = self._log(issue)
+        state = read_log(path)
+        replies = {
+            event.recipient: f"{event.code or ''} {event.reply or ''}".strip()
+            for event in recipient_events(path, warnings=[])
+            if event.event == Event.FAILED
+        }
+        return [
+            reply
+            for recipient, reply in replies.items()
+            if state.status_of(recipient) == Outcome.FAILED
+        ]
+
+    def forget(self, key: str) -> ErasedSends:
+        # The logs are append-only records (a send may be writing one): they keep the address.
+        # Its lines in the index go with the reader's other rows (erasure.PERSONAL_TABLES).
+        issues = [delivery.issue for delivery in deliveries_of(self.db, key)]
+        return ErasedSends(issues=issues, rewritten=False, rows={})
+
+    def _log(self, issue: str) -> Path:
+        return self.workspace.logs_dir / f"{issue}.jsonl"
 
 
 def catch_up(workspace: Workspace, db: Database) -> None:
@@ -155,18 +214,3 @@ def progress(db: Database, issue: str) -> Progress | None:
     }
     done = sum(n for event, n in counts.items() if event in FINAL_EVENTS)
     return Progress(issue, max(int(row[0]), sum(counts.values())), done, counts, str(row[1]))
-
-
-def running_sends(workspace: Workspace, db: Database, at: float | None = None) -> list[Progress]:
-    """Sends whose log was written in the last two minutes and that still have readers left."""
-    moment = time.time() if at is None else at
-    running = []
-    for log in sorted(workspace.logs_dir.glob("*.jsonl")) if workspace.logs_dir.is_dir() else []:
-        try:
-            recent = moment - log.stat().st_mtime < RUNNING
-        except OSError:
-            continue
-        state = progress(db, log.stem) if recent else None
-        if state is not None and state.done < state.total:
-            running.append(state)
-    return running

@@ -1,6 +1,7 @@
 """The file ledger: an issue's record kept as ``logs/<issue-id>.jsonl`` (sendlog.py), which one run
-at a time may write, held with the issue's lock (issuelock.py). A ledger shared by several
-senders (a database table) would take its place behind the same three calls.
+at a time may write, held with the issue's lock (issuelock.py). The ledger shared by several
+senders (pgledger.py, when the store is a PostgreSQL server) takes its place; the functions below
+are where the readers of the sends (archive, report, bounces, dashboard) are given one or the other.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from ..workspace import Workspace
 
 if TYPE_CHECKING:
     from ..audience.bounces import SendRecord
+    from ..audience.database import Database
+    from .delivery_records import DeliveryRecords
 from .issuelock import IssueLock, lock_path
 from .sendlog import LogState, LogWriter, SendLogs, read_log
 
@@ -86,3 +89,15 @@ def send_record(workspace: Workspace) -> SendRecord:
     from .pgledger import SharedSendRecord
 
     return SharedSendRecord(url)
+
+
+def delivery_records(workspace: Workspace, db: Database) -> DeliveryRecords:
+    """What the dashboard reads of the sends (``db``: the workspace's store): the file logs and
+    their index, or the shared ledger's tables in the store's own database."""
+    if workspace.store_url is None:
+        from .delivery_index import FileDeliveryRecords
+
+        return FileDeliveryRecords(workspace, db)
+    from .pgdeliveries import SharedDeliveryRecords
+
+    return SharedDeliveryRecords(db)

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ..audience.database import StoreError
+from ..audience.erasure import ERASED
 from ..audience.postgres import PostgresDatabase
 from ..audience.recipients import Recipient, RecipientSource, StoreRecipients
 from ..audience.schema import MIGRATIONS
@@ -540,7 +541,10 @@ class SharedSendRecord:
     def addresses(self) -> Iterator[str]:
         database = PostgresDatabase(self.url, migrations=MIGRATIONS)
         try:
-            yield from (row[0] for row in database.execute("SELECT DISTINCT email FROM send_queue"))
+            rows = database.execute(
+                "SELECT DISTINCT email FROM send_queue WHERE email <> ?", (ERASED,)
+            )  # an erased reader's rows stay counted, named by nobody
+            yield from (row[0] for row in rows)
         finally:
             database.close()
 
@@ -553,7 +557,8 @@ class SharedSendRecord:
                 "SELECT q.email, e.code, e.stage, e.reply, e.message_id, e.time"
                 " FROM send_events e JOIN send_queue q"
                 " ON q.issue_id = e.issue_id AND q.recipient = e.recipient"
-                " WHERE e.event = 'failed' ORDER BY e.id"
+                " WHERE e.event = 'failed' AND q.email <> ? ORDER BY e.id",
+                (ERASED,),
             )
             for email, code, stage, reply, message_id, time in rows:
                 yield Refusal(

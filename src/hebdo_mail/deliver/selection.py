@@ -15,6 +15,7 @@ from .sendlog import RecipientStates
 from .stoprule import StopLimits
 
 MAX_ANSWERS = 10_000  # store answers kept by StoreWatch; far more than messages in flight
+NOT_IN_LIST = "no longer in the list"  # why a reader gone from the store is skipped
 
 
 @dataclass
@@ -47,7 +48,7 @@ def store_refusal(
         return None
     status = store.status_of(recipient.email)
     if status is None:
-        return "no longer in the list" if source_is_store else None
+        return NOT_IN_LIST if source_is_store else None
     if status in NOT_MAILABLE:
         return status
     if source_is_store and status != Status.ACTIVE:

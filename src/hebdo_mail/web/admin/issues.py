@@ -1,41 +1,27 @@
-"""The issues that were sent: a list with their delivery counts (from the index of the send logs),
-and each issue's report: its figures, a chart of the send over time, its failures grouped by reply
-and by domain, its clicks."""
+"""The issues that were sent: a list with their delivery counts, and each issue's report: the
+figures of ``hebdo-mail report`` (deliver/report.py), a chart of the send over time, its failures
+grouped by reply and by domain, bounces by reason, clicks per link. What the send recorded is read
+through ``DeliveryRecords``, from the file logs or the shared ledger alike."""
 
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections import Counter
 from collections.abc import Callable
-from pathlib import Path
 
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from ...deliver.delivery_index import progress
-from ...deliver.sendlog import read_log, recipient_events
-from ...deliver.setup import log_path
+from ...deliver.delivery_records import ISSUE_ID, TIMED
+from ...deliver.report import issue_report
+from ...deliver.transport import without_addresses
 from ...publish.i18n import N_
-from ...vocabulary import Event, Outcome
-from ...workspace import Workspace
+from ...vocabulary import Event
 from .charts import Chart, Series, bar_chart
-from .figures import issue_figures
 from .site import AdminRequest, AdminSite
 
-ISSUE_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
-# Relays name the recipient in their replies: masked, one refusal reads the same for everyone.
-ADDRESS = re.compile(r"<?[^\s<>@\"']+@[^\s<>\"']+>?")
 STEPS = (1, 5, 15, 60, 240, 1440)  # minutes per bar of the send's chart
 MAX_BARS = 60
-TIMED = (Event.SENT, Event.DEFERRED, Event.FAILED)
-
-
-def sent_issues(workspace: Workspace) -> list[str]:
-    """Issues with a send log, the latest written first."""
-    if not workspace.logs_dir.is_dir():
-        return []
-    logs = sorted(workspace.logs_dir.glob("*.jsonl"), key=lambda p: p.stat().st_mtime, reverse=True)
-    return [log.stem for log in logs if ISSUE_ID.fullmatch(log.stem)]
 
 
 class Issues:
@@ -45,33 +31,34 @@ class Issues:
 
     async def list(self, admin: AdminRequest) -> Response:
         _ = self.site.web.gettext(admin.lang)
-        await self.site.index_logs()
-        rows = [progress(admin.store.db, issue) for issue in sent_issues(self.workspace)]
+        records = await self.site.deliveries(admin)
         return self.site.render(
-            admin, "issues.html", heading=_(N_("Issues")), rows=[r for r in rows if r]
+            admin, "issues.html", heading=_(N_("Issues")), rows=records.issues()
         )
 
     async def issue(self, admin: AdminRequest) -> Response:
         _ = self.site.web.gettext(admin.lang)
         issue_id = str(admin.request.path_params["issue_id"])
-        path = log_path(self.workspace, issue_id)
-        if not ISSUE_ID.fullmatch(issue_id) or not path.is_file():
+        if not ISSUE_ID.fullmatch(issue_id):
             return self.site.error(admin, 404, N_("No issue of that name was sent."))
-        figures = issue_figures(self.workspace, admin.store, issue_id)
-        chart = send_chart(path, _)
+        records = await self.site.deliveries(admin)
+        if records.progress(issue_id) is None:
+            return self.site.error(admin, 404, N_("No issue of that name was sent."))
+        # The command's figures, read on a thread: the whole log is replayed.
+        report = await run_in_threadpool(issue_report, self.workspace, issue_id)
         return self.site.render(
             admin, "issue.html", heading=_(N_("Issue %(issue)s")) % {"issue": issue_id},
-            figures=figures, chart=chart, by_reply=failures_by_reply(path),
+            report=report, chart=send_chart(records.per_minute(issue_id), _),
+            by_reply=failures_by_reply(records.final_failures(issue_id)),
         )  # fmt: skip
 
 
-def send_chart(path: Path, gettext: Callable[[str], str]) -> Chart | None:
+def send_chart(per_minute: Counter[tuple[str, str]], gettext: Callable[[str], str]) -> Chart | None:
     """Messages per minute (or per longer step for a long send) by outcome."""
-    moments: Counter[tuple[dt.datetime, str]] = Counter()
-    for event in recipient_events(path, warnings=[]):
-        if event.event in TIMED:
-            moment = dt.datetime.fromisoformat(event.time).replace(second=0, microsecond=0)
-            moments[(moment, event.event)] += 1
+    moments = {
+        (dt.datetime.fromisoformat(minute), event): number
+        for (minute, event), number in per_minute.items()
+    }
     if not moments:
         return None
     first = min(m for m, _e in moments)
@@ -96,16 +83,6 @@ def send_chart(path: Path, gettext: Callable[[str], str]) -> Chart | None:
     )  # fmt: skip
 
 
-def failures_by_reply(path: Path) -> list[tuple[str, int]]:
-    """The failed recipients grouped by what the relay answered, most first."""
-    state = read_log(path)
-    replies: dict[str, str] = {}
-    for event in recipient_events(path, warnings=[]):
-        if event.event == Event.FAILED:
-            replies[event.recipient] = f"{event.code or ''} {event.reply or ''}".strip()
-    grouped = Counter(
-        ADDRESS.sub("<address>", reply)
-        for recipient, reply in replies.items()
-        if state.status_of(recipient) == Outcome.FAILED
-    )
-    return grouped.most_common(20)
+def failures_by_reply(replies: list[str]) -> list[tuple[str, int]]:
+    """The failed recipients grouped by what the relay answered (addresses masked), most first."""
+    return Counter(without_addresses(reply) for reply in replies).most_common(20)

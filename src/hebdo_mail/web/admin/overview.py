@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from ...audience.audit import AuditLog
-from ...deliver.delivery_index import running_sends
+from ...deliver.report import issue_report
 from ...publish.i18n import N_, format_date
 from ...vocabulary import Status
 from .charts import Series, bar_chart
-from .figures import issue_figures
-from .issues import sent_issues
 from .site import AdminRequest, AdminSite, page_number
 
 WEEKS = 26  # the chart of the list covers half a year
@@ -43,12 +42,10 @@ class Overview:
                 Series(_(N_("bounced")), [w.bounced for w in weeks], "bad"),
             ],
         )
-        await self.site.index_logs()
-        running = running_sends(self.workspace, store.db)
-        issues = [
-            issue_figures(self.workspace, store, issue)
-            for issue in sent_issues(self.workspace)[:LAST_ISSUES]
-        ]
+        records = await self.site.deliveries(admin)
+        running = records.running()
+        last = [row.issue for row in records.issues()[:LAST_ISSUES]]
+        issues = [await run_in_threadpool(issue_report, self.workspace, issue) for issue in last]
         return self.site.render(
             admin, "overview.html", heading=_(N_("Overview")),
             counts={status: counts.get(status, 0) for status in LIST_ORDER},

@@ -20,7 +20,6 @@ from ...audience.readers import (
     languages,
 )
 from ...audience.store import Subscriber
-from ...deliver.delivery_index import deliveries_of
 from ...publish.i18n import N_
 from ...vocabulary import FORMATS, NOT_MAILABLE, STATUSES, Status
 from .site import AdminRequest, AdminSite, page_number
@@ -51,10 +50,10 @@ class Readers:
         if reader is None:
             return self.missing(admin)
         key = address_key(reader.email)
-        await self.site.index_logs()
+        records = await self.site.deliveries(admin)
         return self.site.render(
             admin, "reader.html", heading=reader.email, reader=reader,
-            deliveries=deliveries_of(admin.store.db, key), bounces=bounces_of(admin.store.db, key),
+            deliveries=records.of_reader(key), bounces=bounces_of(admin.store.db, key),
             history=admin.store.history.of(key), formats=FORMATS,
             languages=self.site.web.languages, mailable=reader.status not in NOT_MAILABLE,
             done=admin.request.query_params.get("done", ""),
@@ -105,14 +104,13 @@ class Readers:
             return self.missing(admin)
         if asking := self.confirmation(admin, form, reader, N_("Erase %(email)s?")):
             return asking
-        await self.site.index_logs()
-        logs = [d.issue for d in deliveries_of(admin.store.db, address_key(reader.email))]
+        records = await self.site.deliveries(admin)
         stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-        erased = erase_reader(admin.store, reader.email, stamp)
+        erased = erase_reader(admin.store, reader.email, stamp, records.forget)
         self.site.audit(admin, "erase", target=ERASED, detail=f"reader #{reader.id}")
         return self.site.render(
             admin, "erased.html", heading=_(N_("Reader erased")), email=erased.email,
-            rows=erased.rows, logs=logs,
+            rows=erased.rows, sends=erased.sends,
         )  # fmt: skip
 
     def confirmation(

@@ -24,7 +24,8 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from ...audience.admin_sessions import LIFETIME, AdminSessions, Session
 from ...audience.audit import AuditLog
 from ...audience.store import SubscriberStore
-from ...deliver.delivery_index import catch_up
+from ...deliver.delivery_records import DeliveryRecords
+from ...deliver.ledger import delivery_records
 from ...publish.i18n import N_
 
 if TYPE_CHECKING:
@@ -152,15 +153,17 @@ class AdminSite:
         text = self.web.gettext(admin.lang)(message)
         return self.render(admin, "error.html", status=status, heading=text)
 
-    async def index_logs(self) -> None:
-        """Bring the index of the send logs up to date, off the event loop (after a large send
-        it reads for a few seconds), on a connection of its own."""
+    async def deliveries(self, admin: AdminRequest) -> DeliveryRecords:
+        """What the sends recorded (the file logs, or the shared ledger), brought up to date
+        first: off the event loop (after a large send the logs' index reads for a few seconds),
+        on a connection of its own."""
 
-        def catch_up_now() -> None:
+        def refresh() -> None:
             with self.web.store() as store:
-                catch_up(self.workspace, store.db)
+                delivery_records(self.workspace, store.db).refresh()
 
-        await run_in_threadpool(catch_up_now)
+        await run_in_threadpool(refresh)
+        return delivery_records(self.workspace, admin.store.db)
 
     def audit(self, admin: AdminRequest, action: str, target: str = "", detail: str = "") -> None:
         AuditLog(admin.store.db).record(
