@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
@@ -157,3 +158,35 @@ class Gate:
         if stage == "data":
             self.reached.set()
             self.opened.wait(DEADLINE)
+
+
+@dataclass
+class Turnstile(Recorder):
+    """A relay that accepts messages only as the test lets them through: ``let_through(n)`` lets
+    n more DATA be answered, ``open()`` all of them. Unlike Gate, the relay keeps serving every
+    connection meanwhile, so each sender's messages reach DATA and wait there (``waiting``): every
+    sender is certainly mid-send at a known point."""
+
+    permits: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(0))
+    opened: threading.Event = field(default_factory=threading.Event)
+    waiting: int = 0
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        with self.lock:
+            self.waiting += 1
+        deadline = time.monotonic() + DEADLINE
+        try:
+            while not self.opened.is_set() and not self.permits.acquire(blocking=False):
+                if time.monotonic() > deadline:
+                    return "451 4.3.0 the test never let this message through"
+                await asyncio.sleep(0.005)
+        finally:
+            with self.lock:
+                self.waiting -= 1
+        return await super().handle_DATA(server, session, envelope)
+
+    def let_through(self, count: int) -> None:
+        self.permits.release(count)
+
+    def open(self) -> None:
+        self.opened.set()

@@ -4,10 +4,12 @@ The screenshots of the README are taken here (docs/admin/)."""
 
 from __future__ import annotations
 
+import email
 import json
 import re
 import subprocess
 import sys
+from email import policy
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,7 @@ from playwright.sync_api import Browser, Page
 
 from hebdo_mail.workspace import write_secret
 
-from .helpers import EXAMPLE_ISSUE, REPO, run_process
+from .helpers import EXAMPLE_ISSUE, REPO, SITE, append_settings, run_process, store_of
 from .test_browser import DESKTOP, PHONE, browser, new_page, no_horizontal_scroll, server
 
 pytestmark = pytest.mark.browser
@@ -35,12 +37,18 @@ PAGES = {
     "activity": "/admin/activity",
 }
 SERIOUS = ("serious", "critical")
+# The issue page's cards, named as `report --json` names them.
+FIGURES = (
+    "total", "sent", "failed", "deferred", "unknown", "skipped", "pending", "bounced",
+    "complaints", "unsubscribed",
+)  # fmt: skip
 
 
 @pytest.fixture
 def site(workspace: Path) -> Path:
     DOCS.mkdir(parents=True, exist_ok=True)
     write_secret(workspace / ".hebdo-secret")
+    append_settings(workspace, "[tracking]\nclicks = true\n")
     assert run_process("subscribers", "import", "subscribers.example.csv", cwd=workspace).code == 0
     assert run_process("send", EXAMPLE_ISSUE, cwd=workspace).code == 0
     added = subprocess.run(
@@ -149,17 +157,45 @@ def test_a_form_sent_without_its_csrf_token_is_refused(
     assert "helene.lefevre" not in listed.out
 
 
-def test_the_issue_page_shows_the_counts_of_the_command_line(
+def test_the_issue_page_and_the_overview_show_the_figures_of_the_command_line(
     browser: Browser, server: str, site: Path
 ) -> None:
-    numbers = json.loads(run_process("status", EXAMPLE_ISSUE, "--json", cwd=site).out)
+    # A reader leaves through the issue's one-click link; the counted links were followed.
+    copy = next((site / "outbox" / EXAMPLE_ISSUE / "new").iterdir())
+    message = email.message_from_bytes(copy.read_bytes(), policy=policy.default)
+    one_click = str(message["List-Unsubscribe"]).split(">")[0].lstrip("<")
     page = new_page(browser, DESKTOP, locale="en-GB")
+    left = page.request.post(
+        server + one_click.removeprefix(SITE), form={"List-Unsubscribe": "One-Click"}
+    )
+    assert left.ok
+    links = json.loads(run_process("report", EXAMPLE_ISSUE, "--json", cwd=site).out)["clicks"]
+    with store_of(site) as store:
+        store.tallies.add_clicks(EXAMPLE_ISSUE, {(1, links[0]["url"]): 3, (2, links[1]["url"]): 1})
+    report = json.loads(run_process("report", EXAMPLE_ISSUE, "--json", cwd=site).out)
+    assert (report["sent"], report["unsubscribed"]) == (5, 1)
     log_in(page, server, path=PAGES["issue"])
-    for key in ("total", "sent", "failed", "deferred", "unknown", "skipped", "pending"):
+    for key in FIGURES:
         shown = page.locator(f"[data-figure={key}] .card-figure").inner_text()
-        assert int(shown) == numbers[key], key
+        assert int(shown) == report[key], key
+    rows = page.locator("tr[data-link]")
+    shown_clicks = [
+        (
+            rows.nth(n).locator("td").nth(0).inner_text(),
+            int(rows.nth(n).locator("td").nth(1).inner_text()),
+        )
+        for n in range(rows.count())
+    ]
+    assert shown_clicks == [(link["url"], link["clicks"]) for link in report["clicks"]]
+    assert sum(clicks for _, clicks in shown_clicks) == 4
     assert page.locator("figure svg[role=img]").count() == 1
     page.screenshot(path=DOCS / "issue.png", full_page=True)
+    page.goto(server + PAGES["overview"])
+    cells = page.locator(f"tr:has(a[href='{PAGES['issue']}']) td").all_inner_texts()
+    assert [int(cell) for cell in cells] == [
+        report["sent"], report["failed"], report["bounced"], report["unsubscribed"],
+        sum(link["clicks"] for link in report["clicks"]),
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize("locale", ["fr-FR", "en-GB"])

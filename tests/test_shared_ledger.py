@@ -14,16 +14,26 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from hebdo_mail.deliver.sendlog import read_log
 
-from .helpers import EXAMPLE_ISSUE, Result, append_settings, log_file, replace_in, wait_until
+from .helpers import (
+    EXAMPLE_ISSUE,
+    Result,
+    append_settings,
+    log_file,
+    replace_in,
+    store_of,
+    wait_until,
+)
 from .pgserver import PostgresServer
-from .smtpserver import Recorder, SmtpServer
+from .smtpserver import Recorder, SmtpServer, Turnstile
 
 READERS = [f"reader{i:03d}@example.org" for i in range(120)]
+SENT_COUNT = "SELECT count(*) FROM send_queue WHERE issue_id = ? AND last_event = 'sent'"
 
 
 @pytest.fixture
@@ -172,3 +182,74 @@ def test_an_unsubscribe_on_one_web_server_is_honoured_by_a_send_reading_the_othe
     assert result.code == 0, result.err
     assert READERS[7] not in {r.rcpt for r in recorder.received}
     assert len(recorder.received) == 119
+
+
+def test_the_dashboard_shows_the_issue_s_totals_while_two_senders_share_it(
+    shared: Path, cli: Callable[..., Result]
+) -> None:
+    from hebdo_mail.audience.admins import AdminAccounts
+
+    from .test_admin_web import PASSWORD, client_of, login
+
+    with store_of(shared) as store:
+        AdminAccounts(store.db).add("marie", PASSWORD)
+    client = client_of(shared)
+    login(client)
+
+    def ledger(sql: str) -> list[Any]:
+        with store_of(shared) as store:
+            return store.db.execute(sql, (EXAMPLE_ISSUE,)).fetchall()
+
+    def senders_holding(state: str) -> int:
+        return len(
+            ledger(
+                "SELECT DISTINCT claimed_by FROM send_queue WHERE issue_id = ?"
+                f" AND state = '{state}' AND claimed_by IS NOT NULL"
+            )
+        )
+
+    def sent() -> int:
+        return int(ledger(SENT_COUNT)[0][0])
+
+    relay = Turnstile()
+    with SmtpServer(relay) as server:
+        senders = [start_send(shared, server.url) for _ in range(2)]
+        try:
+            # Both senders mid-send: each has its messages (concurrency 2) waiting at the relay.
+            wait_until(
+                lambda: relay.waiting == 4 and senders_holding("attempted") == 2,
+                what="both senders' messages at the relay",
+            )
+            relay.let_through(10)
+            wait_until(lambda: sent() == 10 and relay.waiting == 4, what="10 sent, then waiting")
+            shares = dict(
+                ledger(
+                    "SELECT claimed_by, count(*) FROM send_queue WHERE issue_id = ?"
+                    " AND last_event = 'sent' GROUP BY claimed_by"
+                )
+            )
+            assert len(shares) == 2 and all(n < 10 for n in shares.values()), shares
+            status = json.loads(cli("status", EXAMPLE_ISSUE, "--json", cwd=shared).out)
+            page = client.get("/admin/").text
+            assert f"Sending {EXAMPLE_ISSUE} now" in page
+            # The issue's totals, not one sender's share.
+            done = status["sent"] + status["failed"] + status["skipped"]
+            assert (status["total"], done) == (120, 10)
+            assert '<progress id="progress-1" max="120" value="10">' in page
+            assert "10 of 120 readers done" in page
+            assert "unknown (no reply) 4 · sent 10" in page
+            issues = client.get("/admin/issues").text
+            assert (
+                f'{EXAMPLE_ISSUE}</a></th><td class="number">120</td><td class="number">10</td>'
+                in (issues)
+            )
+        finally:
+            relay.open()
+            outputs = [process.communicate(timeout=120) for process in senders]
+    assert all(process.returncode == 0 for process in senders), outputs
+    page = client.get("/admin/").text
+    assert "<progress" not in page and 'http-equiv="refresh"' not in page
+    assert (
+        f'<a href="/admin/issues/{EXAMPLE_ISSUE}">{EXAMPLE_ISSUE}</a></th><td class="number">120</td>'
+        in page
+    )
