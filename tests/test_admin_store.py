@@ -350,6 +350,15 @@ def test_erasing_a_reader_says_what_became_of_the_record_of_the_sends(
         assert json.loads(cli("status", EXAMPLE_ISSUE, "--json", cwd=ws).out)["total"] == 5
         for key in ("sent", "failed", "unknown"):
             assert after[key] == before[key], key
+        # Bounce processing sweeps the sends' refusals: an erased reader's comes back as nothing.
+        for sub in ("new", "cur", "tmp"):
+            (ws / "Bounces" / sub).mkdir(parents=True)
+        assert cli("bounces", "process", "Bounces", cwd=ws).code == 0
+        with store_of(ws) as store:
+            assert store.get(tried) is None
+            for table in ("bounce_events", "sender_events"):
+                count = f"SELECT count(*) FROM {table} WHERE email_key = ?"
+                assert store.db.execute(count, (tried,)).fetchone()[0] == 0, table
         # The send resumes with the readers left; neither erased reader is mailed.
         resumed = cli(*send, cwd=ws)
         assert resumed.code == 0, resumed.err

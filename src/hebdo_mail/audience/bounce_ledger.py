@@ -20,6 +20,7 @@ from ..config import BounceSettings
 from ..vocabulary import BounceKind, Status
 from .addresses import address_key
 from .database import Database, StoreError, now
+from .erasure import erased_among
 from .history import StatusHistory
 
 
@@ -70,9 +71,12 @@ class BounceLedger:
         """Count a bounce. At the threshold a subscriber becomes ``bounced``; an address the
         store did not know (a reader of a CSV send) is recorded as bounced then.
 
-        Returns "duplicate" when this ``source`` was counted before, "bounced" when this bounce
-        made the address bounced, else "counted"."""
+        Returns "duplicate" when this ``source`` was counted before (or the address was erased
+        at the reader's request: a send log still naming it brings nothing back), "bounced" when
+        this bounce made the address bounced, else "counted"."""
         key = address_key(email)
+        if erased_among(self.db, [key]):
+            return "duplicate"
         today = dt.datetime.now(dt.UTC).date()
         bounce_day = min(day or today, today)
         with self.db.transaction(), self.history.watch([key], "bounces"):
@@ -108,7 +112,9 @@ class BounceLedger:
         reply: str = "", message_id: str = "", day: dt.date | None = None,
     ) -> bool:  # fmt: skip
         """Note a refusal of our side ("refusal") or a complaint ("complaint"); False when this
-        ``source`` was noted before. Never changes a reader's score."""
+        ``source`` was noted before, or the address was erased. Never changes a reader's score."""
+        if erased_among(self.db, [address_key(email)]):
+            return False
         today = dt.datetime.now(dt.UTC).date()
         domain = email.rpartition("@")[2].lower()
         day_text = min(day or today, today).isoformat()
