@@ -44,10 +44,8 @@ class SharedDeliveryRecords:
         )
 
     def progress(self, issue: str) -> Progress | None:
-        run = self.db.execute(
-            "SELECT time FROM send_runs WHERE issue_id = ? ORDER BY id DESC LIMIT 1", (issue,)
-        ).fetchone()
-        if run is None:
+        written = self._last_written(issue)
+        if written is None:
             return None
         counts: dict[str, int] = {}
         total = 0
@@ -59,20 +57,20 @@ class SharedDeliveryRecords:
             if event is not None:  # never tried yet: pending, counted in the total only
                 counts[str(event)] = int(number)
         done = sum(n for event, n in counts.items() if event in FINAL_EVENTS)
-        last = self.db.execute(
-            "SELECT time FROM send_events WHERE issue_id = ? ORDER BY id DESC LIMIT 1", (issue,)
-        ).fetchone()
-        return Progress(issue, total, done, counts, max(str(run[0]), str(last[0]) if last else ""))
+        return Progress(issue, total, done, counts, written)
 
     def running(self, at: float | None = None) -> list[Progress]:
         moment = time.time() if at is None else at
         running = []
         for issue in self._issue_ids():
+            written = self._last_written(issue)
+            if (
+                written is None
+                or moment - dt.datetime.fromisoformat(written).timestamp() >= RUNNING
+            ):
+                continue  # quiet for a while: the queue is not counted
             state = self.progress(issue)
-            if state is None or state.done >= state.total:
-                continue
-            written = dt.datetime.fromisoformat(state.last_event_at).timestamp()
-            if moment - written < RUNNING:
+            if state is not None and state.done < state.total:
                 running.append(state)
         return running
 
@@ -146,6 +144,19 @@ class SharedDeliveryRecords:
                     (issue, now(), alias, str(Event.SKIPPED), NOT_IN_LIST),
                 )
         return ErasedSends(issues=issues, rewritten=True, rows=dict(rows))
+
+    def _last_written(self, issue: str) -> str | None:
+        """When the issue's ledger was last written to (an event, or a run joining); None if
+        no run ever did."""
+        run = self.db.execute(
+            "SELECT time FROM send_runs WHERE issue_id = ? ORDER BY id DESC LIMIT 1", (issue,)
+        ).fetchone()
+        if run is None:
+            return None
+        event = self.db.execute(
+            "SELECT time FROM send_events WHERE issue_id = ? ORDER BY id DESC LIMIT 1", (issue,)
+        ).fetchone()
+        return max(str(run[0]), str(event[0]) if event else "")
 
     def _issue_ids(self) -> list[str]:
         return [str(row[0]) for row in self.db.execute("SELECT DISTINCT issue_id FROM send_runs")]
