@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,3 +128,46 @@ def forget_sends(workspace: Path, issue_id: str = EXAMPLE_ISSUE) -> None:
     with open_store(loaded) as store:
         for table in ("send_events", "send_queue", "send_runs"):
             store.db.execute(f"DELETE FROM {table} WHERE issue_id = ?", (issue_id,))
+
+
+SERVER_DEADLINE = 20.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def serving(ws: Path, *args: str) -> Iterator[int]:
+    """`hebdo-mail serve` on a free port, until the block ends."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hebdo_mail", "serve", "--port", str(port), *args],
+        cwd=ws, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+    def accepting() -> bool:
+        assert process.poll() is None, process.communicate()
+        with socket.socket() as probe:
+            return probe.connect_ex(("127.0.0.1", port)) == 0
+
+    try:
+        wait_until(accepting, what="the server to start")
+        yield port
+    finally:
+        process.terminate()
+        process.communicate(timeout=SERVER_DEADLINE)
+
+
+def request(
+    port: int, method: str, path: str, body: str = "", headers: dict[str, str] | None = None
+) -> tuple[int, str]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=SERVER_DEADLINE)
+    try:
+        connection.request(method, path, body=body or None, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        connection.close()

@@ -17,8 +17,16 @@ from hebdo_mail.web.app import create_app
 from hebdo_mail.web.clicks import ClickFilter
 from hebdo_mail.workspace import load_workspace, write_secret
 
-from .helpers import BOTH_STORES, EXAMPLE_ISSUE, Result, append_settings, store_of, wait_until
-from .test_web_server import request, serving
+from .helpers import (
+    BOTH_STORES,
+    EXAMPLE_ISSUE,
+    Result,
+    append_settings,
+    request,
+    serving,
+    store_of,
+    wait_until,
+)
 
 pytestmark = BOTH_STORES
 

@@ -5,13 +5,9 @@ These also check the uvicorn internals web/server.py extends (its HTTP/1.1 proto
 
 from __future__ import annotations
 
-import http.client
 import re
 import socket
-import subprocess
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -19,50 +15,10 @@ from hebdo_mail.audience.store import SubscriberStore
 from hebdo_mail.audience.tokens import TokenSigner
 from hebdo_mail.workspace import load_secret, load_workspace
 
-from .helpers import SITE, Result, append_settings, wait_until
+from .helpers import SITE, Result, append_settings, request, serving, wait_until
 from .smtpserver import Gate, Recorder, SmtpServer
 
 DEADLINE = 20.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@contextmanager
-def serving(ws: Path, *args: str) -> Iterator[int]:
-    """`hebdo-mail serve` on a free port, until the block ends."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "hebdo_mail", "serve", "--port", str(port), *args],
-        cwd=ws, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-
-    def accepting() -> bool:
-        assert process.poll() is None, process.communicate()
-        with socket.socket() as probe:
-            return probe.connect_ex(("127.0.0.1", port)) == 0
-
-    try:
-        wait_until(accepting, what="the server to start")
-        yield port
-    finally:
-        process.terminate()
-        process.communicate(timeout=DEADLINE)
-
-
-def request(
-    port: int, method: str, path: str, body: str = "", headers: dict[str, str] | None = None
-) -> tuple[int, str]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=DEADLINE)
-    try:
-        connection.request(method, path, body=body or None, headers=headers or {})
-        response = connection.getresponse()
-        return response.status, response.read().decode()
-    finally:
-        connection.close()
 
 
 def post_subscribe(port: int, fields: dict[str, str], headers: dict[str, str] | None = None) -> int:

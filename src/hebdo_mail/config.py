@@ -16,7 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError, HebdoError
 
@@ -156,10 +156,27 @@ class NewsletterSettings(StrictModel):
         return parseaddr(self.unsubscribe_mailbox or self.sender)[1]
 
 
+class RelaySettings(StrictModel):
+    """One relay of a pool (``[[smtp.relays]]``)."""
+
+    url: str  # as [smtp] url
+    concurrency: int = Field(default=5, ge=1, le=200)  # its connections
+    rate: float = Field(default=0, ge=0)  # its messages per second; 0: no limit
+    weight: float = Field(default=1.0, gt=0)  # its share of the mail, against the others'
+
+
 class SmtpSettings(StrictModel):
     url: str | None = None  # smtp://host:port, smtp+starttls://user@host:587, smtps://user@host:465
     timeout: float = Field(default=30.0, gt=0)
     verify_tls: bool = True  # turning it off is for test relays only, and prints a warning
+    # Several relays sharing the mail by weight, instead of one url.
+    relays: list[RelaySettings] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_way(self) -> SmtpSettings:
+        if self.url and self.relays:
+            raise ValueError("give either url or [[smtp.relays]], not both")
+        return self
 
 
 class SendSettings(StrictModel):

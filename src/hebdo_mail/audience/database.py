@@ -130,8 +130,8 @@ class SqliteDatabase:
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
         return self.db.executemany(sql, rows).rowcount
 
-    def transaction(self) -> SqliteTransaction:
-        return SqliteTransaction(self.db)
+    def transaction(self) -> Bracket:
+        return Bracket(self.db.execute, "BEGIN IMMEDIATE")
 
     def change_marker(self) -> int:
         """Changes whenever another connection commits: a cheap way to know nothing changed."""
@@ -171,22 +171,28 @@ class SqliteDatabase:
                 self.db.execute(f"PRAGMA user_version = {number + 1}")
 
 
-class SqliteTransaction:
-    """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any exception (the connection is in autocommit)."""
+class Bracket:
+    """``begin`` … COMMIT, or ROLLBACK on any exception, on a connection in autocommit mode (both
+    engines: SQLite begins IMMEDIATE, to take its write lock at once)."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
+    def __init__(
+        self, execute: Callable[[str], object], begin: str = "BEGIN",
+        gone: Callable[[], bool] = lambda: False,
+    ) -> None:  # fmt: skip
+        self.execute = execute
+        self.begin = begin
+        self.gone = gone  # the connection is lost: nothing to end
         self.rolled_back = False
 
-    def __enter__(self) -> SqliteTransaction:
-        self.db.execute("BEGIN IMMEDIATE")
+    def __enter__(self) -> Bracket:
+        self.execute(self.begin)
         return self
 
     def rollback(self) -> None:
-        self.db.execute("ROLLBACK")
+        self.execute("ROLLBACK")
         self.rolled_back = True
 
     def __exit__(self, kind: object, *rest: object) -> None:
-        if self.rolled_back:
+        if self.rolled_back or self.gone():
             return
-        self.db.execute("ROLLBACK" if kind else "COMMIT")
+        self.execute("ROLLBACK" if kind else "COMMIT")

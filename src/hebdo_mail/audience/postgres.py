@@ -22,7 +22,7 @@ import psycopg
 from psycopg.rows import RowMaker
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from .database import Migration, StoreError, migration_sql
+from .database import Bracket, Migration, StoreError, migration_sql
 
 # psycopg's pool reports each connection it drops; our errors say it once, in one line.
 logging.getLogger("psycopg").addHandler(logging.NullHandler())
@@ -145,8 +145,8 @@ class PostgresDatabase:
         count: int = self._guarded(run)
         return count
 
-    def transaction(self) -> PostgresTransaction:
-        return PostgresTransaction(self)
+    def transaction(self) -> Bracket:
+        return Bracket(self.execute, gone=lambda: self.connection.closed)
 
     def change_marker(self) -> int:
         """A sequence the schema's triggers advance on every change to the list (a sequence, not
@@ -216,24 +216,3 @@ class PostgresDatabase:
                 if sql.strip():
                     self.connection.execute(sql)  # several statements: allowed without parameters
                 self.connection.execute("UPDATE schema_version SET version = %s", (number + 1,))
-
-
-class PostgresTransaction:
-    """BEGIN … COMMIT, or ROLLBACK on any exception (the connection is in autocommit mode)."""
-
-    def __init__(self, database: PostgresDatabase) -> None:
-        self.database = database
-        self.rolled_back = False
-
-    def __enter__(self) -> PostgresTransaction:
-        self.database.execute("BEGIN")
-        return self
-
-    def rollback(self) -> None:
-        self.database.execute("ROLLBACK")
-        self.rolled_back = True
-
-    def __exit__(self, kind: object, *rest: object) -> None:
-        if self.rolled_back or self.database.connection.closed:
-            return
-        self.database.execute("ROLLBACK" if kind else "COMMIT")

@@ -49,7 +49,8 @@ CREATE TABLE send_events (
     reply TEXT,
     message_id TEXT,
     attempt INTEGER,
-    stage TEXT
+    stage TEXT,
+    relay TEXT
 );
 CREATE INDEX send_events_by_issue ON send_events (issue_id, id);
 CREATE FUNCTION hebdo_queue_follows() RETURNS trigger AS $$

@@ -35,6 +35,12 @@ def report_lines(report: IssueReport) -> list[str]:
         lines.append("refused for reasons of our side (IP, sender, message):")
         lines += _domains(report.problems_on_our_side)
     lines.append(f"unsubscribed from this issue's links  {report.unsubscribed:,}")
+    if report.relays:
+        lines.append("by relay:")
+        lines += [
+            f"    {r.relay:<32}{r.sent:>8,} sent {r.failed:>6,} failed {r.deferred:>6,} deferred"
+            for r in report.relays
+        ]
     if not report.clicks_counted and not report.clicks:
         lines.append("clicks: not counted ([tracking] clicks = true counts them)")
     else:

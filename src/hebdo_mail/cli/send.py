@@ -210,11 +210,7 @@ def _send(
         except LogError:
             raise  # it says itself what was recorded and how to resume
         except HebdoError as exc:
-            raise HebdoError(
-                f"{exc.message}; every message so far is in {display_path(path)}: "
-                "run the same command again to resume",
-                where=exc.location() or None,
-            ) from None
+            raise resumable(exc, display_path(path)) from None
     finally:
         ledger.close()
     print_summary(summary, f"log: {display_path(path)}")
@@ -320,6 +316,14 @@ async def run_with_progress(
     finally:
         loop.remove_signal_handler(signal.SIGINT)
         loop.remove_signal_handler(signal.SIGTERM)
+
+
+def resumable(exc: HebdoError, where: str) -> HebdoError:
+    """A send's error, with where its record is and how to go on."""
+    return HebdoError(
+        f"{exc.message}; every message so far is in {where}: run the same command again to resume",
+        where=exc.location() or None,
+    )
 
 
 def print_summary(summary: SendSummary, where: str) -> None:

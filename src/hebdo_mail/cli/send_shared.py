@@ -33,7 +33,14 @@ def send_shared(
     transport: Transport, source: RecipientSource, store: SubscriberStore | None,
     editions: dict[str, RenderedEdition], options: SendOptions,
 ) -> int:  # fmt: skip
-    from .send import EX_TEMPFAIL, confirm, print_summary, run_with_progress, transport_kind
+    from .send import (
+        EX_TEMPFAIL,
+        confirm,
+        print_summary,
+        resumable,
+        run_with_progress,
+        transport_kind,
+    )
 
     url = workspace.store_url
     assert url is not None
@@ -85,11 +92,7 @@ def send_shared(
                 )
             )
         except HebdoError as exc:
-            raise HebdoError(
-                f"{exc.message}; every message so far is in {where}: run the same command "
-                "again to resume (on any host)",
-                where=exc.location() or None,
-            ) from None
+            raise resumable(exc, f"{where} (on any host)") from None
     finally:
         ledger.close()  # hands back what it claimed and never attempted
     left = shared_counts(url, issue_id)

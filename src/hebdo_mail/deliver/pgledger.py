@@ -44,7 +44,7 @@ FILL_BATCH = 1000
 
 EVENT_COLUMNS = (
     "issue_id", "time", "recipient", "event", "edition", "code", "reply", "message_id",
-    "attempt", "stage",
+    "attempt", "stage", "relay",
 )  # fmt: skip
 
 
@@ -310,13 +310,13 @@ class EventWriter:
     def event(
         self, recipient: str, event: Event, *, edition: str | None = None,
         code: int | None = None, reply: str | None = None, message_id: str | None = None,
-        attempt: int | None = None, stage: str | None = None,
+        attempt: int | None = None, stage: str | None = None, relay: str | None = None,
     ) -> Awaitable[None] | None:  # fmt: skip
         if self.failure is not None:
             raise self.failure
         row = (
             self.issue_id, now(), recipient, str(event), edition, code, reply, message_id,
-            attempt, str(stage) if stage else None,
+            attempt, str(stage) if stage else None, relay,
         )  # fmt: skip
         waiter: asyncio.Future[None] | None = None
         if event == Event.ATTEMPT:

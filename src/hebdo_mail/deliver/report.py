@@ -37,6 +37,15 @@ class DomainReplies(Figures):
     reply: str
 
 
+class RelayCounts(Figures):
+    """What one relay of a pool took, by its last answer for each reader."""
+
+    relay: str
+    sent: int
+    failed: int
+    deferred: int
+
+
 class LinkCount(Figures):
     url: str
     clicks: int
@@ -57,6 +66,7 @@ class IssueReport(Figures):
     complaints: int
     problems_on_our_side: list[DomainReplies]  # refusals of our IP, sender or message
     unsubscribed: int  # readers who left through this issue's links
+    relays: list[RelayCounts] = []  # with [[smtp.relays]]: what each relay took
     clicks_counted: bool  # [tracking] clicks is on
     clicks: list[LinkCount]  # per link of the issue, in reading order
 
@@ -67,11 +77,13 @@ class IssueReport(Figures):
 def issue_report(workspace: Workspace, issue_id: str) -> IssueReport:
     with readable_log(workspace, issue_id) as path:
         state = read_log(path)
-        failed = {
-            event.recipient: f"{event.code} {event.reply or ''}".strip()
-            for event in recipient_events(path, warnings=[])
-            if event.event == Event.FAILED
-        }
+        failed: dict[str, str] = {}
+        carried: dict[str, tuple[str, Event]] = {}  # reader -> (relay, last outcome)
+        for event in recipient_events(path, warnings=[]):
+            if event.event == Event.FAILED:
+                failed[event.recipient] = f"{event.code} {event.reply or ''}".strip()
+            if event.relay and event.event in (Event.SENT, Event.FAILED, Event.DEFERRED):
+                carried[event.recipient] = (event.relay, event.event)
     counts = state.counts()
     failures = _by_domain(
         (key, reply) for key, reply in failed.items() if state.status_of(key) == Outcome.FAILED
@@ -103,7 +115,8 @@ def issue_report(workspace: Workspace, issue_id: str) -> IssueReport:
         unknown=counts[Outcome.UNKNOWN], skipped=counts[Outcome.SKIPPED],
         pending=counts["pending"], failures=failures, bounced=sum(bounces.values()),
         bounces=bounces, complaints=complaints, problems_on_our_side=problems,
-        unsubscribed=unsubscribed, clicks_counted=workspace.settings.tracking.clicks,
+        unsubscribed=unsubscribed, relays=_by_relay(carried.values()),
+        clicks_counted=workspace.settings.tracking.clicks,
         clicks=[links[n] for n in sorted(links)],
     )  # fmt: skip
 
@@ -129,3 +142,15 @@ def _by_domain(failures: Iterable[tuple[str, str]]) -> list[DomainReplies]:
         for domain, c in replies.items()
     ]
     return sorted(groups, key=lambda g: (-g.count, g.domain))
+
+
+def _by_relay(outcomes: Iterable[tuple[str, Event]]) -> list[RelayCounts]:
+    tally: dict[str, Counter[Event]] = {}
+    for relay, event in outcomes:
+        tally.setdefault(relay, Counter())[event] += 1
+    return [
+        RelayCounts(
+            relay=relay, sent=c[Event.SENT], failed=c[Event.FAILED], deferred=c[Event.DEFERRED]
+        )
+        for relay, c in sorted(tally.items())
+    ]

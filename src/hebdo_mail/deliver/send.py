@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -20,6 +21,7 @@ from ..audience.store import Store
 from ..errors import HebdoError
 from ..vocabulary import OUTCOMES, Event, Outcome
 from .message import MessageError, MessageFactory
+from .relays import RateLimiter, Relay, RelayPool
 from .selection import SendOptions, StoreWatch, decide
 from .sendlog import EventLog, RecipientStates
 from .stoprule import StopRule
@@ -39,6 +41,7 @@ class Job:
     message: bytes
     attempt: int
     sender: str  # the envelope sender (its own, with VERP)
+    relay: str | None = None  # which relay of a pool carries it (the log says so)
 
 
 class ReaderLeft(Exception):
@@ -74,23 +77,6 @@ class SendSummary:
         )
 
 
-class RateLimiter:
-    """At most ``rate`` messages per second over all connections (0: no limit)."""
-
-    def __init__(self, rate: float) -> None:
-        self.interval = 1.0 / rate if rate > 0 else 0.0
-        self.next_slot = 0.0
-
-    async def wait(self) -> None:
-        if not self.interval:
-            return
-        now = asyncio.get_running_loop().time()
-        slot = max(now, self.next_slot)
-        self.next_slot = slot + self.interval
-        if slot > now:
-            await asyncio.sleep(slot - now)
-
-
 class Sender:
     def __init__(
         self,
@@ -115,6 +101,12 @@ class Sender:
         self.on_event = on_event
         self.summary = SendSummary()
         self.limiter = RateLimiter(options.rate)
+        self.pool = (
+            transport if isinstance(transport, RelayPool)
+            else RelayPool.single(transport, options.concurrency)
+        )  # fmt: skip
+        # Recipients a worker handed back when its relay was set aside: the next taken.
+        self.returned: deque[Recipient] = deque()
         self.watch = StoreWatch(store, source_is_store=store_is_source, since=store_marker)
         # A rate limit spaces messages out one by one, which a pipelined batch would defeat.
         self.batch_size = 1 if options.rate > 0 else BATCH
@@ -150,11 +142,12 @@ class Sender:
     # -- running -------------------------------------------------------------------------------
 
     async def run(self, recipients: Iterable[Recipient]) -> SendSummary:
-        queue: asyncio.Queue[Recipient | None] = asyncio.Queue(
-            maxsize=self.options.concurrency * BATCH * 2
-        )
+        connections = sum(relay.concurrency for relay in self.pool.relays)
+        queue: asyncio.Queue[Recipient | None] = asyncio.Queue(maxsize=connections * BATCH * 2)
         workers = [
-            asyncio.create_task(self._worker(queue)) for _ in range(self.options.concurrency)
+            asyncio.create_task(self._worker(queue, relay))
+            for relay in self.pool.relays
+            for _ in range(relay.concurrency)
         ]
         started = asyncio.get_running_loop().time()
         try:
@@ -164,71 +157,90 @@ class Sender:
                     continue
                 await queue.put(recipient)
         finally:
+            await self.pool.drained()
             for _ in workers:
                 await queue.put(None)
             await asyncio.gather(*workers)
+            self.summary.not_reached += len(self.returned)  # handed back after the others ended
             self.log.sync()
             self.summary.elapsed = asyncio.get_running_loop().time() - started
         if self.fatal is not None:
             raise self.fatal
         return self.summary
 
-    async def _take(self, queue: asyncio.Queue[Recipient | None]) -> tuple[list[Recipient], bool]:
-        """Up to batch_size recipients: the first waited for, the rest only if already queued.
-        Returns them and whether this worker's end-of-work marker came too."""
-        first = await queue.get()
-        if first is None:
+    async def _take(
+        self, queue: asyncio.Queue[Recipient | None], relay: Relay
+    ) -> tuple[list[Recipient], bool]:
+        """Up to batch_size recipients for ``relay``, once it may take them (pool.turn): those
+        handed back first, then the queue's, the first waited for, the rest only if already
+        queued. Returns them and whether this worker's end-of-work marker came too."""
+        await self.pool.turn(relay)
+        if not self.pool.in_service_now(relay):  # set aside at the end: its work is done
             return [], True
-        batch = [first]
+        batch: list[Recipient] = []
+        while self.returned and len(batch) < self.batch_size:
+            batch.append(self.returned.popleft())
+        if not batch:
+            first = await queue.get()
+            if first is None:
+                return [], True
+            batch = [first]
+        finished = False
         while len(batch) < self.batch_size:
             try:
                 item = queue.get_nowait()
             except asyncio.QueueEmpty:
                 break
             if item is None:
-                return batch, True
+                finished = True
+                break
             batch.append(item)
-        return batch, False
+        await self.pool.took(relay, len(batch))
+        return batch, finished
 
-    async def _worker(self, queue: asyncio.Queue[Recipient | None]) -> None:
+    async def _worker(self, queue: asyncio.Queue[Recipient | None], relay: Relay) -> None:
         connection: Connection | None = None
         finished = False
         batch: list[Recipient] = []
         try:
             while not finished:
-                batch, finished = await self._take(queue)
+                batch, finished = await self._take(queue, relay)
                 if self.stopping:
                     self.summary.not_reached += len(batch)
                     continue
                 if batch:
-                    connection = await self._deliver(batch, connection)
+                    connection = await self._deliver(batch, connection, relay)
                 batch = []
         except HebdoError as exc:
             self.fatal = self.fatal or exc
             self.stop(str(exc))
             self.summary.not_reached += len(batch)  # the recipients in hand were not mailed
             while not finished:
-                rest, finished = await self._take(queue)
+                rest, finished = await self._take(queue, relay)
                 self.summary.not_reached += len(rest)
         finally:
             if connection is not None:
                 await connection.close()
 
-    async def _connect(self) -> Connection:
+    async def _connect(self, relay: Relay) -> Connection | None:
+        """A session with ``relay``; None when it cannot be reached and the pool set it aside
+        (its recipients then go to the others)."""
         delay = 1.0
-        for attempt in range(1, CONNECT_TRIES + 1):
+        tries = 1 if self.pool.shared else CONNECT_TRIES
+        for attempt in range(1, tries + 1):
             try:
-                return await self.transport.connect()
+                return await relay.transport.connect()
             except RelayRefused:
                 raise
-            except TransportError:
-                if attempt == CONNECT_TRIES or self.stopping:
-                    raise
+            except TransportError as exc:
+                if attempt == tries or self.stopping:
+                    self.pool.unreachable(relay, exc)  # raises when no relay is left
+                    return None
                 await asyncio.sleep(delay)
                 delay *= 2
         raise AssertionError("unreachable")
 
-    def _prepare(self, recipient: Recipient) -> Job | None:
+    def _prepare(self, recipient: Recipient, relay: Relay) -> Job | None:
         """The recipient's message, or None when it cannot be built (logged failed)."""
         key = recipient.key
         edition = self.factory.edition_label(recipient)
@@ -241,18 +253,18 @@ class Sender:
             return None
         return Job(
             recipient, edition, personal.message_id, message, self.state.attempts_of(key),
-            self.factory.envelope_sender(recipient),
+            self.factory.envelope_sender(recipient), relay.name if self.pool.shared else None,
         )  # fmt: skip
 
     async def _deliver(
-        self, recipients: list[Recipient], connection: Connection | None
+        self, recipients: list[Recipient], connection: Connection | None, relay: Relay
     ) -> Connection | None:
         """Send a batch over one connection; 4xx answers are retried with backoff, together.
 
         The store has the last word after every wait (connecting, the rate limit, a backoff),
         just before the batch's first command goes out, and again just before each message's
         content: a reader who left by then is logged skipped and not mailed."""
-        jobs = [job for r in recipients if (job := self._prepare(r)) is not None]
+        jobs = [job for r in recipients if (job := self._prepare(r, relay)) is not None]
         if self.factory.dkim is not None and jobs:
 
             def sign_all() -> list[bytes]:
@@ -268,10 +280,13 @@ class Sender:
             if connection is None or not connection.usable:
                 if connection is not None:
                     await connection.close()
-                connection = None
-                connection = await self._connect()
+                connection = await self._connect(relay)
+                if connection is None:  # set aside: the others take these recipients
+                    self.returned.extend(job.recipient for job in jobs)
+                    return None
             for _ in jobs:
                 await self.limiter.wait()  # after connecting: the rate is of messages handed over
+                await relay.limiter.wait()
             jobs = self._still_wanted(jobs)  # no await from here to the batch's first command
             if not jobs:
                 break
@@ -283,6 +298,7 @@ class Sender:
                 answered: set[int] = answered,
             ) -> None:  # fmt: skip
                 answered.add(index)
+                self.pool.replied(relay, reply)
                 if self._record(jobs[index], reply) == Outcome.DEFERRED:
                     deferred.append(jobs[index])
 
@@ -302,6 +318,9 @@ class Sender:
                 continue
             tries += 1
             jobs = deferred
+            if jobs and not self.pool.in_service_now(relay):  # set aside: the others retry them
+                self.returned.extend(job.recipient for job in jobs)
+                return connection
             if jobs and tries < self.options.attempts and not self.stopping:
                 await asyncio.sleep(self.options.retry_delay * 2 ** (tries - 1))
         for _ in jobs:
@@ -332,7 +351,7 @@ class Sender:
             job.attempt += 1
             return self.log.event(
                 job.recipient.key, Event.ATTEMPT, edition=job.edition, message_id=job.message_id,
-                attempt=job.attempt,
+                attempt=job.attempt, relay=job.relay,
             )  # fmt: skip
 
         return Outgoing(job.sender, job.recipient.email, job.message, before_content)
@@ -348,7 +367,7 @@ class Sender:
         self.log.event(
             job.recipient.key, Event(outcome), edition=job.edition, code=reply.code, reply=reply.text,
             message_id=job.message_id, attempt=job.attempt or None,
-            stage=reply.stage if failed else None,
+            stage=reply.stage if failed else None, relay=job.relay,
         )  # fmt: skip
         if outcome != Outcome.DEFERRED:
             self._count(outcome)

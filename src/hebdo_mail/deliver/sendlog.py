@@ -46,9 +46,9 @@ class RecipientEvent(BaseModel):
     reply: str | None = None
     message_id: str | None = None
     attempt: int | None = None
-    stage: SmtpStage | None = (
-        None  # of a failure: where the relay refused (mail, rcpt, data, content)
-    )
+    # Of a failure: where the relay refused (mail, rcpt, data, content).
+    stage: SmtpStage | None = None
+    relay: str | None = None  # which relay of a pool carried it
 
 
 class RunEvent(BaseModel):
@@ -201,6 +201,7 @@ class EventLog(Protocol):
         message_id: str | None = None,
         attempt: int | None = None,
         stage: str | None = None,
+        relay: str | None = None,
     ) -> Awaitable[None] | None: ...
 
     def sync(self) -> None: ...
@@ -265,6 +266,7 @@ class LogWriter:
         message_id: str | None = None,
         attempt: int | None = None,
         stage: str | None = None,
+        relay: str | None = None,
     ) -> None:
         # Written by hand rather than by json.dumps: this runs twice per message.
         line = f'{{"time":"{now()}","recipient":{_quote(recipient)},"event":"{event}"'
@@ -278,6 +280,8 @@ class LogWriter:
             line += f',"message_id":{_quote(message_id)}'
         if attempt is not None:
             line += f',"attempt":{int(attempt)}'
+        if relay is not None:
+            line += f',"relay":{_quote(relay)}'
         if stage is not None:
             line += f',"stage":"{stage}"'
         if self.failed is not None:

@@ -19,6 +19,7 @@ from ..publish.render import RenderedEdition
 from ..workspace import Workspace, load_secret
 from .dkim import load_signer
 from .message import MessageFactory
+from .relays import Relay, RelayPool
 from .smtp import SmtpTransport, parse_smtp_url
 from .transport import OutboxTransport, Transport
 
@@ -38,13 +39,32 @@ def configured_transport(
     ask_password: Callable[[str], str] | None = None,
     allow_plain_auth: bool = False,
 ) -> Transport:
-    """The relay of --smtp or [smtp] url, else the outbox folder ``outbox`` of the workspace.
-    The password comes from HEBDO_SMTP_PASSWORD, else from ``ask_password(prompt)`` if given.
-    A login over plain smtp:// is refused unless the relay is on this machine, or
-    ``allow_plain_auth``: the password would cross the network in clear."""
-    url = url or workspace.settings.smtp.url
+    """The relay of --smtp or [smtp] url, the pool of [[smtp.relays]], else the outbox folder
+    ``outbox`` of the workspace. The password comes from HEBDO_SMTP_PASSWORD, else from
+    ``ask_password(prompt)`` if given. A login over plain smtp:// is refused unless the relay is
+    on this machine, or ``allow_plain_auth``: the password would cross the network in clear."""
+    smtp = workspace.settings.smtp
+    url = url or smtp.url
+    if not url and smtp.relays:
+        relays = [
+            Relay(
+                smtp_transport(workspace, relay.url, ask_password, allow_plain_auth),
+                relay.concurrency,
+                weight=relay.weight,
+                rate=relay.rate,
+            )
+            for relay in smtp.relays
+        ]
+        return RelayPool(relays)
     if not url:
         return OutboxTransport(workspace.root / outbox, outbox)
+    return smtp_transport(workspace, url, ask_password, allow_plain_auth)
+
+
+def smtp_transport(
+    workspace: Workspace, url: str, ask_password: Callable[[str], str] | None,
+    allow_plain_auth: bool,
+) -> SmtpTransport:  # fmt: skip
     target = parse_smtp_url(url)
     password = None
     plain = target.scheme == "smtp" and not is_loopback(target.host)
