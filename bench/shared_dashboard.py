@@ -86,10 +86,18 @@ def write_events(db: PostgresDatabase, issue: str) -> float:
         (issue, WRITES // 2),
     )
     rows = [
-        (issue, "2026-11-30T04:00:00.000+00:00", f"w{n}@example.org", event, "fr/html",
-         250 if event == "sent" else None, "2.0.0 Ok" if event == "sent" else None,
-         f"<{n}@example.org>", 1, None)
-        for n in range(WRITES // 2) for event in ("attempt", "sent")
+        [
+            {
+                "issue_id": issue, "time": "2026-11-30T04:00:00.000+00:00",
+                "recipient": f"w{n}@example.org", "event": event, "edition": "fr/html",
+                "code": 250 if event == "sent" else None,
+                "reply": "2.0.0 Ok" if event == "sent" else None,
+                "message_id": f"<{n}@example.org>", "attempt": 1,
+            }.get(column)
+            for column in EVENT_COLUMNS
+        ]
+        for n in range(WRITES // 2)
+        for event in ("attempt", "sent")
     ]  # fmt: skip
     marks = "(" + ", ".join("?" * len(EVENT_COLUMNS)) + ")"
     start = time.perf_counter()

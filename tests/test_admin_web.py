@@ -3,6 +3,7 @@ logged out, with a stolen cookie after logout, with cross-site forms, with guess
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +17,8 @@ from hebdo_mail.audience.audit import AuditLog
 from hebdo_mail.web.app import create_app
 from hebdo_mail.workspace import load_workspace, write_secret
 
-from .helpers import BOTH_STORES, EXAMPLE_ISSUE, Result, store_of
+from .helpers import BOTH_STORES, EXAMPLE_ISSUE, Result, append_settings, store_of
+from .smtpserver import Recorder, SmtpServer
 
 pytestmark = BOTH_STORES
 PASSWORD = "correct horse battery"
@@ -317,3 +319,46 @@ def test_the_overview_shows_a_send_running_now_and_refreshes_itself(
         f'<a href="/admin/issues/{EXAMPLE_ISSUE}">{EXAMPLE_ISSUE}</a></th><td class="number">5</td>'
         in page
     )
+
+
+def test_the_issue_page_is_the_report_of_the_command_line(
+    workspace: Path, cli: Callable[..., Result]
+) -> None:
+    """Sent through a pool of two relays, one refusing a reader: the page's figures, relays and
+    failures are those of `report --json`, whichever ledger kept the send."""
+    write_secret(workspace / ".hebdo-secret")
+    assert cli("subscribers", "import", "subscribers.example.csv", cwd=workspace).code == 0
+    refused = "marc.dubois@example.net"
+
+    def refusing(stage: str, rcpt: str, count: int) -> str | None:
+        if stage == "rcpt" and rcpt == refused:
+            return f"550 5.1.1 <{rcpt}>: Recipient address rejected: User unknown"
+        return None
+
+    with SmtpServer(Recorder(hook=refusing)) as one, SmtpServer(Recorder(hook=refusing)) as two:
+        append_settings(
+            workspace,
+            "".join(
+                f'[[smtp.relays]]\nurl = "{relay.url}"\nconcurrency = 1\n' for relay in (one, two)
+            ),
+        )
+        assert cli("send", EXAMPLE_ISSUE, "--yes", cwd=workspace).code == 0
+    report = json.loads(cli("report", EXAMPLE_ISSUE, "--json", cwd=workspace).out)
+    assert (report["sent"], report["failed"]) == (4, 1) and report["relays"]
+    with store_of(workspace) as store:
+        AdminAccounts(store.db).add("marie", PASSWORD)
+    client = client_of(workspace)
+    login(client)
+    page = client.get(f"/admin/issues/{EXAMPLE_ISSUE}").text
+    shown = dict(re.findall(r'data-figure="(\w+)"><span class="card-figure">(\d+)<', page))
+    assert {key: int(value) for key, value in shown.items()} == {
+        key: report[key] for key in shown
+    } and len(shown) == 10
+    for relay in report["relays"]:
+        cells = [relay["relay"], *(str(relay[key]) for key in ("sent", "failed", "deferred"))]
+        assert "<tr><td>" + '</td><td class="number">'.join(cells) + "</td></tr>" in page
+    masked = "550 5.1.1 &lt;address&gt;: Recipient address rejected: User unknown"
+    assert f'<tr><td>{masked}</td><td class="number">1</td></tr>' in page  # by reply
+    (failure,) = report["failures"]
+    assert f'<tr><td>example.net</td><td class="number">1</td><td>{masked}</td></tr>' in page
+    assert failure["domain"] == "example.net" and refused not in page

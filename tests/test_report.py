@@ -11,8 +11,12 @@ from collections.abc import Callable
 from email.utils import format_datetime
 from pathlib import Path
 
+import pytest
 from starlette.testclient import TestClient
 
+from hebdo_mail.deliver import report as report_module
+from hebdo_mail.deliver.report import issue_report
+from hebdo_mail.deliver.sendlog import LogState, read_log
 from hebdo_mail.web.app import create_app
 from hebdo_mail.web.clicks import ClickFilter
 from hebdo_mail.workspace import load_workspace
@@ -135,3 +139,29 @@ def test_a_report_before_any_send_is_all_zeros(ws: Path, cli: Callable[..., Resu
     assert result.code == 0 and report["sent"] == report["bounced"] == 0
     assert report["clicks"] == [] and report["clicks_counted"] is False
     assert "clicks: not counted" in cli("report", EXAMPLE_ISSUE, cwd=ws).out
+
+
+def test_a_report_reads_the_log_again_only_once_it_changed(
+    ws: Path, cli: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page showing the last issues does not read every large log at each refresh: the log's
+    half of a report is kept while the ledger's mark stays the same."""
+    assert cli("subscribers", "import", "subscribers.example.csv", cwd=ws).code == 0
+    assert cli("send", EXAMPLE_ISSUE, "--limit", "2", cwd=ws).code == 75
+    workspace = load_workspace(ws, explicit=True)
+    reads: list[Path] = []
+
+    def counted_read_log(path: Path) -> LogState:
+        reads.append(path)
+        return read_log(path)
+
+    monkeypatch.setattr(report_module, "read_log", counted_read_log)
+    first = issue_report(workspace, EXAMPLE_ISSUE)
+    assert (first.sent, first.pending, len(reads)) == (2, 3, 1)
+    assert issue_report(workspace, EXAMPLE_ISSUE) == first and len(reads) == 1
+    assert cli("send", EXAMPLE_ISSUE, cwd=ws).code == 0
+    after = issue_report(workspace, EXAMPLE_ISSUE)
+    assert (after.sent, after.pending, len(reads)) == (5, 0, 2)
+    assert json.loads(cli("report", EXAMPLE_ISSUE, "--json", cwd=ws).out) == json.loads(
+        after.to_json()
+    )

@@ -7,7 +7,7 @@ are where the readers of the sends (archive, report, bounces, dashboard) are giv
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -79,6 +79,34 @@ def readable_log(workspace: Workspace, issue_id: str) -> Iterator[Path]:
         with path.open("w", encoding="utf-8") as handle:
             write_jsonl(url, issue_id, handle)
         yield path
+
+
+def ledger_mark(workspace: Workspace, issue_id: str) -> Hashable | None:
+    """A value that changes whenever the issue's record does (None: there is none yet): the
+    log file's identity, size and time, or the shared ledger's last event and run, and the
+    erasures (they rewrite its rows in place)."""
+    url = workspace.store_url
+    if url is None:
+        try:
+            found = (workspace.logs_dir / f"{issue_id}.jsonl").stat()
+        except OSError:
+            return None
+        return (found.st_ino, found.st_size, found.st_mtime_ns)
+    from ..audience.postgres import PostgresDatabase
+    from ..audience.schema import MIGRATIONS
+
+    database = PostgresDatabase(url, migrations=MIGRATIONS)
+    try:
+        row = database.execute(
+            "SELECT (SELECT max(id) FROM send_events WHERE issue_id = ?),"
+            " (SELECT max(id) FROM send_runs WHERE issue_id = ?),"
+            " (SELECT count(*) FROM erased_addresses), (SELECT max(erased_at) FROM erased_addresses)",
+            (issue_id, issue_id),
+        ).fetchone()
+    finally:
+        database.close()
+    assert row is not None
+    return tuple(row) if row[1] is not None else None
 
 
 def send_record(workspace: Workspace) -> SendRecord:

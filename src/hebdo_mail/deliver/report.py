@@ -10,7 +10,8 @@ fetch every picture of a message anyway, so "opens" would count machines, not re
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict
 
@@ -20,7 +21,7 @@ from ..publish.issue import load_issue
 from ..publish.render import outgoing_links
 from ..vocabulary import Event, Outcome
 from ..workspace import Workspace
-from .ledger import readable_log
+from .ledger import ledger_mark, readable_log
 from .sendlog import read_log, recipient_events
 from .transport import without_addresses
 
@@ -74,20 +75,25 @@ class IssueReport(Figures):
         return self.model_dump_json()
 
 
+@dataclass(frozen=True)
+class Delivered:
+    """The log's half of a report: who was mailed and what the relays answered."""
+
+    counts: dict[str, int]
+    failures: list[DomainReplies]
+    relays: list[RelayCounts]
+
+
+# The log's half of the last reports, by ledger and issue, with the ledger's mark when it was
+# read: a page showing several issues reads again only the logs that changed since (reading a
+# large one takes seconds). Per process; a changed mark always means a fresh read.
+_delivered: dict[tuple[str, str], tuple[Hashable, Delivered]] = {}
+KEPT = 32
+
+
 def issue_report(workspace: Workspace, issue_id: str) -> IssueReport:
-    with readable_log(workspace, issue_id) as path:
-        state = read_log(path)
-        failed: dict[str, str] = {}
-        carried: dict[str, tuple[str, Event]] = {}  # reader -> (relay, last outcome)
-        for event in recipient_events(path, warnings=[]):
-            if event.event == Event.FAILED:
-                failed[event.recipient] = f"{event.code} {event.reply or ''}".strip()
-            if event.relay and event.event in (Event.SENT, Event.FAILED, Event.DEFERRED):
-                carried[event.recipient] = (event.relay, event.event)
-    counts = state.counts()
-    failures = _by_domain(
-        (key, reply) for key, reply in failed.items() if state.status_of(key) == Outcome.FAILED
-    )
+    delivered = delivered_figures(workspace, issue_id)
+    counts = delivered.counts
     bounces: dict[str, int] = {}
     problems: list[DomainReplies] = []
     complaints = unsubscribed = 0
@@ -113,12 +119,40 @@ def issue_report(workspace: Workspace, issue_id: str) -> IssueReport:
         issue=issue_id, total=counts["total"], sent=counts[Outcome.SENT],
         failed=counts[Outcome.FAILED], deferred=counts[Outcome.DEFERRED],
         unknown=counts[Outcome.UNKNOWN], skipped=counts[Outcome.SKIPPED],
-        pending=counts["pending"], failures=failures, bounced=sum(bounces.values()),
+        pending=counts["pending"], failures=delivered.failures, bounced=sum(bounces.values()),
         bounces=bounces, complaints=complaints, problems_on_our_side=problems,
-        unsubscribed=unsubscribed, relays=_by_relay(carried.values()),
+        unsubscribed=unsubscribed, relays=delivered.relays,
         clicks_counted=workspace.settings.tracking.clicks,
         clicks=[links[n] for n in sorted(links)],
     )  # fmt: skip
+
+
+def delivered_figures(workspace: Workspace, issue_id: str) -> Delivered:
+    """The log's half of the report, read again only if the ledger changed since last time."""
+    where = (workspace.store_url or str(workspace.logs_dir), issue_id)
+    mark = ledger_mark(workspace, issue_id)  # before reading: a change meanwhile reads again
+    kept = _delivered.get(where)
+    if kept is not None and mark is not None and kept[0] == mark:
+        return kept[1]
+    with readable_log(workspace, issue_id) as path:
+        state = read_log(path)
+        failed: dict[str, str] = {}
+        carried: dict[str, tuple[str, Event]] = {}  # reader -> (relay, last outcome)
+        for event in recipient_events(path, warnings=[]):
+            if event.event == Event.FAILED:
+                failed[event.recipient] = f"{event.code} {event.reply or ''}".strip()
+            if event.relay and event.event in (Event.SENT, Event.FAILED, Event.DEFERRED):
+                carried[event.recipient] = (event.relay, event.event)
+    failures = _by_domain(
+        (key, reply) for key, reply in failed.items() if state.status_of(key) == Outcome.FAILED
+    )
+    delivered = Delivered(state.counts(), failures, _by_relay(carried.values()))
+    if mark is not None:
+        _delivered.pop(where, None)
+        _delivered[where] = (mark, delivered)
+        while len(_delivered) > KEPT:
+            del _delivered[next(iter(_delivered))]  # the oldest read
+    return delivered
 
 
 def _links(workspace: Workspace, issue_id: str) -> tuple[str, ...]:
