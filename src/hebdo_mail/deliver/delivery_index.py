@@ -12,6 +12,7 @@ overwrite each other: each moves the mark only from where it found it, else roll
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections import Counter
@@ -53,8 +54,9 @@ class FileDeliveryRecords:
                 continue  # a log being replaced
         return [log for _, log in sorted(found, reverse=True) if ISSUE_ID.fullmatch(log.stem)]
 
-    def issues(self) -> list[Progress]:
-        return [row for log in self.logs() if (row := progress(self.db, log.stem))]
+    def issues(self, limit: int | None = None) -> list[Progress]:
+        found = (progress(self.db, log.stem) for log in self.logs())
+        return list(itertools.islice((row for row in found if row), limit))
 
     def progress(self, issue: str) -> Progress | None:
         return progress(self.db, issue)

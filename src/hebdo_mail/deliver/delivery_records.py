@@ -50,8 +50,8 @@ class DeliveryRecords(Protocol):
         send: call it off the event loop)."""
         ...
 
-    def issues(self) -> list[Progress]:
-        """Every issue sent (or being sent), the latest written to first."""
+    def issues(self, limit: int | None = None) -> list[Progress]:
+        """The issues sent (or being sent), the latest written to first; ``limit`` at most."""
         ...
 
     def progress(self, issue: str) -> Progress | None:

@@ -35,13 +35,11 @@ class SharedDeliveryRecords:
     def refresh(self) -> None:
         """Nothing to catch up: the tables are the record."""
 
-    def issues(self) -> list[Progress]:
-        found = [self.progress(issue) for issue in self._issue_ids()]
-        return sorted(
-            (row for row in found if row is not None),
-            key=lambda row: (row.last_event_at, row.issue),
-            reverse=True,
-        )
+    def issues(self, limit: int | None = None) -> list[Progress]:
+        written = {issue: self._last_written(issue) or "" for issue in self._issue_ids()}
+        latest = sorted(written, key=lambda issue: (written[issue], issue), reverse=True)
+        found = (self.progress(issue) for issue in latest[:limit])
+        return [row for row in found if row is not None]
 
     def progress(self, issue: str) -> Progress | None:
         written = self._last_written(issue)

@@ -9,17 +9,17 @@ import datetime as dt
 from collections import Counter
 from collections.abc import Callable
 
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from ...deliver.delivery_records import ISSUE_ID, TIMED
-from ...deliver.report import issue_report
+from ...deliver.delivery_records import ISSUE_ID, TIMED, DeliveryRecords
+from ...deliver.report import IssueReport, issue_report
 from ...deliver.transport import without_addresses
 from ...publish.i18n import N_
 from ...vocabulary import Event
 from .charts import Chart, Series, bar_chart
 from .site import AdminRequest, AdminSite
 
+IssueFigures = tuple[IssueReport, Counter[tuple[str, str]], list[str]]
 STEPS = (1, 5, 15, 60, 240, 1440)  # minutes per bar of the send's chart
 MAX_BARS = 60
 
@@ -31,26 +31,33 @@ class Issues:
 
     async def list(self, admin: AdminRequest) -> Response:
         _ = self.site.web.gettext(admin.lang)
-        records = await self.site.deliveries(admin)
-        return self.site.render(
-            admin, "issues.html", heading=_(N_("Issues")), rows=records.issues()
-        )
+        rows = await self.site.reading(lambda records: records.issues())
+        return self.site.render(admin, "issues.html", heading=_(N_("Issues")), rows=rows)
 
     async def issue(self, admin: AdminRequest) -> Response:
         _ = self.site.web.gettext(admin.lang)
         issue_id = str(admin.request.path_params["issue_id"])
         if not ISSUE_ID.fullmatch(issue_id):
-            return self.site.error(admin, 404, N_("No issue of that name was sent."))
-        records = await self.site.deliveries(admin)
-        if records.progress(issue_id) is None:
-            return self.site.error(admin, 404, N_("No issue of that name was sent."))
-        # The command's figures, read on a thread: the whole log is replayed.
-        report = await run_in_threadpool(issue_report, self.workspace, issue_id)
+            return self.never_sent(admin)
+
+        def read(records: DeliveryRecords) -> IssueFigures | None:
+            """The command's figures, and the log's times and replies."""
+            if records.progress(issue_id) is None:
+                return None
+            report = issue_report(self.workspace, issue_id)
+            return report, records.per_minute(issue_id), records.final_failures(issue_id)
+
+        found = await self.site.reading(read)
+        if found is None:
+            return self.never_sent(admin)
+        report, per_minute, failures = found
         return self.site.render(
             admin, "issue.html", heading=_(N_("Issue %(issue)s")) % {"issue": issue_id},
-            report=report, chart=send_chart(records.per_minute(issue_id), _),
-            by_reply=failures_by_reply(records.final_failures(issue_id)),
+            report=report, chart=send_chart(per_minute, _), by_reply=failures_by_reply(failures),
         )  # fmt: skip
+
+    def never_sent(self, admin: AdminRequest) -> Response:
+        return self.site.error(admin, 404, N_("No issue of that name was sent."))
 
 
 def send_chart(per_minute: Counter[tuple[str, str]], gettext: Callable[[str], str]) -> Chart | None:

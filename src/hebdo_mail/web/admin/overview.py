@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from ...audience.audit import AuditLog
@@ -42,10 +41,12 @@ class Overview:
                 Series(_(N_("bounced")), [w.bounced for w in weeks], "bad"),
             ],
         )
-        records = await self.site.deliveries(admin)
-        running = records.running()
-        last = [row.issue for row in records.issues()[:LAST_ISSUES]]
-        issues = [await run_in_threadpool(issue_report, self.workspace, issue) for issue in last]
+        running, issues = await self.site.reading(
+            lambda records: (
+                records.running(),
+                [issue_report(self.workspace, row.issue) for row in records.issues(LAST_ISSUES)],
+            )
+        )
         return self.site.render(
             admin, "overview.html", heading=_(N_("Overview")),
             counts={status: counts.get(status, 0) for status in LIST_ORDER},

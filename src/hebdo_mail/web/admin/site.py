@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 from starlette.concurrency import run_in_threadpool
@@ -23,7 +23,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from ...audience.admin_sessions import LIFETIME, AdminSessions, Session
 from ...audience.audit import AuditLog
-from ...audience.store import SubscriberStore
+from ...audience.store import SubscriberStore, open_store
 from ...deliver.delivery_records import DeliveryRecords
 from ...deliver.ledger import delivery_records
 from ...publish.i18n import N_
@@ -55,6 +55,7 @@ class AdminRequest:
         return self.session.account
 
 
+T = TypeVar("T")
 Handler = Callable[[AdminRequest], Awaitable[Response]]
 FormHandler = Callable[[AdminRequest, FormData], Awaitable[Response]]
 
@@ -154,16 +155,23 @@ class AdminSite:
         return self.render(admin, "error.html", status=status, heading=text)
 
     async def deliveries(self, admin: AdminRequest) -> DeliveryRecords:
-        """What the sends recorded (the file logs, or the shared ledger), brought up to date
-        first: off the event loop (after a large send the logs' index reads for a few seconds),
-        on a connection of its own."""
-
-        def refresh() -> None:
-            with self.web.store() as store:
-                delivery_records(self.workspace, store.db).refresh()
-
-        await run_in_threadpool(refresh)
+        """What the sends recorded (the file logs, or the shared ledger), brought up to date,
+        for quick questions on the request's store."""
+        await self.reading(lambda records: None)
         return delivery_records(self.workspace, admin.store.db)
+
+    async def reading(self, read: Callable[[DeliveryRecords], T]) -> T:
+        """``read`` what the sends recorded, brought up to date first, off the event loop (after
+        a large send the logs' index reads for seconds, a report replays a log), on a store of
+        its own: the process's store is the requests', on the loop, never a thread's."""
+
+        def run() -> T:
+            with open_store(self.workspace) as store:
+                records = delivery_records(self.workspace, store.db)
+                records.refresh()
+                return read(records)
+
+        return await run_in_threadpool(run)
 
     def audit(self, admin: AdminRequest, action: str, target: str = "", detail: str = "") -> None:
         AuditLog(admin.store.db).record(
