@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ..errors import HebdoError
@@ -73,7 +73,8 @@ class RelayPool(Transport):
         self.cool_off = cool_off
         self.description = "relays " + ", ".join(r.name for r in self.relays)
         self._changed: asyncio.Condition | None = None
-        self.draining = False  # every recipient is handed out: no more shares to keep
+        self.draining = False  # no recipient is left to hand out: every worker may go to its end
+        self.nothing_left: Callable[[], bool] = lambda: True  # the sender says
 
     @classmethod
     def single(cls, transport: Transport, concurrency: int) -> RelayPool:
@@ -110,12 +111,11 @@ class RelayPool(Transport):
 
     def may_take(self, relay: Relay) -> bool:
         """Whether ``relay``'s worker may take the next batch now."""
-        if self.draining:
-            return True
+        ending = self.draining and self.nothing_left()
         active = self.in_service()
         if relay not in active:
-            return False
-        if len(active) == 1:
+            return ending
+        if len(active) == 1 or ending:
             return True
         total = sum(r.taken for r in active)
         return relay.taken <= relay.weight / sum(r.weight for r in active) * total
@@ -124,8 +124,11 @@ class RelayPool(Transport):
         return relay.cool_until <= self._now()
 
     async def drained(self) -> None:
-        """Every recipient is handed out: let every worker through to its end."""
+        """Every recipient is queued: once none is left, every worker may go to its end."""
         self.draining = True
+        await self.wake()
+
+    async def wake(self) -> None:
         async with self.changed:
             self.changed.notify_all()
 
@@ -145,8 +148,7 @@ class RelayPool(Transport):
 
     async def took(self, relay: Relay, count: int) -> None:
         relay.taken += count
-        async with self.changed:
-            self.changed.notify_all()
+        await self.wake()
 
     # -- setting a relay aside -------------------------------------------------------------
 

@@ -107,6 +107,9 @@ class Sender:
         )  # fmt: skip
         # Recipients a worker handed back when its relay was set aside: the next taken.
         self.returned: deque[Recipient] = deque()
+        self.queued = 0  # recipients in the queue (end markers aside)
+        self.queue: asyncio.Queue[Recipient | None] | None = None
+        self.pool.nothing_left = lambda: not self.returned and not self.queued
         self.watch = StoreWatch(store, source_is_store=store_is_source, since=store_marker)
         # A rate limit spaces messages out one by one, which a pipelined batch would defeat.
         self.batch_size = 1 if options.rate > 0 else BATCH
@@ -144,6 +147,7 @@ class Sender:
     async def run(self, recipients: Iterable[Recipient]) -> SendSummary:
         connections = sum(relay.concurrency for relay in self.pool.relays)
         queue: asyncio.Queue[Recipient | None] = asyncio.Queue(maxsize=connections * BATCH * 2)
+        self.queue = queue
         workers = [
             asyncio.create_task(self._worker(queue, relay))
             for relay in self.pool.relays
@@ -155,13 +159,15 @@ class Sender:
                 if self.stopping:
                     self.summary.not_reached += 1
                     continue
+                self.queued += 1
                 await queue.put(recipient)
         finally:
             await self.pool.drained()
             for _ in workers:
                 await queue.put(None)
             await asyncio.gather(*workers)
-            self.summary.not_reached += len(self.returned)  # handed back after the others ended
+            # Handed back after the others ended: left for the next run.
+            self.summary.not_reached += len(self.returned) + self.queued
             self.log.sync()
             self.summary.elapsed = asyncio.get_running_loop().time() - started
         if self.fatal is not None:
@@ -185,6 +191,7 @@ class Sender:
             if first is None:
                 return [], True
             batch = [first]
+            self.queued -= 1
         finished = False
         while len(batch) < self.batch_size:
             try:
@@ -195,6 +202,7 @@ class Sender:
                 finished = True
                 break
             batch.append(item)
+            self.queued -= 1
         await self.pool.took(relay, len(batch))
         return batch, finished
 
@@ -282,7 +290,7 @@ class Sender:
                     await connection.close()
                 connection = await self._connect(relay)
                 if connection is None:  # set aside: the others take these recipients
-                    self.returned.extend(job.recipient for job in jobs)
+                    await self._hand_back(jobs)
                     return None
             for _ in jobs:
                 await self.limiter.wait()  # after connecting: the rate is of messages handed over
@@ -319,13 +327,25 @@ class Sender:
             tries += 1
             jobs = deferred
             if jobs and not self.pool.in_service_now(relay):  # set aside: the others retry them
-                self.returned.extend(job.recipient for job in jobs)
+                await self._hand_back(jobs)
                 return connection
             if jobs and tries < self.options.attempts and not self.stopping:
                 await asyncio.sleep(self.options.retry_delay * 2 ** (tries - 1))
         for _ in jobs:
             self._count(Outcome.DEFERRED)
         return connection
+
+    async def _hand_back(self, jobs: list[Job]) -> None:
+        """A relay set aside gives its recipients back: into the queue when there is room
+        (whoever waits for work takes them), else kept for the next worker's take."""
+        assert self.queue is not None
+        for job in jobs:
+            try:
+                self.queue.put_nowait(job.recipient)
+                self.queued += 1
+            except asyncio.QueueFull:
+                self.returned.append(job.recipient)
+        await self.pool.wake()
 
     def _still_wanted(self, jobs: list[Job]) -> list[Job]:
         """The jobs whose readers the store still lets us mail; the others are logged skipped."""
