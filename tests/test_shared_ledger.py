@@ -19,7 +19,15 @@ import pytest
 
 from hebdo_mail.deliver.sendlog import read_log
 
-from .helpers import EXAMPLE_ISSUE, Result, append_settings, log_file, replace_in, wait_until
+from .helpers import (
+    EXAMPLE_ISSUE,
+    Result,
+    append_settings,
+    log_file,
+    log_statuses,
+    replace_in,
+    wait_until,
+)
 from .pgserver import PostgresServer
 from .smtpserver import Recorder, SmtpServer
 
@@ -48,8 +56,7 @@ def start_send(ws: Path, url: str, *args: str) -> subprocess.Popen[str]:
 
 
 def statuses(ws: Path) -> dict[str, str]:
-    state = read_log(log_file(ws))
-    return {key: state.status_of(key) for key in state.recipients}
+    return log_statuses(log_file(ws))
 
 
 @pytest.mark.slow

@@ -14,6 +14,7 @@ import datetime as dt
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from .database import Database
 
@@ -61,6 +62,15 @@ class StatusHistory:
             "INSERT INTO status_changes (email_key, changed_at, old_status, new_status, source)"
             " VALUES (?, ?, ?, ?, ?)",
             [(key, stamp, old, new, source[:200]) for key, old, new in changes if old != new],
+        )
+
+    def record_selected(self, select: str, params: Sequence[Any], source: str) -> None:
+        """Within a caller's transaction: the changes a query selects, as rows of (email_key,
+        old_status, new_status), for changes made in bulk whose rows never come into Python."""
+        self.db.execute(
+            "INSERT INTO status_changes (email_key, changed_at, old_status, new_status, source)"
+            f" SELECT email_key, ?, old_status, new_status, ? FROM ({select}) AS changes",
+            (now(), source[:200], *params),
         )
 
     def _statuses(self, keys: Sequence[str]) -> dict[str, str]:

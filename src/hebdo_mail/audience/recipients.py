@@ -5,14 +5,18 @@ store, streamed in batches. Either way each recipient is a ``Recipient`` value.
 from __future__ import annotations
 
 import logging
+import os
+from array import array
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from ..errors import HebdoError, display_path
 from ..vocabulary import Status
 from .addresses import address_key
-from .listfile import CsvSubscriber, Rejected, read_subscribers
+from .keytable import KeyTableBuilder, key_digest
+from .listfile import CsvError, Rejected, read_subscribers
 from .store import SubscriberStore
 
 log = logging.getLogger(__name__)
@@ -43,75 +47,133 @@ class RecipientSource:
     def __len__(self) -> int:
         raise NotImplementedError
 
+    def address_keys(self) -> Iterator[str]:
+        """Each recipient's address key, in order."""
+        return (recipient.key for recipient in self)
+
+    def close(self) -> None:
+        """Let go of what the source holds open."""
+
 
 class CsvRecipients(RecipientSource):
-    """Every row of the file is read and checked before anything is sent."""
+    """Every row of the file is read and checked before anything is sent; then the rows are read
+    again as the send reaches them, so a list of a million readers is never held in memory. The
+    first pass keeps a digest of each address only (audience/keytable.py), to find the repeated
+    ones: a repeated address is mailed once, as its first row says.
+
+    The file stays open from the first pass to the last: saving it anew meanwhile (a new file
+    under the same name) changes nothing for this run, and a change written into the file itself
+    stops the send before a row that was not checked is mailed.
+    """
 
     def __init__(self, path: Path) -> None:
+        self.path = path
         self.description = f"file {path.name}"
-        rows: list[CsvSubscriber] = []
-        rejected: list[Rejected] = []
-        seen: set[str] = set()
-        for item in read_subscribers(path):
+        try:
+            self._handle: BinaryIO = path.open("rb")
+        except OSError as exc:
+            raise CsvError(f"cannot be read ({exc.strerror})", path=path) from None
+        try:
+            self._stamp = self._stat()
+            self._count, self._repeated = self._check()
+        except BaseException:
+            self._handle.close()
+            raise
+
+    def _stat(self) -> tuple[int, int]:
+        status = os.fstat(self._handle.fileno())
+        return status.st_size, status.st_mtime_ns
+
+    def _check(self) -> tuple[int, set[int]]:
+        """The first pass: (how many distinct addresses, the digests of the repeated ones)."""
+        counts = KeyTableBuilder(lambda before, after: before + after)
+        first_bad: Rejected | None = None
+        bad = 0
+        for item in read_subscribers(self.path, handle=self._handle):
             if isinstance(item, Rejected):
-                rejected.append(item)
+                first_bad = first_bad or item
+                bad += 1
                 continue
             if item.warning:
-                log.warning("%s:%d: %s", display_path(path), item.line, item.warning)
-            if address_key(item.email) not in seen:  # a repeated address is mailed once
-                seen.add(address_key(item.email))
-                rows.append(item)
-        if rejected:
-            first = rejected[0]
-            more = f" (and {len(rejected) - 1} more bad rows)" if len(rejected) > 1 else ""
+                log.warning("%s:%d: %s", display_path(self.path), item.line, item.warning)
+            counts.add(address_key(item.email), 1)
+        if first_bad is not None:
+            more = f" (and {bad - 1} more bad rows)" if bad > 1 else ""
             raise HebdoError(
-                f"{first.reason}{more}; fix or remove these rows, nothing was sent",
-                path=path,
-                line=first.line,
+                f"{first_bad.reason}{more}; fix or remove these rows, nothing was sent",
+                path=self.path,
+                line=first_bad.line,
             )
-        self.recipients = [
-            Recipient(
+        table = counts.build()
+        return len(table), {digest for digest, count in table.items() if count > 1}
+
+    def __iter__(self) -> Iterator[Recipient]:
+        self._check_unchanged()
+        first_rows: set[int] = set()
+        for row in read_subscribers(self.path, handle=self._handle):
+            if isinstance(row, Rejected):  # checked in the first pass: the file changed since
+                raise self._changed()
+            if self._repeated:
+                digest = key_digest(address_key(row.email))
+                if digest in self._repeated:
+                    if digest in first_rows:
+                        continue  # a repeated address is mailed once
+                    first_rows.add(digest)
+            yield Recipient(
                 email=row.email,
                 name=row.name,
                 lang=row.lang,
                 format=row.format or "html",
-                attributes=dict(row.attributes),
+                attributes=row.attributes,
             )
-            for row in rows
-        ]
+        self._check_unchanged()
 
-    def __iter__(self) -> Iterator[Recipient]:
-        return iter(self.recipients)
+    def _check_unchanged(self) -> None:
+        if self._stat() != self._stamp:
+            raise self._changed()
+
+    def _changed(self) -> HebdoError:
+        return HebdoError(
+            "was changed in place while the send read it; keep the file as it is until the "
+            "send is over (save changes under another name)",
+            path=self.path,
+        )
 
     def __len__(self) -> int:
-        return len(self.recipients)
+        return self._count
+
+    def close(self) -> None:
+        self._handle.close()
 
 
 class StoreRecipients(RecipientSource):
     """The subscribers active when the run starts, read a batch at a time as the send reaches
     them, so memory does not grow with the list.
 
-    Who the run counts is fixed at the start (their address keys); a reader who leaves before
-    their batch is read is still handed on, so the send logs them skipped instead of leaving
-    them pending. ``marker`` is the store's change marker as of that moment.
+    Who the run counts is fixed when it is first asked: the ids of the active readers (8 bytes
+    each). A reader who leaves before their batch is read is still handed on, so the send logs
+    them skipped instead of leaving them pending; one removed from the store meanwhile is left
+    out (an erased reader's address is not written anew). ``marker`` is the store's change
+    marker as of the start, taken before the list is read.
     """
 
-    def __init__(self, store: SubscriberStore, batch: int = 1000) -> None:
+    def __init__(self, store: SubscriberStore, batch: int = 500) -> None:
         self.description = "the subscriber store"
         self.store = store
         self.batch = batch
         self.marker = store.change_marker()  # first: a change after it is seen as a change
-        self.keys = store.keys_of(Status.ACTIVE)
+        self._ids: array[int] | None = None
+
+    @property
+    def ids(self) -> array[int]:
+        if self._ids is None:
+            self._ids = self.store.ids_of(Status.ACTIVE)
+        return self._ids
 
     def __iter__(self) -> Iterator[Recipient]:
-        for start in range(0, len(self.keys), self.batch):
-            chunk = self.keys[start : start + self.batch]
-            found = self.store.existing(chunk)
-            for key in chunk:
-                subscriber = found.get(key)
-                if subscriber is None:  # removed from the list since the run began
-                    yield Recipient(email=key)
-                    continue
+        ids = self.ids
+        for start in range(0, len(ids), self.batch):
+            for subscriber in self.store.with_ids(ids[start : start + self.batch]):
                 yield Recipient(
                     email=subscriber.email,
                     name=subscriber.name,
@@ -120,5 +182,10 @@ class StoreRecipients(RecipientSource):
                     attributes=subscriber.attributes,
                 )
 
+    def address_keys(self) -> Iterator[str]:
+        ids = self.ids
+        for start in range(0, len(ids), self.batch):
+            yield from self.store.keys_with_ids(ids[start : start + self.batch])
+
     def __len__(self) -> int:
-        return len(self.keys)
+        return len(self.ids)

@@ -23,14 +23,14 @@ from dataclasses import dataclass
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
+from typing import TYPE_CHECKING
 
 from ..audience.recipients import Recipient
 from ..audience.tokens import TokenSigner
 from ..config import BounceSettings, NewsletterSettings
 from ..errors import HebdoError
-from ..publish.render import RenderedEdition
+from ..publish.rendered import RenderedEdition
 from ..publish.slots import SlotSpec
-from .dkim import DkimSigner
 from .wireformat import (
     from_wire,
     mailbox_header,
@@ -43,6 +43,9 @@ from .wiretemplate import (
     PreparedEdition,
     WireTemplate,
 )
+
+if TYPE_CHECKING:
+    from .dkim import DkimSigner
 
 # CRLF line ends; parts are encoded with 76-column quoted-printable lines.
 POLICY = email.policy.SMTP

@@ -50,7 +50,9 @@ EVENT_COLUMNS = (
 @dataclass
 class Claims:
     """What the sender asks of the ledger's state for the recipients it claimed: they are all to
-    be mailed (the claim chose them), with the attempts earlier runs made."""
+    be mailed (the claim chose them), with the attempts earlier runs made. The sender asks for a
+    recipient's attempts once, as their message is made: the answer is then dropped, so what is
+    kept is the claims in hand, not every recipient of the run."""
 
     attempts: dict[str, int] = field(default_factory=dict)
 
@@ -58,7 +60,7 @@ class Claims:
         return "pending"
 
     def attempts_of(self, key: str) -> int:
-        return self.attempts.get(key, 0)
+        return self.attempts.pop(key, 0)
 
 
 class SharedLedger:

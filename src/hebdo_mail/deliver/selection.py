@@ -5,13 +5,12 @@ store's last word, asked as late as possible (unsubscribed and bounced readers a
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ..audience.recipients import Recipient
+from ..audience.recipients import Recipient, RecipientSource
 from ..audience.store import Store
 from ..vocabulary import FINAL_EVENTS, NOT_MAILABLE, Outcome, Status
-from .sendlog import RecipientStates
+from .sendlog import LogState, RecipientStates
 from .stoprule import StopLimits
 
 MAX_ANSWERS = 10_000  # store answers kept by StoreWatch; far more than messages in flight
@@ -28,9 +27,10 @@ class SendOptions:
     stop: StopLimits | None = None  # the stop rule's limits; None: the run never stops itself
 
 
-def decide(state: RecipientStates, recipient: Recipient, options: SendOptions) -> str:
-    """ "done" (final in the log), "unknown" (left alone unless --resend-unknown) or "send"."""
-    status = state.status_of(recipient.key)
+def decide(state: RecipientStates, key: str, options: SendOptions) -> str:
+    """ "done" (final in the log), "unknown" (left alone unless --resend-unknown) or "send", for
+    the recipient of that address key."""
+    status = state.status_of(key)
     if status in FINAL_EVENTS:
         return "done"
     if status == Outcome.UNKNOWN and not options.resend_unknown:
@@ -115,9 +115,11 @@ class StoreWatch:
         self.marker_this_turn = None
 
 
-def count_to_send(
-    state: RecipientStates, recipients: Iterable[Recipient], options: SendOptions
-) -> int:
-    """How many messages a run would send: what the confirmation question states."""
-    count = sum(1 for r in recipients if decide(state, r, options) == "send")
+def count_to_send(state: LogState, recipients: RecipientSource, options: SendOptions) -> int:
+    """How many messages a run would send: what the confirmation question states. A first run
+    sends to everyone; a later one asks the log about each address (not its whole row)."""
+    if len(state.recipients):
+        count = sum(1 for key in recipients.address_keys() if decide(state, key, options) == "send")
+    else:
+        count = len(recipients)
     return min(count, options.limit) if options.limit is not None else count

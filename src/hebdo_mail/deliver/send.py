@@ -13,8 +13,6 @@ import contextlib
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
-from ..audience.bounces import record
-from ..audience.failures import refusal
 from ..audience.recipients import Recipient
 from ..audience.store import Store
 from ..errors import HebdoError
@@ -134,7 +132,7 @@ class Sender:
         """Recipients this run should mail, in order, after the log and the store have spoken."""
         queued = 0
         for recipient in recipients:
-            decision = decide(self.state, recipient, self.options)
+            decision = decide(self.state, recipient.key, self.options)
             if decision == "done":
                 self.summary.already_done += 1
                 continue
@@ -354,16 +352,23 @@ class Sender:
             self._count(outcome)
         if self.stop_rule is not None and (reason := self.stop_rule.note(reply)):
             self.stop(reason)
-        failure = None
-        if failed:
-            failure = refusal(reply.code, reply.stage, reply.text, job.recipient.email)
+        if failed and self.store is not None:
+            self._note_refusal(job, reply)
+        return outcome
+
+    def _note_refusal(self, job: Job, reply: Reply) -> None:
+        """A relay's refusal that counts against the reader goes to the store's bounce ledger,
+        with the same source as `bounces process` gives it when it sweeps the log: counted once.
+        (Imported here: most sends meet no refusal, and reading one is a large module.)"""
+        from ..audience.bounces import record
+        from ..audience.failures import refusal
+
+        failure = refusal(reply.code, reply.stage, reply.text, job.recipient.email)
         if failure is not None and self.store is not None:
-            # The same source as `bounces process` gives it when it sweeps the log: counted once.
             record(
                 None, self.store, job.recipient.email, failure, f"send {job.message_id}",
                 job.message_id, None,
             )  # fmt: skip
-        return outcome
 
     def _count(self, outcome: Outcome) -> None:
         self.summary.counts[outcome] += 1

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 
 from ..config import NewsletterSettings
-from ..publish.render import RenderedEdition
+from ..publish.rendered import RenderedEdition
 from ..publish.slots import Personalised
 from .wireformat import CRLF, END_OF_DATA, dot_stuff_lines, qp_lines, split_lines
 

@@ -11,8 +11,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from ...audience.store import SubscriberStore
+from ...deliver.ledger import log_path
 from ...deliver.sendlog import read_log, recipient_events
-from ...deliver.setup import log_path
 from ...vocabulary import Event, Outcome
 from ...workspace import Workspace
 

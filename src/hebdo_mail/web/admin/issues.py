@@ -13,8 +13,8 @@ from pathlib import Path
 from starlette.responses import Response
 
 from ...deliver.delivery_index import progress
+from ...deliver.ledger import log_path
 from ...deliver.sendlog import read_log, recipient_events
-from ...deliver.setup import log_path
 from ...publish.i18n import N_
 from ...vocabulary import Event, Outcome
 from ...workspace import Workspace
