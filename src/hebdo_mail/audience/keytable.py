@@ -39,7 +39,7 @@ class KeyTable:
         return len(self.values)
 
     def get(self, key: str) -> int | None:
-        return self.get_digest(key_digest(key))
+        return self.get_digest(key_digest(key)) if self.values else None
 
     def get_digest(self, digest: int) -> int | None:
         high, low = digest >> 64, digest & LOW

@@ -9,6 +9,7 @@ import os
 from array import array
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import BinaryIO
 
@@ -30,9 +31,10 @@ class Recipient:
     format: str = "html"
     attributes: Mapping[str, str] = field(default_factory=dict)
 
-    @property
+    @cached_property
     def key(self) -> str:
-        """What the send log and the store know this recipient by."""
+        """What the send log and the store know this recipient by (asked several times for
+        each message: worked out once)."""
         return address_key(self.email)
 
 
