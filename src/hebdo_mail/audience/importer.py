@@ -168,6 +168,16 @@ def _known_readers(
     """The file's readers the store knows: unchanged, or with --update, updated (a batch at a
     time). Someone who left or bounced is never re-activated by a file."""
     db = store.db
+    if not update:  # counted, not read
+        known, kept_out = db.execute(
+            "SELECT count(*), coalesce(sum(CASE WHEN s.status IN (?, ?) AND i.status IS NOT NULL"
+            " AND i.status != s.status THEN 1 ELSE 0 END), 0)"
+            " FROM import_rows i JOIN subscribers s ON s.email_key = i.email_key",
+            tuple(sorted(NOT_MAILABLE)),
+        ).fetchone()
+        report.unchanged += known
+        report.kept_out += kept_out
+        return
     last = 0
     while True:
         rows = db.execute(
@@ -187,7 +197,7 @@ def _known_readers(
             status = row["i_status"]
             if current.status in NOT_MAILABLE and status not in (None, current.status):
                 report.kept_out += 1
-            changed = _updated(current, _known_row(row)) if update else None
+            changed = _updated(current, _known_row(row))
             if changed is None:
                 report.unchanged += 1
                 continue

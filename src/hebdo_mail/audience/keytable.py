@@ -58,10 +58,12 @@ class KeyTable:
 
 class KeyTableBuilder:
     """Gathers (key, value) pairs; a key added again has its values merged by ``merge`` in the
-    order they were added (the default keeps the last)."""
+    order they were added (the default keeps the last). ``merge`` must be associative: a key's
+    values are merged in groups (one per spill), then the groups."""
 
-    def __init__(self, merge: Merge | None = None) -> None:
+    def __init__(self, merge: Merge | None = None, *, gather: int = GATHER) -> None:
         self.merge = merge or (lambda _old, new: new)
+        self.gather = gather
         self._gathered: dict[int, int] = {}
         self._buckets = [(array("Q"), array("Q"), array("I")) for _ in range(BUCKETS)]
 
@@ -72,7 +74,7 @@ class KeyTableBuilder:
         gathered = self._gathered
         old = gathered.get(digest)
         gathered[digest] = value if old is None else self.merge(old, value)
-        if len(gathered) >= GATHER:
+        if len(gathered) >= self.gather:
             self._spill()
 
     def _spill(self) -> None:
