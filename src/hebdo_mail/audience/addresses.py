@@ -48,7 +48,7 @@ def normalise_address(text: str, *, check_dns: bool = False) -> str:
     address = text.strip()
     if not address:
         raise InvalidAddress("the address is empty")
-    if any(c in address for c in "\r\n\0"):
+    if "\n" in address or "\r" in address or "\0" in address:
         raise InvalidAddress("the address contains a line break")
     local, at, domain = address.rpartition("@")
     local = unicodedata.normalize("NFC", local)

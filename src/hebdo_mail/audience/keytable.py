@@ -34,6 +34,10 @@ class KeyTable:
 
     def __init__(self, high: array[int], low: array[int], values: array[int]) -> None:
         self.high, self.low, self.values = high, low, values
+        # Where each value of the digest's first 16 bits starts: a lookup bisects a few entries
+        # instead of the whole table (half a megabyte, for twice as fast a lookup).
+        self.starts = array("q", (bisect_left(high, part << 48) for part in range(1 << 16)))
+        self.starts.append(len(high))
 
     def __len__(self) -> int:
         return len(self.values)
@@ -43,7 +47,8 @@ class KeyTable:
 
     def get_digest(self, digest: int) -> int | None:
         high, low = digest >> 64, digest & LOW
-        index = bisect_left(self.high, high)
+        part = high >> 48
+        index = bisect_left(self.high, high, self.starts[part], self.starts[part + 1])
         while index < len(self.high) and self.high[index] == high:
             if self.low[index] == low:
                 return self.values[index]

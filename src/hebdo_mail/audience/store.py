@@ -9,7 +9,6 @@ web app and the CLI depend on the ``Store`` protocol below, not on this class.
 from __future__ import annotations
 
 import json
-from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ from .addresses import InvalidAddress, address_key, check_name, normalise_addres
 from .bounce_ledger import BounceLedger
 from .database import Database, SqliteDatabase, StoreError, now
 from .erasure import forget_erasure
-from .history import StatusHistory
+from .history import StatusHistory, statuses_of
 from .schema import MIGRATIONS, TABLES
 from .subscriptions import Subscriptions
 from .tallies import IssueTallies
@@ -71,6 +70,7 @@ class Store(Protocol):
     def get(self, email: str) -> Subscriber | None: ...
     def status_of(self, email: str) -> str | None: ...
     def not_mailable(self) -> dict[str, str]: ...
+    def statuses_of(self, keys: Sequence[str]) -> dict[str, str]: ...
     def iter_subscribers(
         self, *, status: str | None = None, search: str | None = None, batch: int = 1000
     ) -> Iterator[Subscriber]: ...
@@ -128,6 +128,10 @@ class SubscriberStore:
         ).fetchone()
         return row[0] if row else None
 
+    def statuses_of(self, keys: Sequence[str]) -> dict[str, str]:
+        """address key -> status, of those of these keys the store knows."""
+        return statuses_of(self.db, keys)
+
     def not_mailable(self) -> dict[str, str]:
         """email_key -> status of everyone unsubscribed or bounced."""
         rows = self.db.execute(
@@ -135,38 +139,21 @@ class SubscriberStore:
         )
         return {key: status for key, status in rows}
 
-    def ids_of(self, status: str, *, batch: int = 10_000) -> array[int]:
-        """The ids of every subscriber of that status, in order, 8 bytes each (read a batch at a
-        time: a server's cursor would otherwise bring every row over at once)."""
-        ids: array[int] = array("q")
+    def keys_of(self, status: str, *, batch: int = 10_000) -> Iterator[list[str]]:
+        """The address keys of every subscriber of that status, in id order, a batch at a time
+        (a server's cursor would otherwise bring every row over at once)."""
         last = 0
         while True:
             rows = self.db.execute(
-                "SELECT id FROM subscribers WHERE status = ? AND id > ? ORDER BY id LIMIT ?",
+                "SELECT id, email_key FROM subscribers WHERE status = ? AND id > ? ORDER BY id"
+                " LIMIT ?",
                 (status, last, batch),
             ).fetchall()
-            ids.extend(row[0] for row in rows)
+            if rows:
+                yield [row[1] for row in rows]
             if len(rows) < batch:
-                return ids
-            last = ids[-1]
-
-    def with_ids(self, ids: Sequence[int]) -> list[Subscriber]:
-        """The subscribers of these ids still in the store, in id order (one query per 500)."""
-        return [Subscriber.from_row(row) for row in self._by_ids("*", ids)]
-
-    def keys_with_ids(self, ids: Sequence[int]) -> list[str]:
-        """The address keys of these ids still in the store, in id order."""
-        return [row[0] for row in self._by_ids("email_key", ids)]
-
-    def _by_ids(self, columns: str, ids: Sequence[int]) -> list[Any]:
-        rows: list[Any] = []
-        for start in range(0, len(ids), 500):
-            chunk = list(ids[start : start + 500])
-            marks = ",".join("?" * len(chunk))
-            rows += self.db.execute(
-                f"SELECT {columns} FROM subscribers WHERE id IN ({marks}) ORDER BY id", chunk
-            ).fetchall()
-        return rows
+                return
+            last = rows[-1][0]
 
     def existing(self, keys: Sequence[str]) -> dict[str, Subscriber]:
         """The subscribers of these address keys, one query per 500."""

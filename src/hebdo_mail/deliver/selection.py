@@ -5,6 +5,8 @@ store's last word, asked as late as possible (unsubscribed and bounced readers a
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..audience.recipients import Recipient, RecipientSource
@@ -14,6 +16,7 @@ from .sendlog import LogState, RecipientStates
 from .stoprule import StopLimits
 
 MAX_ANSWERS = 10_000  # store answers kept by StoreWatch; far more than messages in flight
+MARKER_AGE = 0.05  # seconds a change marker read elsewhere stands for one read now
 
 
 @dataclass
@@ -38,14 +41,8 @@ def decide(state: RecipientStates, key: str, options: SendOptions) -> str:
     return "send"
 
 
-def store_refusal(
-    store: Store | None, recipient: Recipient, *, source_is_store: bool
-) -> str | None:
-    """Why the store says not to mail this recipient now, or None. Read at the last moment, so an
-    unsubscribe recorded while a send runs is honoured for everyone not yet handed to the relay."""
-    if store is None:
-        return None
-    status = store.status_of(recipient.email)
+def refusal_of(status: str | None, *, source_is_store: bool) -> str | None:
+    """Why a reader of that status in the store (None: not in it) must not be mailed, or None."""
     if status is None:
         return "no longer in the list" if source_is_store else None
     if status in NOT_MAILABLE:
@@ -53,6 +50,16 @@ def store_refusal(
     if source_is_store and status != Status.ACTIVE:
         return status
     return None
+
+
+def store_refusal(
+    store: Store | None, recipient: Recipient, *, source_is_store: bool
+) -> str | None:
+    """Why the store says not to mail this recipient now, or None. Read at the last moment, so an
+    unsubscribe recorded while a send runs is honoured for everyone not yet handed to the relay."""
+    if store is None:
+        return None
+    return refusal_of(store.status_of(recipient.email), source_is_store=source_is_store)
 
 
 class StoreWatch:
@@ -63,8 +70,11 @@ class StoreWatch:
     store are still active, and the unsubscribed and bounced addresses are those loaded then. From
     the first change on (an unsubscribe made while the send runs), each reader is asked about, and
     the answer kept as long as the marker does not move: the sender asks twice per message, before
-    its batch's first command and just before its content, and the second costs nothing unless
-    the store changed in between.
+    its batch's first command (for the whole batch in one query) and just before its content,
+    and the second costs nothing unless the store changed in between.
+
+    A marker read elsewhere a moment ago can stand for a fresh one (``observe``): the shared
+    ledger reads one with every write, which spares the event loop a round trip to the server.
     """
 
     def __init__(
@@ -76,6 +86,7 @@ class StoreWatch:
         self.source_is_store = source_is_store
         self.changed = False
         self.marker_this_turn: int | None = None
+        self.observed: tuple[int, float] | None = None  # (marker, time.monotonic() read)
         self.answers: dict[str, tuple[int, str | None]] = {}  # key -> (marker, refusal)
         if store is not None:
             self.version = store.change_marker() if since is None else since
@@ -93,17 +104,52 @@ class StoreWatch:
         if known is not None and known[0] == marker:
             return known[1]
         answer = store_refusal(store, recipient, source_is_store=self.source_is_store)
+        self._keep(recipient.key, marker, answer)
+        return answer
+
+    def refusals(self, recipients: Sequence[Recipient]) -> list[str | None]:
+        """refusal() of each, asking the store about all those it must in one query."""
+        store = self.store
+        if store is None or not recipients:
+            return [None] * len(recipients)
+        marker = self._marker(store)
+        if not self.changed and marker == self.version:
+            return [self.refusal(recipient) for recipient in recipients]
+        self.changed = True
+        answers = {
+            r.key: known[1]
+            for r in recipients
+            if (known := self.answers.get(r.key)) and known[0] == marker
+        }
+        asked = [r for r in recipients if r.key not in answers]
+        statuses = store.statuses_of([r.key for r in asked]) if asked else {}
+        for recipient in asked:
+            status = statuses.get(recipient.key)
+            answer = refusal_of(status, source_is_store=self.source_is_store)
+            self._keep(recipient.key, marker, answer)
+            answers[recipient.key] = answer
+        return [answers[r.key] for r in recipients]
+
+    def _keep(self, key: str, marker: int, answer: str | None) -> None:
         if len(self.answers) >= MAX_ANSWERS:  # only the messages in flight need theirs
             self.answers.clear()
-        self.answers[recipient.key] = (marker, answer)
-        return answer
+        self.answers[key] = (marker, answer)
+
+    def observe(self, marker: int) -> None:
+        """A change marker just read elsewhere, in this process."""
+        self.observed = (marker, time.monotonic())
 
     def _marker(self, store: Store) -> int:
         """One change-marker read serves every message of the same event-loop turn (SQLite's
-        takes a read lock, which showed in profiles at several thousand messages a second)."""
+        takes a read lock, which showed in profiles at several thousand messages a second), and
+        one observed less than MARKER_AGE ago serves as well as a read."""
         if self.marker_this_turn is not None:
             return self.marker_this_turn
-        marker = store.change_marker()
+        observed = self.observed
+        if observed is not None and time.monotonic() - observed[1] < MARKER_AGE:
+            marker = observed[0]
+        else:
+            marker = store.change_marker()
         try:
             asyncio.get_running_loop().call_soon(self._new_turn)
         except RuntimeError:  # no loop: nothing marks the end of a turn, so keep nothing

@@ -18,8 +18,8 @@ from ..audience.store import Store
 from ..errors import HebdoError
 from ..vocabulary import OUTCOMES, Event, Outcome
 from .message import MessageError, MessageFactory
-from .selection import SendOptions, StoreWatch, decide
-from .sendlog import EventLog, RecipientStates
+from .selection import SendOptions, StoreWatch, decide, refusal_of
+from .sendlog import EventLog, RecipientStates, Standing
 from .stoprule import StopRule
 from .transport import Connection, Outgoing, RelayRefused, Reply, Transport, TransportError
 
@@ -309,8 +309,7 @@ class Sender:
     def _still_wanted(self, jobs: list[Job]) -> list[Job]:
         """The jobs whose readers the store still lets us mail; the others are logged skipped."""
         wanted = []
-        for job in jobs:
-            reason = self.watch.refusal(job.recipient)
+        for job, reason in zip(jobs, self.watch.refusals([j.recipient for j in jobs]), strict=True):
             if reason:
                 self._skip(job.recipient, reason)
             else:
@@ -323,17 +322,30 @@ class Sender:
 
     def _outgoing(self, job: Job) -> Outgoing:
         def before_content() -> Awaitable[None] | None:
-            # The last moment the message can still be held back: one more word from the store.
-            reason = self.watch.refusal(job.recipient)
-            if reason:
-                raise ReaderLeft(job, reason)
+            # The last moment the message can still be held back: one more word from the store
+            # (from a shared ledger, with the attempt's own commit, read after it).
+            if not self.log.confirms_standing:
+                reason = self.watch.refusal(job.recipient)
+                if reason:
+                    raise ReaderLeft(job, reason)
             job.attempt += 1
-            return self.log.event(
+            recorded = self.log.event(
                 job.recipient.key, Event.ATTEMPT, edition=job.edition, message_id=job.message_id,
                 attempt=job.attempt,
             )  # fmt: skip
+            return None if recorded is None else self._confirmed(job, recorded)
 
         return Outgoing(job.sender, job.recipient.email, job.message, before_content)
+
+    async def _confirmed(self, job: Job, recorded: Awaitable[Standing | None]) -> None:
+        """Wait for the attempt's commit; a reader who left by then is not mailed."""
+        standing = await recorded
+        if standing is None or self.store is None:
+            return
+        self.watch.observe(standing.marker)
+        reason = refusal_of(standing.status, source_is_store=self.store_is_source)
+        if reason:
+            raise ReaderLeft(job, reason)
 
     def _record(self, job: Job, reply: Reply) -> Outcome:
         """Log a reply; returns its outcome."""

@@ -217,10 +217,23 @@ class RecipientStates(Protocol):
     def attempts_of(self, key: str) -> int: ...
 
 
+@dataclass(frozen=True)
+class Standing:
+    """A reader's status in the store (None: not in it) and the store's change marker, as a
+    shared ledger read them in the round trip that committed the reader's attempt."""
+
+    status: str | None
+    marker: int
+
+
 class EventLog(Protocol):
     """Where the sender records each event: the log file, the shared ledger, or nowhere for a
     dry run. ``event`` may return what to await before the message content goes out (an
-    attempt recorded elsewhere than in this process's file)."""
+    attempt recorded elsewhere than in this process's file); a log that ``confirms_standing``
+    answers an attempt with the reader's ``Standing``, the last word on them, read after the
+    attempt is recorded."""
+
+    confirms_standing: bool
 
     def event(
         self,
@@ -233,13 +246,15 @@ class EventLog(Protocol):
         message_id: str | None = None,
         attempt: int | None = None,
         stage: str | None = None,
-    ) -> Awaitable[None] | None: ...
+    ) -> Awaitable[Standing | None] | None: ...
 
     def sync(self) -> None: ...
 
 
 class NullLog:
     """The dry run's log: it records nothing."""
+
+    confirms_standing = False
 
     def event(self, recipient: str, event: Event, **details: object) -> None:
         return None
@@ -257,6 +272,8 @@ class LogWriter:
     replies it had just read (which then show as unknown, never as pending). Every ``sync_every``
     lines the file is fsync'd, in a worker thread when a loop is running.
     """
+
+    confirms_standing = False
 
     def __init__(self, path: Path, *, sync_every: int = 256) -> None:
         self.path = path
