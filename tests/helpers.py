@@ -19,6 +19,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from hebdo_mail.audience.store import SubscriberStore, open_store
+from hebdo_mail.deliver.sendlog import read_log, recipient_events
 from hebdo_mail.workspace import load_workspace
 
 REPO = Path(__file__).resolve().parents[1]
@@ -109,6 +110,13 @@ def log_file(workspace: Path, issue_id: str = EXAMPLE_ISSUE) -> Path:
     target = workspace / f"exported-{issue_id}.jsonl"
     export_log(loaded.store_url, issue_id, target)
     return target
+
+
+def log_statuses(path: Path) -> dict[str, str]:
+    """Each recipient the log names, with the status its replay gives them."""
+    state = read_log(path)
+    named = {event.recipient for event in recipient_events(path, warnings=[])}
+    return {key: state.status_of(key) for key in sorted(named)}
 
 
 def nothing_logged(workspace: Path, issue_id: str = EXAMPLE_ISSUE) -> bool:

@@ -11,8 +11,7 @@ from babel.messages.pofile import read_po
 from lxml import html as lxml_html
 
 from hebdo_mail.publish.i18n import PACKAGE_LOCALE_DIR, extract_messages
-from hebdo_mail.publish.templating import package_templates_dir
-from hebdo_mail.workspace import write_secret
+from hebdo_mail.workspace import package_templates_dir, write_secret
 
 from .helpers import EXAMPLE_ISSUE, Result
 from .smtpserver import Recorder, SmtpServer

@@ -20,9 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from hebdo_mail.deliver.sendlog import read_log
-
-from .helpers import BOTH_STORES, EXAMPLE_ISSUE, SQLITE_ONLY, Result, log_file
+from .helpers import BOTH_STORES, EXAMPLE_ISSUE, SQLITE_ONLY, Result, log_file, log_statuses
 from .smtpserver import Recorder, SmtpServer
 
 pytestmark = [pytest.mark.slow, BOTH_STORES]
@@ -52,8 +50,7 @@ def write_list(ws: Path, addresses: list[str]) -> None:
 
 
 def statuses(ws: Path) -> dict[str, str]:
-    state = read_log(log_file(ws))
-    return {key: state.status_of(key) for key in state.recipients}
+    return log_statuses(log_file(ws))
 
 
 def permanently_refused(seed: int, rcpt: str) -> bool:

@@ -25,6 +25,7 @@ from .helpers import (
     Result,
     append_settings,
     log_file,
+    log_statuses,
     replace_in,
     request,
     serving,
@@ -60,8 +61,7 @@ def start_send(ws: Path, url: str, *args: str) -> subprocess.Popen[str]:
 
 
 def statuses(ws: Path) -> dict[str, str]:
-    state = read_log(log_file(ws))
-    return {key: state.status_of(key) for key in state.recipients}
+    return log_statuses(log_file(ws))
 
 
 @pytest.mark.slow

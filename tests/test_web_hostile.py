@@ -202,7 +202,7 @@ def test_a_workspace_catalogue_serves_every_request_not_only_the_first(ws: Path)
     template override's own) falls back to itself, at every request: the chain of catalogues must
     be built afresh each time, never grown or looped."""
     from hebdo_mail.publish.i18n import PACKAGE_LOCALE_DIR
-    from hebdo_mail.publish.templating import package_templates_dir
+    from hebdo_mail.workspace import package_templates_dir
 
     own = ws / "locale" / "fr" / "LC_MESSAGES" / "messages.po"
     own.parent.mkdir(parents=True)

@@ -201,6 +201,13 @@ def example_dir() -> Path:
     return packaged if packaged.is_dir() else Path(__file__).resolve().parents[2]
 
 
+def package_templates_dir() -> Path:
+    """The shipped templates: inside the installed package, or the checkout's top-level folder."""
+    package = Path(__file__).resolve().parent
+    packaged = package / "templates"
+    return packaged if packaged.is_dir() else package.parents[1] / "templates"
+
+
 EXAMPLE_ISSUE = "2006-50"  # as shipped in the package
 EXAMPLE_NAME = "example"  # its folder in a new workspace: a name that says what it is
 

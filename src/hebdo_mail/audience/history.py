@@ -14,6 +14,7 @@ import datetime as dt
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from .database import Database
 
@@ -22,6 +23,19 @@ CHUNK = 500  # keys per query
 
 def now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def statuses_of(db: Database, keys: Sequence[str]) -> dict[str, str]:
+    """The current status of each of these address keys the store knows, one query per 500."""
+    found: dict[str, str] = {}
+    for start in range(0, len(keys), CHUNK):
+        chunk = keys[start : start + CHUNK]
+        marks = ",".join("?" * len(chunk))
+        rows = db.execute(
+            f"SELECT email_key, status FROM subscribers WHERE email_key IN ({marks})", chunk
+        )
+        found.update((key, status) for key, status in rows)
+    return found
 
 
 @dataclass(frozen=True)
@@ -48,9 +62,9 @@ class StatusHistory:
     def watch(self, keys: Sequence[str], source: str) -> Iterator[None]:
         """Record the status changes the block makes to these readers (call inside the block's
         transaction, so that the record and the change commit together)."""
-        before = self._statuses(keys)
+        before = statuses_of(self.db, keys)
         yield
-        after = self._statuses(keys)
+        after = statuses_of(self.db, keys)
         self.record([(key, before.get(key), status) for key, status in after.items()], source)
 
     def record(self, changes: Sequence[tuple[str, str | None, str]], source: str) -> None:
@@ -63,16 +77,14 @@ class StatusHistory:
             [(key, stamp, old, new, source[:200]) for key, old, new in changes if old != new],
         )
 
-    def _statuses(self, keys: Sequence[str]) -> dict[str, str]:
-        found: dict[str, str] = {}
-        for start in range(0, len(keys), CHUNK):
-            chunk = keys[start : start + CHUNK]
-            marks = ",".join("?" * len(chunk))
-            rows = self.db.execute(
-                f"SELECT email_key, status FROM subscribers WHERE email_key IN ({marks})", chunk
-            )
-            found.update((key, status) for key, status in rows)
-        return found
+    def record_selected(self, select: str, params: Sequence[Any], source: str) -> None:
+        """Within a caller's transaction: the changes a query selects, as rows of (email_key,
+        old_status, new_status), for changes made in bulk whose rows never come into Python."""
+        self.db.execute(
+            "INSERT INTO status_changes (email_key, changed_at, old_status, new_status, source)"
+            f" SELECT email_key, ?, old_status, new_status, ? FROM ({select}) AS changes",
+            (now(), source[:200], *params),
+        )
 
     def of(self, key: str) -> list[StatusChange]:
         """One reader's changes, oldest first."""

@@ -2,7 +2,8 @@
 that no spreadsheet will run as formulas.
 
 Reading accepts UTF-8 with or without a BOM, UTF-16 with a BOM (Excel's "Unicode text"), and falls
-back to cp1252 (Excel in Western locales); detects ``,`` ``;`` or tab; matches header names with
+back to cp1252 (Excel in Western locales), and streams the rows (a list of a million readers is
+never held in memory whole); detects ``,`` ``;`` or tab; matches header names with
 common aliases in English and French; keeps unknown columns as attributes. Each row comes back
 either as a ``CsvSubscriber`` or as a ``Rejected`` row with its line number and reason, so callers
 can report every bad row and keep going.
@@ -17,7 +18,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
 from ..atomic import atomic_output
 from ..config import check_language
@@ -106,29 +107,90 @@ def escape_formula(value: str) -> str:
     return "'" + value if value.startswith((*FORMULA_START, "'")) else value
 
 
-def decode(data: bytes, path: Path) -> str:
-    if data.startswith(codecs.BOM_UTF8):
-        data = data[len(codecs.BOM_UTF8) :]
-    elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+CHUNK = 1 << 20  # bytes read at a time: a list of a million readers is never held whole
+
+
+@dataclass(frozen=True)
+class Encoding:
+    codec: str  # what the rows are decoded with
+    start: int  # bytes to skip first (a UTF-8 BOM in a file that turned out to be cp1252)
+
+
+def detect_encoding(handle: BinaryIO, path: Path) -> Encoding:
+    """How the file is written, checked over every byte before any row is parsed: UTF-8 with or
+    without a BOM, UTF-16 with a BOM (Excel's "Unicode text"), else Windows-1252 (Excel in
+    Western locales). A NUL character anywhere, or a file with nothing in it, is refused."""
+    handle.seek(0)
+    head = handle.read(4096)
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         try:
-            return data.decode("utf-16")
-        except UnicodeDecodeError as exc:
-            raise CsvError("is damaged UTF-16 text; save it again as CSV UTF-8", path=path) from exc
-    if b"\0" in data[:4096]:
+            _scan(handle, path, "utf-16", 0)
+        except UnicodeDecodeError:
+            raise CsvError(
+                "is damaged UTF-16 text; save it again as CSV UTF-8", path=path
+            ) from None
+        return Encoding("utf-16", 0)
+    if b"\0" in head:
         raise CsvError("is not a text file (binary content); export the sheet as CSV", path=path)
+    bom = len(codecs.BOM_UTF8) if head.startswith(codecs.BOM_UTF8) else 0
     try:
-        return data.decode("utf-8")
+        _scan(handle, path, "utf-8", bom)
+        return Encoding("utf-8", bom)
     except UnicodeDecodeError:
         pass
     try:
-        return data.decode("cp1252")
+        _scan(handle, path, "cp1252", bom)
     except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
         raise CsvError(
             "is neither UTF-8 nor Windows-1252 text; save it as 'CSV UTF-8' and import again",
             path=path,
-            line=line,
+            line=_line_at(handle, exc.start),
         ) from None
+    return Encoding("cp1252", bom)
+
+
+def _scan(handle: BinaryIO, path: Path, codec: str, start: int) -> None:
+    """Decode the whole file a chunk at a time (UnicodeDecodeError, with ``start`` the offset
+    in the file for a single-byte codec), refusing NUL characters and files of blanks only."""
+    handle.seek(start)
+    decoder = codecs.getincrementaldecoder(codec)()
+    lines = 0
+    blank = True
+    offset = start
+    while True:
+        chunk = handle.read(CHUNK)
+        try:
+            text = decoder.decode(chunk, final=not chunk)
+        except UnicodeDecodeError as exc:
+            exc.start += offset
+            raise
+        offset += len(chunk)
+        if (nul := text.find("\0")) >= 0:
+            raise CsvError(
+                "holds a NUL character (a damaged or binary file); remove it, or export the "
+                "sheet as CSV again",
+                path=path,
+                line=lines + text.count("\n", 0, nul) + 1,
+            )
+        lines += text.count("\n")
+        blank = blank and not text.strip()
+        if not chunk:
+            break
+    if blank:
+        raise CsvError("is empty; it needs a header line and one row per subscriber", path=path)
+
+
+def _line_at(handle: BinaryIO, offset: int) -> int:
+    """The line number of a byte offset of the file."""
+    handle.seek(0)
+    lines = 1
+    while offset > 0:
+        chunk = handle.read(min(CHUNK, offset))
+        if not chunk:
+            break
+        lines += chunk.count(b"\n")
+        offset -= len(chunk)
+    return lines
 
 
 def _dialect(sample: str) -> type[csv.Dialect] | csv.Dialect:
@@ -173,30 +235,49 @@ def _header(row: list[str], path: Path, line: int) -> Header:
     return Header(columns, attributes)
 
 
-def read_subscribers(path: Path, *, check_dns: bool = False) -> Iterator[CsvSubscriber | Rejected]:
-    """Every data row of the file, parsed and validated, in file order."""
+def read_subscribers(
+    path: Path, *, check_dns: bool = False, handle: BinaryIO | None = None
+) -> Iterator[CsvSubscriber | Rejected]:
+    """Every data row of the file, parsed and validated, in file order, read as it goes (the
+    file's encoding is checked first, over all of it). ``handle``: the file already open, to
+    read it again from the start (it is left open)."""
+    if handle is not None:
+        yield from _read_rows(handle, path, check_dns)
+        return
     try:
-        data = path.read_bytes()
+        opened = path.open("rb")
     except OSError as exc:
         raise CsvError(f"cannot be read ({exc.strerror})", path=path) from None
-    text = decode(data, path)
-    if not text.strip():
-        raise CsvError("is empty; it needs a header line and one row per subscriber", path=path)
-    if (nul := text.find("\0")) >= 0:
-        raise CsvError(
-            "holds a NUL character (a damaged or binary file); remove it, or export the sheet "
-            "as CSV again",
-            path=path,
-            line=text.count("\n", 0, nul) + 1,
-        )
-    reader = csv.reader(io.StringIO(text, newline=""), _dialect(text[:8192]), strict=True)
+    with opened:
+        yield from _read_rows(opened, path, check_dns)
+
+
+def _read_rows(handle: BinaryIO, path: Path, check_dns: bool) -> Iterator[CsvSubscriber | Rejected]:
+    try:
+        encoding = detect_encoding(handle, path)
+        handle.seek(encoding.start)
+        sample = handle.read(8192 * 4).decode(encoding.codec, "ignore")[:8192]
+        handle.seek(encoding.start)
+    except OSError as exc:
+        raise CsvError(f"cannot be read ({exc.strerror})", path=path) from None
+    text = io.TextIOWrapper(handle, encoding=encoding.codec, newline="")
+    try:
+        yield from _parse(text, _dialect(sample), path, check_dns)
+    finally:
+        text.detach()  # the caller's file stays open
+
+
+def _parse(
+    text: TextIO, dialect: type[csv.Dialect] | csv.Dialect, path: Path, check_dns: bool
+) -> Iterator[CsvSubscriber | Rejected]:
+    reader = csv.reader(text, dialect, strict=True)
     header: Header | None = None
     previous_end = 0
     try:
         for row in reader:
             line = previous_end + 1  # a quoted field may span lines: report where the row starts
             previous_end = reader.line_num
-            if not any(cell.strip() for cell in row):
+            if not "".join(row).strip():
                 continue
             if header is None:
                 header = _header(row, path, line)

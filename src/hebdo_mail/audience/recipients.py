@@ -4,15 +4,21 @@ store, streamed in batches. Either way each recipient is a ``Recipient`` value.
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
+import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
+from typing import BinaryIO
 
 from ..errors import HebdoError, display_path
 from ..vocabulary import Status
 from .addresses import address_key
-from .listfile import CsvSubscriber, Rejected, read_subscribers
+from .keytable import KeyTableBuilder, key_digest
+from .listfile import CsvError, Rejected, read_subscribers
 from .store import SubscriberStore
 
 log = logging.getLogger(__name__)
@@ -26,9 +32,10 @@ class Recipient:
     format: str = "html"
     attributes: Mapping[str, str] = field(default_factory=dict)
 
-    @property
+    @cached_property
     def key(self) -> str:
-        """What the send log and the store know this recipient by."""
+        """What the send log and the store know this recipient by (asked several times for
+        each message: worked out once)."""
         return address_key(self.email)
 
 
@@ -43,71 +50,149 @@ class RecipientSource:
     def __len__(self) -> int:
         raise NotImplementedError
 
+    def address_keys(self) -> Iterator[str]:
+        """Each recipient's address key, in order."""
+        return (recipient.key for recipient in self)
+
+    def close(self) -> None:
+        """Let go of what the source holds open."""
+
 
 class CsvRecipients(RecipientSource):
-    """Every row of the file is read and checked before anything is sent."""
+    """Every row of the file is read and checked before anything is sent; then the rows are read
+    again as the send reaches them, so a list of a million readers is never held in memory. The
+    first pass keeps a digest of each address only (audience/keytable.py), to find the repeated
+    ones: a repeated address is mailed once, as its first row says.
+
+    The file stays open from the first pass to the last: saving it anew meanwhile (a new file
+    under the same name) changes nothing for this run, and a change written into the file itself
+    stops the send before a row that was not checked is mailed.
+    """
 
     def __init__(self, path: Path) -> None:
+        self.path = path
         self.description = f"file {path.name}"
-        rows: list[CsvSubscriber] = []
-        rejected: list[Rejected] = []
-        seen: set[str] = set()
-        for item in read_subscribers(path):
+        try:
+            self._handle: BinaryIO = path.open("rb")
+        except OSError as exc:
+            raise CsvError(f"cannot be read ({exc.strerror})", path=path) from None
+        try:
+            self._stamp = self._stat()
+            self._count, self._repeated = self._check()
+        except BaseException:
+            self._handle.close()
+            raise
+
+    def _stat(self) -> tuple[int, int]:
+        status = os.fstat(self._handle.fileno())
+        return status.st_size, status.st_mtime_ns
+
+    def _check(self) -> tuple[int, set[int]]:
+        """The first pass: (how many distinct addresses, the digests of the repeated ones)."""
+        counts = KeyTableBuilder(lambda before, after: before + after)
+        first_bad: Rejected | None = None
+        bad = 0
+        for item in read_subscribers(self.path, handle=self._handle):
             if isinstance(item, Rejected):
-                rejected.append(item)
+                first_bad = first_bad or item
+                bad += 1
                 continue
             if item.warning:
-                log.warning("%s:%d: %s", display_path(path), item.line, item.warning)
-            if address_key(item.email) not in seen:  # a repeated address is mailed once
-                seen.add(address_key(item.email))
-                rows.append(item)
-        if rejected:
-            first = rejected[0]
-            more = f" (and {len(rejected) - 1} more bad rows)" if len(rejected) > 1 else ""
+                log.warning("%s:%d: %s", display_path(self.path), item.line, item.warning)
+            counts.add(address_key(item.email), 1)
+        if first_bad is not None:
+            more = f" (and {bad - 1} more bad rows)" if bad > 1 else ""
             raise HebdoError(
-                f"{first.reason}{more}; fix or remove these rows, nothing was sent",
-                path=path,
-                line=first.line,
+                f"{first_bad.reason}{more}; fix or remove these rows, nothing was sent",
+                path=self.path,
+                line=first_bad.line,
             )
-        self.recipients = [
-            Recipient(
+        table = counts.build()
+        return len(table), {digest for digest, count in table.items() if count > 1}
+
+    def __iter__(self) -> Iterator[Recipient]:
+        self._check_unchanged()
+        first_rows: set[int] = set()
+        for row in read_subscribers(self.path, handle=self._handle):
+            if isinstance(row, Rejected):  # checked in the first pass: the file changed since
+                raise self._changed()
+            if self._repeated:
+                digest = key_digest(address_key(row.email))
+                if digest in self._repeated:
+                    if digest in first_rows:
+                        continue  # a repeated address is mailed once
+                    first_rows.add(digest)
+            yield Recipient(
                 email=row.email,
                 name=row.name,
                 lang=row.lang,
                 format=row.format or "html",
-                attributes=dict(row.attributes),
+                attributes=row.attributes,
             )
-            for row in rows
-        ]
+        self._check_unchanged()
 
-    def __iter__(self) -> Iterator[Recipient]:
-        return iter(self.recipients)
+    def _check_unchanged(self) -> None:
+        if self._stat() != self._stamp:
+            raise self._changed()
+
+    def _changed(self) -> HebdoError:
+        return HebdoError(
+            "was changed in place while the send read it; keep the file as it is until the "
+            "send is over (save changes under another name)",
+            path=self.path,
+        )
 
     def __len__(self) -> int:
-        return len(self.recipients)
+        return self._count
+
+    def close(self) -> None:
+        self._handle.close()
 
 
 class StoreRecipients(RecipientSource):
     """The subscribers active when the run starts, read a batch at a time as the send reaches
     them, so memory does not grow with the list.
 
-    Who the run counts is fixed at the start (their address keys); a reader who leaves before
-    their batch is read is still handed on, so the send logs them skipped instead of leaving
-    them pending. ``marker`` is the store's change marker as of that moment.
+    Who the run counts is fixed at its start: their address keys, spooled to a temporary file
+    (a million readers take some 25 MB of disk, none of memory). A reader who leaves or is
+    removed before their batch is read is still handed on, so the send logs them skipped instead
+    of leaving them pending. ``marker`` is the store's change marker as of that moment, taken
+    before the list is read. The list is read when first asked for: a shared ledger fills its
+    queue in the database itself, and never asks.
     """
 
-    def __init__(self, store: SubscriberStore, batch: int = 1000) -> None:
+    def __init__(self, store: SubscriberStore, batch: int = 500) -> None:
         self.description = "the subscriber store"
         self.store = store
         self.batch = batch
         self.marker = store.change_marker()  # first: a change after it is seen as a change
-        self.keys = store.keys_of(Status.ACTIVE)
+        self._spool: BinaryIO | None = None
+        self._count = 0
+
+    def _keys(self) -> BinaryIO:
+        if self._spool is None:
+            self._spool = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
+            for keys in self.store.keys_of(Status.ACTIVE):
+                self._spool.write("".join(f"{key}\n" for key in keys).encode())
+                self._count += len(keys)
+        self._spool.seek(0)
+        return self._spool
+
+    def _batches(self) -> Iterator[list[str]]:
+        spool = self._keys()
+        position = 0
+        while True:
+            spool.seek(position)
+            keys = [line.decode().rstrip("\n") for line in itertools.islice(spool, self.batch)]
+            position = spool.tell()
+            if not keys:
+                return
+            yield keys
 
     def __iter__(self) -> Iterator[Recipient]:
-        for start in range(0, len(self.keys), self.batch):
-            chunk = self.keys[start : start + self.batch]
-            found = self.store.existing(chunk)
-            for key in chunk:
+        for keys in self._batches():
+            found = self.store.existing(keys)
+            for key in keys:
                 subscriber = found.get(key)
                 if subscriber is None:  # removed from the list since the run began
                     yield Recipient(email=key)
@@ -120,5 +205,14 @@ class StoreRecipients(RecipientSource):
                     attributes=subscriber.attributes,
                 )
 
+    def address_keys(self) -> Iterator[str]:
+        for keys in self._batches():
+            yield from keys
+
     def __len__(self) -> int:
-        return len(self.keys)
+        self._keys()
+        return self._count
+
+    def close(self) -> None:
+        if self._spool is not None:
+            self._spool.close()

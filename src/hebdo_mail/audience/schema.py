@@ -66,6 +66,29 @@ CREATE TRIGGER send_events_follow AFTER INSERT ON send_events
     FOR EACH ROW EXECUTE FUNCTION hebdo_queue_follows();
 """
 
+# The queue follows its events a statement at a time rather than a row at a time: a sender
+# writes each batch of events in one statement, and one UPDATE per batch costs far less than
+# one per event. The same effect, event by event in id order: the last event, the attempts added.
+LEDGER_BATCH_TRIGGER = """
+CREATE FUNCTION hebdo_queue_follows_batch() RETURNS trigger AS $$
+BEGIN
+    UPDATE send_queue q SET last_event = e.event, attempts = q.attempts + e.attempts,
+        state = CASE e.event WHEN 'attempt' THEN 'attempted'
+                             WHEN 'deferred' THEN 'deferred' ELSE 'done' END
+    FROM (SELECT DISTINCT ON (issue_id, recipient) issue_id, recipient, event,
+                 count(*) FILTER (WHERE event = 'attempt')
+                     OVER (PARTITION BY issue_id, recipient) AS attempts
+          FROM written_events ORDER BY issue_id, recipient, id DESC) e
+    WHERE q.issue_id = e.issue_id AND q.recipient = e.recipient;
+    RETURN NULL;
+END $$ LANGUAGE plpgsql;
+DROP TRIGGER send_events_follow ON send_events;
+DROP FUNCTION hebdo_queue_follows();
+CREATE TRIGGER send_events_follow AFTER INSERT ON send_events
+    REFERENCING NEW TABLE AS written_events
+    FOR EACH STATEMENT EXECUTE FUNCTION hebdo_queue_follows_batch();
+"""
+
 
 # Each entry moves the schema one version up; the database records where a store stands.
 # Written in SQLite's SQL (postgres.py translates the types); a table where the engines differ;
@@ -173,6 +196,8 @@ MIGRATIONS: list[Migration] = [
         "postgresql": "CREATE INDEX send_queue_by_recipient ON send_queue (recipient);\n"
         "CREATE INDEX send_events_by_recipient ON send_events (recipient);"
     },
+    # The send ledger's queue follows its events a statement at a time.
+    {"postgresql": LEDGER_BATCH_TRIGGER},
 ]
 # The tables `store copy` moves, parents first.
 TABLES = (

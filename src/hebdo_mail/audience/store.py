@@ -20,7 +20,7 @@ from .addresses import InvalidAddress, address_key, check_name, normalise_addres
 from .bounce_ledger import BounceLedger
 from .database import Database, SqliteDatabase, StoreError, now
 from .erasure import forget_erasure
-from .history import StatusHistory
+from .history import StatusHistory, statuses_of
 from .schema import MIGRATIONS, TABLES
 from .subscriptions import Subscriptions
 from .tallies import IssueTallies
@@ -70,6 +70,7 @@ class Store(Protocol):
     def get(self, email: str) -> Subscriber | None: ...
     def status_of(self, email: str) -> str | None: ...
     def not_mailable(self) -> dict[str, str]: ...
+    def statuses_of(self, keys: Sequence[str]) -> dict[str, str]: ...
     def iter_subscribers(
         self, *, status: str | None = None, search: str | None = None, batch: int = 1000
     ) -> Iterator[Subscriber]: ...
@@ -127,6 +128,10 @@ class SubscriberStore:
         ).fetchone()
         return row[0] if row else None
 
+    def statuses_of(self, keys: Sequence[str]) -> dict[str, str]:
+        """address key -> status, of those of these keys the store knows."""
+        return statuses_of(self.db, keys)
+
     def not_mailable(self) -> dict[str, str]:
         """email_key -> status of everyone unsubscribed or bounced."""
         rows = self.db.execute(
@@ -134,12 +139,21 @@ class SubscriberStore:
         )
         return {key: status for key, status in rows}
 
-    def keys_of(self, status: str) -> list[str]:
-        """The address keys of every subscriber of that status, in id order."""
-        rows = self.db.execute(
-            "SELECT email_key FROM subscribers WHERE status = ? ORDER BY id", (status,)
-        )
-        return [key for (key,) in rows]
+    def keys_of(self, status: str, *, batch: int = 10_000) -> Iterator[list[str]]:
+        """The address keys of every subscriber of that status, in id order, a batch at a time
+        (a server's cursor would otherwise bring every row over at once)."""
+        last = 0
+        while True:
+            rows = self.db.execute(
+                "SELECT id, email_key FROM subscribers WHERE status = ? AND id > ? ORDER BY id"
+                " LIMIT ?",
+                (status, last, batch),
+            ).fetchall()
+            if rows:
+                yield [row[1] for row in rows]
+            if len(rows) < batch:
+                return
+            last = rows[-1][0]
 
     def existing(self, keys: Sequence[str]) -> dict[str, Subscriber]:
         """The subscribers of these address keys, one query per 500."""

@@ -230,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status.add_argument("issue", metavar="ISSUE")
     status.add_argument("--json", action="store_true", help="print the counts as JSON")
-    status.set_defaults(handler=command("send:cmd_status"))
+    status.set_defaults(handler=command("status:cmd_status"))
 
     ledger = commands.add_parser("log", help="an issue's send log", parents=[common])
     lg = ledger.add_subparsers(dest="subcommand", required=True, metavar="ACTION")
@@ -239,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("issue", metavar="ISSUE")
     export.add_argument("file", metavar="FILE", nargs="?", help="default: standard output")
-    export.set_defaults(handler=command("send:cmd_log_export"))
+    export.set_defaults(handler=command("status:cmd_log_export"))
 
     report = commands.add_parser(
         "report", help="what an issue did: delivery, bounces, unsubscribes, clicks",

@@ -114,7 +114,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
 def cmd_catalogue(args: argparse.Namespace) -> int:
     from ..config import check_language
     from ..publish.i18n import extract_messages, write_catalogue
-    from ..publish.templating import package_templates_dir
+    from ..workspace import package_templates_dir
 
     try:
         check_language(args.lang)

@@ -15,8 +15,8 @@ from copy import copy
 from pathlib import Path
 
 from ..config import read_toml, validate_model
+from ..deliver.ledger import log_path
 from ..deliver.sendlog import read_log
-from ..deliver.setup import log_path
 from ..errors import HebdoError, IssueError
 from ..publish.issue import ISSUE_FILE, IssueConfig
 from ..vocabulary import Outcome

@@ -1,6 +1,7 @@
-"""The ``send`` and ``status`` commands at the terminal: the confirmation question, the progress
-bar and the summary. Everything is read and checked (issue, templates, recipients, log, relay
-settings) before the first message leaves; the wiring itself is deliver/setup.py's.
+"""The ``send`` command at the terminal: the confirmation question, the progress bar and the
+summary. Everything is read and checked (issue, templates, recipients, log, relay settings) before
+the first message leaves; the wiring itself is deliver/setup.py's. An issue already built is sent
+as its build left it (publish/mailcache.py), without loading the renderer.
 """
 
 from __future__ import annotations
@@ -8,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
-import json
 import signal
 import sys
 from collections.abc import Iterable
@@ -20,24 +20,18 @@ from ..audience.recipients import Recipient, RecipientSource, StoreRecipients
 from ..audience.store import SubscriberStore
 from ..audience.tokens import PROOF
 from ..deliver.changes import describe_changes, digest_of
-from ..deliver.ledger import FileLedger
+from ..deliver.ledger import FileLedger, log_path
 from ..deliver.message import MessageFactory
 from ..deliver.selection import SendOptions, count_to_send
 from ..deliver.send import Sender, SendSummary, deliver_one
 from ..deliver.sendlog import EventLog, LogError, LogState, NullLog, now, read_log
-from ..deliver.setup import (
-    configured_transport,
-    log_path,
-    message_factory,
-    recipient_source,
-    token_signer,
-)
+from ..deliver.setup import configured_transport, message_factory, recipient_source, token_signer
 from ..deliver.stoprule import StopLimits
 from ..deliver.transport import NullTransport, Transport
 from ..errors import ConfigError, HebdoError, display_path
-from ..publish.build import render_issue
-from ..publish.render import RenderedEdition, web_url
-from ..vocabulary import OUTCOMES, STATUS_KEYS, Format, Outcome
+from ..publish.mailcache import mail_editions
+from ..publish.rendered import RenderedEdition, web_url
+from ..vocabulary import OUTCOMES, Format, Outcome
 from ..workspace import Workspace
 from .common import warn, workspace_from
 
@@ -62,7 +56,7 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 def send_issue(args: argparse.Namespace, workspace: Workspace, folder: Path) -> int:
     """The ordinary send of one issue (also what --due runs for each issue that is due)."""
-    issue, editions = render_issue(folder, workspace)
+    issue, editions = mail_editions(folder, workspace)
     for warning in issue.warnings:
         warn(warning)
     if args.test:
@@ -75,6 +69,7 @@ def send_issue(args: argparse.Namespace, workspace: Workspace, folder: Path) -> 
     try:
         return _send(args, workspace, folder, factory, transport, source, store, editions)
     finally:
+        source.close()
         if store is not None:
             store.close()
 
@@ -356,48 +351,3 @@ def print_summary(summary: SendSummary, where: str) -> None:
             "them again",
             file=sys.stderr,
         )
-
-
-def cmd_status(args: argparse.Namespace) -> int:
-    workspace = workspace_from(args)
-    folder = workspace.issue_folder(args.issue)
-    if workspace.store_url is not None:
-        from .send_shared import shared_status
-
-        shared_status(workspace.store_url, folder.name, args.json)
-        return 0
-    path = log_path(workspace, folder.name)
-    state = read_log(path)
-    for warning in state.warnings:
-        warn(warning)
-    counts = state.counts()
-    if args.json:
-        print(json.dumps({key: counts[key] for key in STATUS_KEYS}))
-    else:
-        where = f" through {state.transport}" if state.transport else ""
-        print(f"issue {folder.name}{where}: " + ", ".join(f"{counts[k]} {k}" for k in STATUS_KEYS))
-    return 0
-
-
-def cmd_log_export(args: argparse.Namespace) -> int:
-    """An issue's ledger as JSONL: the file itself, or the shared ledger written the same way."""
-    workspace = workspace_from(args)
-    issue_id = workspace.issue_folder(args.issue).name
-    target = None if args.file in (None, "-") else Path(args.file)
-    if workspace.store_url is not None:
-        from .send_shared import export_log
-
-        count = export_log(workspace.store_url, issue_id, target)
-    else:
-        source = log_path(workspace, issue_id)
-        data = source.read_bytes() if source.exists() else b""
-        count = data.count(b"\n")
-        if target is None:
-            sys.stdout.write(data.decode("utf-8", "replace"))
-        else:
-            target.write_bytes(data)
-    if target is not None:
-        print(
-            f"wrote {count} record{'s' if count != 1 else ''} of {issue_id} to {display_path(target)}"
-        )
-    return 0

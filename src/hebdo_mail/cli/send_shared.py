@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from ..audience.store import SubscriberStore
     from ..deliver.message import MessageFactory
     from ..deliver.transport import Transport
-    from ..publish.render import RenderedEdition
+    from ..publish.rendered import RenderedEdition
     from ..workspace import Workspace
 
 

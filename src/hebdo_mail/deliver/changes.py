@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ..publish.render import ARTICLE_DIGEST, RenderedEdition
+from ..publish.rendered import ARTICLE_DIGEST, RenderedEdition
 
 Digest = dict[str, dict[str, str]]  # edition -> part -> short hash
 

@@ -22,6 +22,10 @@ from .issuelock import IssueLock, lock_path
 from .sendlog import LogState, LogWriter, SendLogs, read_log
 
 
+def log_path(workspace: Workspace, issue_id: str) -> Path:
+    return workspace.logs_dir / f"{issue_id}.jsonl"
+
+
 class FileLedger:
     """An issue's record kept as the file ``logs/<issue-id>.jsonl``, which one run at a time may
     write. ``claim()`` takes the issue's lock (``logs/<issue-id>.lock``) before replaying the log,

@@ -23,14 +23,14 @@ from dataclasses import dataclass
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
+from typing import TYPE_CHECKING
 
 from ..audience.recipients import Recipient
 from ..audience.tokens import TokenSigner
 from ..config import BounceSettings, NewsletterSettings
 from ..errors import HebdoError
-from ..publish.render import RenderedEdition
+from ..publish.rendered import RenderedEdition
 from ..publish.slots import SlotSpec
-from .dkim import DkimSigner
 from .wireformat import (
     from_wire,
     mailbox_header,
@@ -43,6 +43,9 @@ from .wiretemplate import (
     PreparedEdition,
     WireTemplate,
 )
+
+if TYPE_CHECKING:
+    from .dkim import DkimSigner
 
 # CRLF line ends; parts are encoded with 76-column quoted-printable lines.
 POLICY = email.policy.SMTP
@@ -114,6 +117,9 @@ class MessageFactory:
         # Derived once: parsing the sender's address per message showed up first in profiles.
         self._mailto = mailto_prefix(settings)
         self._message_id_domain = settings.sender_domain
+        self._sender_address = (
+            settings.sender_address
+        )  # a property that parses: once, not per message
         self._message_id_salt = f"message-id {issue_id}\n".encode()
         self._templates: dict[tuple[str, str], WireTemplate] = {}
         self.dkim = dkim
@@ -142,7 +148,7 @@ class MessageFactory:
     def envelope_sender(self, recipient: Recipient) -> str:
         """MAIL FROM: with VERP, bounces+<token>@domain, so a bounce names its reader."""
         if self._verp is None:
-            return self.settings.sender_address
+            return self._sender_address
         prefix, domain = self._verp
         return f"{prefix}+{self.signer.verp_token(recipient.email)}@{domain}"
 

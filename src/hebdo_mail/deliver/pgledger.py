@@ -9,13 +9,12 @@ events are the file log's (an ``attempt`` committed before the message content g
 so ``status`` is one query from any host. A sender that dies leaves its claims to lapse: the
 recipients it never attempted become pending again, the ones it attempted stay ``unknown``.
 
-Events are written by a thread of their own, a batch per round trip: the event loop hands them
-over and waits only for an attempt's commit, never for the outcomes.
+Events are written by a thread of their own, a batch per round trip (pgevents.py): the event loop
+hands them over and waits only for an attempt's commit, never for the outcomes.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime as dt
 import json
@@ -23,7 +22,8 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Awaitable, Iterator
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -32,8 +32,9 @@ from ..audience.erasure import ERASED
 from ..audience.postgres import PostgresDatabase
 from ..audience.recipients import Recipient, RecipientSource, StoreRecipients
 from ..audience.schema import MIGRATIONS
-from ..vocabulary import STATUS_KEYS, Event
-from .sendlog import LogError, now
+from ..vocabulary import STATUS_KEYS
+from .pgevents import EVENT_COLUMNS, EventWriter
+from .sendlog import now
 
 if TYPE_CHECKING:  # bounce processing is the only reader of refusals: imported there
     from ..audience.bounces import Refusal
@@ -42,16 +43,13 @@ LEASE_SECONDS = 60.0  # a dead sender's claims lapse after this long
 CLAIM_BATCH = 64  # recipients a sender claims at a time; less leaves more to share
 FILL_BATCH = 1000
 
-EVENT_COLUMNS = (
-    "issue_id", "time", "recipient", "event", "edition", "code", "reply", "message_id",
-    "attempt", "stage", "relay",
-)  # fmt: skip
-
 
 @dataclass
 class Claims:
     """What the sender asks of the ledger's state for the recipients it claimed: they are all to
-    be mailed (the claim chose them), with the attempts earlier runs made."""
+    be mailed (the claim chose them), with the attempts earlier runs made. The sender asks for a
+    recipient's attempts once, as their message is made: the answer is then dropped, so what is
+    kept is the claims in hand, not every recipient of the run."""
 
     attempts: dict[str, int] = field(default_factory=dict)
 
@@ -59,7 +57,7 @@ class Claims:
         return "pending"
 
     def attempts_of(self, key: str) -> int:
-        return self.attempts.get(key, 0)
+        return self.attempts.pop(key, 0)
 
 
 class SharedLedger:
@@ -205,17 +203,20 @@ class SharedLedger:
         self, limit: int | None = None, *, batch: int = CLAIM_BATCH
     ) -> Iterator[Recipient]:
         """Pending recipients, claimed ``batch`` at a time for this sender, until none is left
-        (or ``limit`` were handed out). Small batches leave work for the other senders."""
+        (or ``limit`` were handed out). Small batches leave work for the other senders. The next
+        batch is claimed by a thread while this one is handed out: the send's event loop never
+        waits for the server's answer."""
         self._start_heartbeat()
-        handed = 0
-        while limit is None or handed < limit:
-            size = batch if limit is None else min(batch, limit - handed)
-            claimed = self._claim(size)
-            if not claimed:
-                return
-            for recipient in claimed:
-                handed += 1
-                yield recipient
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="claims") as claimer:
+            wanted = batch if limit is None else min(batch, limit)
+            claiming = claimer.submit(self._claim, wanted) if wanted else None
+            while claiming is not None:
+                claimed = claiming.result()
+                if limit is not None:
+                    limit -= len(claimed)
+                wanted = batch if limit is None else min(batch, limit)
+                claiming = claimer.submit(self._claim, wanted) if claimed and wanted else None
+                yield from claimed
 
     def _claim(self, size: int) -> list[Recipient]:
         rows = self.db.execute(
@@ -288,115 +289,6 @@ class SharedLedger:
                 self.db.close()
 
 
-class EventWriter:
-    """The sender's ``EventLog`` on the shared ledger: events go to a thread that writes each
-    batch in one round trip. ``event`` returns, for an attempt, what to await before the content
-    leaves (its commit); outcomes are written soon after, never waited for."""
-
-    def __init__(self, url: str, issue_id: str) -> None:
-        self.issue_id = issue_id
-        self.db = PostgresDatabase(url, migrations=MIGRATIONS)
-        self.db.execute("SET synchronous_commit = off")  # as durable as the file log's writes
-        self._rows: list[tuple[Any, ...]] = []
-        self._waiters: list[asyncio.Future[None]] = []
-        self._lock = threading.Lock()
-        self._wake = threading.Condition(self._lock)
-        self._closing = False
-        self._idle = True
-        self.failure: LogError | None = None
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def event(
-        self, recipient: str, event: Event, *, edition: str | None = None,
-        code: int | None = None, reply: str | None = None, message_id: str | None = None,
-        attempt: int | None = None, stage: str | None = None, relay: str | None = None,
-    ) -> Awaitable[None] | None:  # fmt: skip
-        if self.failure is not None:
-            raise self.failure
-        row = (
-            self.issue_id, now(), recipient, str(event), edition, code, reply, message_id,
-            attempt, str(stage) if stage else None, relay,
-        )  # fmt: skip
-        waiter: asyncio.Future[None] | None = None
-        if event == Event.ATTEMPT:
-            waiter = asyncio.get_running_loop().create_future()
-        with self._lock:
-            self._rows.append(row)
-            if waiter is not None:
-                self._waiters.append(waiter)
-            self._idle = False
-            self._wake.notify()
-        return waiter
-
-    def _run(self) -> None:
-        insert = (
-            f"INSERT INTO send_events ({', '.join(EVENT_COLUMNS)})"
-            f" VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
-        )
-        while True:
-            with self._lock:
-                while not self._rows and not self._closing:
-                    self._idle = True
-                    self._wake.notify_all()
-                    self._wake.wait()
-                if not self._rows and self._closing:
-                    self._idle = True
-                    self._wake.notify_all()
-                    return
-                rows, self._rows = self._rows, []
-                waiters, self._waiters = self._waiters, []
-            try:
-                self._write(insert, rows)
-            except StoreError as exc:
-                self.failure = LogError(
-                    f"{exc.message}; stopping so that no message goes unrecorded", where=exc.where
-                )
-                self._settle(waiters, self.failure)
-                with self._lock:
-                    self._settle(self._waiters, self.failure)
-                    self._rows, self._waiters = [], []
-                continue
-            self._settle(waiters, None)
-
-    def _write(self, insert: str, rows: list[tuple[Any, ...]]) -> None:
-        if len(rows) == 1:
-            self.db.execute(insert, rows[0])
-            return
-        # One statement for the batch: one round trip, whatever its size.
-        marks = ", ".join(["(" + ", ".join("?" * len(EVENT_COLUMNS)) + ")"] * len(rows))
-        head = insert.split(" VALUES ")[0]
-        self.db.execute(f"{head} VALUES {marks}", [value for row in rows for value in row])
-
-    @staticmethod
-    def _settle(waiters: list[asyncio.Future[None]], failure: Exception | None) -> None:
-        for waiter in waiters:
-            loop = waiter.get_loop()
-            if loop.is_closed():
-                continue
-            if failure is None:
-                loop.call_soon_threadsafe(_resolve, waiter)
-            else:
-                loop.call_soon_threadsafe(_fail, waiter, failure)
-
-    def sync(self) -> None:
-        """Wait until every event handed over is written."""
-        with self._lock:
-            while not self._idle or self._rows:
-                self._wake.wait(timeout=1)
-        if self.failure is not None:
-            raise self.failure
-
-    def close(self) -> None:
-        with self._lock:
-            self._closing = True
-            self._wake.notify_all()
-        self._thread.join(timeout=30)
-        with contextlib.suppress(StoreError):
-            self.db.execute("RESET synchronous_commit")  # the connection goes back to the pool
-        self.db.close()
-
-
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -405,16 +297,6 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True  # someone else's process: alive
     return True
-
-
-def _resolve(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
-
-
-def _fail(waiter: asyncio.Future[None], failure: Exception) -> None:
-    if not waiter.done():
-        waiter.set_exception(failure)
 
 
 # -- reading, from any host ---------------------------------------------------------------

@@ -5,17 +5,19 @@ store's last word, asked as late as possible (unsubscribed and bounced readers a
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..audience.recipients import Recipient
+from ..audience.recipients import Recipient, RecipientSource
 from ..audience.store import Store
 from ..vocabulary import FINAL_EVENTS, NOT_MAILABLE, Outcome, Status
-from .sendlog import RecipientStates
+from .sendlog import LogState, RecipientStates
 from .stoprule import StopLimits
 
 MAX_ANSWERS = 10_000  # store answers kept by StoreWatch; far more than messages in flight
 NOT_IN_LIST = "no longer in the list"  # why a reader gone from the store is skipped
+MARKER_AGE = 0.05  # seconds a change marker read elsewhere stands for one read now
 
 
 @dataclass
@@ -29,14 +31,26 @@ class SendOptions:
     stop: StopLimits | None = None  # the stop rule's limits; None: the run never stops itself
 
 
-def decide(state: RecipientStates, recipient: Recipient, options: SendOptions) -> str:
-    """ "done" (final in the log), "unknown" (left alone unless --resend-unknown) or "send"."""
-    status = state.status_of(recipient.key)
+def decide(state: RecipientStates, key: str, options: SendOptions) -> str:
+    """ "done" (final in the log), "unknown" (left alone unless --resend-unknown) or "send", for
+    the recipient of that address key."""
+    status = state.status_of(key)
     if status in FINAL_EVENTS:
         return "done"
     if status == Outcome.UNKNOWN and not options.resend_unknown:
         return "unknown"
     return "send"
+
+
+def refusal_of(status: str | None, *, source_is_store: bool) -> str | None:
+    """Why a reader of that status in the store (None: not in it) must not be mailed, or None."""
+    if status is None:
+        return NOT_IN_LIST if source_is_store else None
+    if status in NOT_MAILABLE:
+        return status
+    if source_is_store and status != Status.ACTIVE:
+        return status
+    return None
 
 
 def store_refusal(
@@ -46,14 +60,7 @@ def store_refusal(
     unsubscribe recorded while a send runs is honoured for everyone not yet handed to the relay."""
     if store is None:
         return None
-    status = store.status_of(recipient.email)
-    if status is None:
-        return NOT_IN_LIST if source_is_store else None
-    if status in NOT_MAILABLE:
-        return status
-    if source_is_store and status != Status.ACTIVE:
-        return status
-    return None
+    return refusal_of(store.status_of(recipient.email), source_is_store=source_is_store)
 
 
 class StoreWatch:
@@ -64,8 +71,11 @@ class StoreWatch:
     store are still active, and the unsubscribed and bounced addresses are those loaded then. From
     the first change on (an unsubscribe made while the send runs), each reader is asked about, and
     the answer kept as long as the marker does not move: the sender asks twice per message, before
-    its batch's first command and just before its content, and the second costs nothing unless
-    the store changed in between.
+    its batch's first command (for the whole batch in one query) and just before its content,
+    and the second costs nothing unless the store changed in between.
+
+    A marker read elsewhere a moment ago can stand for a fresh one (``observe``): the shared
+    ledger reads one with every write, which spares the event loop a round trip to the server.
     """
 
     def __init__(
@@ -77,6 +87,7 @@ class StoreWatch:
         self.source_is_store = source_is_store
         self.changed = False
         self.marker_this_turn: int | None = None
+        self.observed: tuple[int, float] | None = None  # (marker, time.monotonic() read)
         self.answers: dict[str, tuple[int, str | None]] = {}  # key -> (marker, refusal)
         if store is not None:
             self.version = store.change_marker() if since is None else since
@@ -94,17 +105,52 @@ class StoreWatch:
         if known is not None and known[0] == marker:
             return known[1]
         answer = store_refusal(store, recipient, source_is_store=self.source_is_store)
+        self._keep(recipient.key, marker, answer)
+        return answer
+
+    def refusals(self, recipients: Sequence[Recipient]) -> list[str | None]:
+        """refusal() of each, asking the store about all those it must in one query."""
+        store = self.store
+        if store is None or not recipients:
+            return [None] * len(recipients)
+        marker = self._marker(store)
+        if not self.changed and marker == self.version:
+            return [self.refusal(recipient) for recipient in recipients]
+        self.changed = True
+        answers = {
+            r.key: known[1]
+            for r in recipients
+            if (known := self.answers.get(r.key)) and known[0] == marker
+        }
+        asked = [r for r in recipients if r.key not in answers]
+        statuses = store.statuses_of([r.key for r in asked]) if asked else {}
+        for recipient in asked:
+            status = statuses.get(recipient.key)
+            answer = refusal_of(status, source_is_store=self.source_is_store)
+            self._keep(recipient.key, marker, answer)
+            answers[recipient.key] = answer
+        return [answers[r.key] for r in recipients]
+
+    def _keep(self, key: str, marker: int, answer: str | None) -> None:
         if len(self.answers) >= MAX_ANSWERS:  # only the messages in flight need theirs
             self.answers.clear()
-        self.answers[recipient.key] = (marker, answer)
-        return answer
+        self.answers[key] = (marker, answer)
+
+    def observe(self, marker: int) -> None:
+        """A change marker just read elsewhere, in this process."""
+        self.observed = (marker, time.monotonic())
 
     def _marker(self, store: Store) -> int:
         """One change-marker read serves every message of the same event-loop turn (SQLite's
-        takes a read lock, which showed in profiles at several thousand messages a second)."""
+        takes a read lock, which showed in profiles at several thousand messages a second), and
+        one observed less than MARKER_AGE ago serves as well as a read."""
         if self.marker_this_turn is not None:
             return self.marker_this_turn
-        marker = store.change_marker()
+        observed = self.observed
+        if observed is not None and time.monotonic() - observed[1] < MARKER_AGE:
+            marker = observed[0]
+        else:
+            marker = store.change_marker()
         try:
             asyncio.get_running_loop().call_soon(self._new_turn)
         except RuntimeError:  # no loop: nothing marks the end of a turn, so keep nothing
@@ -116,9 +162,11 @@ class StoreWatch:
         self.marker_this_turn = None
 
 
-def count_to_send(
-    state: RecipientStates, recipients: Iterable[Recipient], options: SendOptions
-) -> int:
-    """How many messages a run would send: what the confirmation question states."""
-    count = sum(1 for r in recipients if decide(state, r, options) == "send")
+def count_to_send(state: LogState, recipients: RecipientSource, options: SendOptions) -> int:
+    """How many messages a run would send: what the confirmation question states. A first run
+    sends to everyone; a later one asks the log about each address (not its whole row)."""
+    if len(state.recipients):
+        count = sum(1 for key in recipients.address_keys() if decide(state, key, options) == "send")
+    else:
+        count = len(recipients)
     return min(count, options.limit) if options.limit is not None else count

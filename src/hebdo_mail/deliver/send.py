@@ -14,16 +14,14 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
-from ..audience.bounces import record
-from ..audience.failures import refusal
 from ..audience.recipients import Recipient
 from ..audience.store import Store
 from ..errors import HebdoError
 from ..vocabulary import OUTCOMES, Event, Outcome
 from .message import MessageError, MessageFactory
 from .relays import RateLimiter, Relay, RelayPool
-from .selection import SendOptions, StoreWatch, decide
-from .sendlog import EventLog, RecipientStates
+from .selection import SendOptions, StoreWatch, decide, refusal_of
+from .sendlog import EventLog, RecipientStates, Standing
 from .stoprule import StopRule
 from .transport import Connection, Outgoing, RelayRefused, Reply, Transport, TransportError
 
@@ -129,7 +127,7 @@ class Sender:
         """Recipients this run should mail, in order, after the log and the store have spoken."""
         queued = 0
         for recipient in recipients:
-            decision = decide(self.state, recipient, self.options)
+            decision = decide(self.state, recipient.key, self.options)
             if decision == "done":
                 self.summary.already_done += 1
                 continue
@@ -350,8 +348,7 @@ class Sender:
     def _still_wanted(self, jobs: list[Job]) -> list[Job]:
         """The jobs whose readers the store still lets us mail; the others are logged skipped."""
         wanted = []
-        for job in jobs:
-            reason = self.watch.refusal(job.recipient)
+        for job, reason in zip(jobs, self.watch.refusals([j.recipient for j in jobs]), strict=True):
             if reason:
                 self._skip(job.recipient, reason)
             else:
@@ -364,17 +361,30 @@ class Sender:
 
     def _outgoing(self, job: Job) -> Outgoing:
         def before_content() -> Awaitable[None] | None:
-            # The last moment the message can still be held back: one more word from the store.
-            reason = self.watch.refusal(job.recipient)
-            if reason:
-                raise ReaderLeft(job, reason)
+            # The last moment the message can still be held back: one more word from the store
+            # (from a shared ledger, with the attempt's own commit, read after it).
+            if not self.log.confirms_standing:
+                reason = self.watch.refusal(job.recipient)
+                if reason:
+                    raise ReaderLeft(job, reason)
             job.attempt += 1
-            return self.log.event(
+            recorded = self.log.event(
                 job.recipient.key, Event.ATTEMPT, edition=job.edition, message_id=job.message_id,
                 attempt=job.attempt, relay=job.relay,
             )  # fmt: skip
+            return None if recorded is None else self._confirmed(job, recorded)
 
         return Outgoing(job.sender, job.recipient.email, job.message, before_content)
+
+    async def _confirmed(self, job: Job, recorded: Awaitable[Standing | None]) -> None:
+        """Wait for the attempt's commit; a reader who left by then is not mailed."""
+        standing = await recorded
+        if standing is None or self.store is None:
+            return
+        self.watch.observe(standing.marker)
+        reason = refusal_of(standing.status, source_is_store=self.store_is_source)
+        if reason:
+            raise ReaderLeft(job, reason)
 
     def _record(self, job: Job, reply: Reply) -> Outcome:
         """Log a reply; returns its outcome."""
@@ -393,16 +403,23 @@ class Sender:
             self._count(outcome)
         if self.stop_rule is not None and (reason := self.stop_rule.note(reply)):
             self.stop(reason)
-        failure = None
-        if failed:
-            failure = refusal(reply.code, reply.stage, reply.text, job.recipient.email)
+        if failed and self.store is not None:
+            self._note_refusal(job, reply)
+        return outcome
+
+    def _note_refusal(self, job: Job, reply: Reply) -> None:
+        """A relay's refusal that counts against the reader goes to the store's bounce ledger,
+        with the same source as `bounces process` gives it when it sweeps the log: counted once.
+        (Imported here: most sends meet no refusal, and reading one is a large module.)"""
+        from ..audience.bounces import record
+        from ..audience.failures import refusal
+
+        failure = refusal(reply.code, reply.stage, reply.text, job.recipient.email)
         if failure is not None and self.store is not None:
-            # The same source as `bounces process` gives it when it sweeps the log: counted once.
             record(
                 None, self.store, job.recipient.email, failure, f"send {job.message_id}",
                 job.message_id, None,
             )  # fmt: skip
-        return outcome
 
     def _count(self, outcome: Outcome) -> None:
         self.summary.counts[outcome] += 1

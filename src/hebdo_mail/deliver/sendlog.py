@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from ..audience.keytable import KeyTable, KeyTableBuilder
 from ..errors import HebdoError, display_path
 from ..vocabulary import OUTCOMES, STATUS_KEYS, Event, Outcome, SmtpStage
 
@@ -65,41 +66,49 @@ class RunEvent(BaseModel):
     digest: dict[str, dict[str, str]] | None = None
 
 
-@dataclass
-class RecipientState:
-    event: str
-    attempts: int
-    edition: str | None
+EVENTS = tuple(Event)
+ATTEMPT_STEP = len(EVENTS) + 1  # a recipient's state is attempts * ATTEMPT_STEP + its event
+
+
+def _merge_states(before: int, after: int) -> int:
+    """The attempts add up; the later event is the last one."""
+    return before - before % ATTEMPT_STEP + after
 
 
 @dataclass
 class LogState:
-    recipients: dict[str, RecipientState] = field(default_factory=dict)
+    """What a replayed log says: each recipient's last event and attempts so far, kept in a
+    compact table (audience/keytable.py) so that a log of a million readers replays in a few
+    tens of megabytes."""
+
+    recipients: KeyTable = field(default_factory=lambda: KeyTableBuilder().build())
     total: int = 0
     transport: str | None = None
     digest: dict[str, dict[str, str]] | None = None  # of the last run that recorded one
     warnings: list[str] = field(default_factory=list)
+    last_events: dict[str, int] = field(default_factory=dict)  # event -> recipients it is last of
 
     @property
     def started(self) -> bool:
         """Whether a message may have reached someone (sent, or handed over with no reply)."""
-        return any(s.event in (Event.SENT, Event.ATTEMPT) for s in self.recipients.values())
+        return bool(self.last_events.get(Event.SENT) or self.last_events.get(Event.ATTEMPT))
 
     def attempts_of(self, key: str) -> int:
         state = self.recipients.get(key)
-        return state.attempts if state else 0
+        return state // ATTEMPT_STEP if state is not None else 0
 
     def status_of(self, key: str) -> str:
         """pending, sent, failed, skipped, deferred or unknown."""
         state = self.recipients.get(key)
         if state is None:
             return "pending"
-        return Outcome.UNKNOWN if state.event == Event.ATTEMPT else state.event
+        event = EVENTS[state % ATTEMPT_STEP]
+        return Outcome.UNKNOWN if event == Event.ATTEMPT else event
 
     def counts(self) -> dict[str, int]:
         counts = dict.fromkeys(STATUS_KEYS, 0)
-        for key in self.recipients:
-            counts[self.status_of(key)] += 1
+        for event, number in self.last_events.items():
+            counts[Outcome.UNKNOWN if event == Event.ATTEMPT else event] += number
         accounted = sum(counts[k] for k in OUTCOMES)
         counts["total"] = max(self.total, accounted)
         counts["pending"] = counts["total"] - accounted
@@ -125,14 +134,22 @@ def read_log(path: Path) -> LogState:
     """Replay the log. A line cut short by a crash is skipped with a warning; any other damage is
     an error naming the line, since guessing could mail someone twice."""
     state = LogState()
+    table = KeyTableBuilder(_merge_states)
+    codes = {event: number for number, event in enumerate(EVENTS)}
     for event in _records(path, state.warnings):
         if isinstance(event, RunEvent):
             state.total, state.transport = event.total, event.transport
             state.digest = event.digest or state.digest
             continue
-        previous = state.recipients.get(event.recipient)
-        attempts = (previous.attempts if previous else 0) + (event.event == Event.ATTEMPT)
-        state.recipients[event.recipient] = RecipientState(event.event, attempts, event.edition)
+        attempts = ATTEMPT_STEP if event.event == Event.ATTEMPT else 0
+        table.add(event.recipient, attempts + codes[event.event])
+    state.recipients = table.build()
+    last = [0] * len(EVENTS)
+    for value in state.recipients.values:
+        last[value % ATTEMPT_STEP] += 1
+    state.last_events = {
+        event: number for event, number in zip(EVENTS, last, strict=True) if number
+    }
     return state
 
 
@@ -144,36 +161,51 @@ def recipient_events(path: Path, warnings: list[str]) -> Iterator[RecipientEvent
 
 
 def _records(path: Path, warnings: list[str]) -> Iterator[RunEvent | RecipientEvent]:
-    if not path.exists():
-        return
+    """The log's records, read a line at a time."""
     try:
-        data = path.read_bytes()
+        handle = path.open("rb")
+    except FileNotFoundError:
+        return
     except OSError as exc:
         raise LogError(f"cannot be read ({exc.strerror})", path=path) from None
-    for number, raw in enumerate(data.split(b"\n"), start=1):
-        if not raw.strip():
-            continue
+    with handle:
         try:
-            record: Any = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            warnings.append(
-                f"{display_path(path)}:{number}: an incomplete line (a write cut short by a crash) was ignored"
-            )
-            continue
+            for number, raw in enumerate(handle, start=1):
+                if raw.strip():
+                    record = _record(raw, path, number, warnings)
+                    if record is not None:
+                        yield record
+        except OSError as exc:
+            raise LogError(f"cannot be read ({exc.strerror})", path=path) from None
+
+
+def _record(
+    raw: bytes, path: Path, number: int, warnings: list[str]
+) -> RunEvent | RecipientEvent | None:
+    """One line: a recipient's event (parsed and checked straight from the bytes, the fast way
+    for a million lines), a run, or None for a line cut short by a crash."""
+    try:
+        return RecipientEvent.model_validate_json(raw)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+    if problem["type"] == "json_invalid":
+        warnings.append(
+            f"{display_path(path)}:{number}: an incomplete line (a write cut short by a crash) was ignored"
+        )
+        return None
+    record: Any = json.loads(raw)
+    if isinstance(record, dict) and record.get("event") == "run":
         try:
-            if isinstance(record, dict) and record.get("event") == "run":
-                yield RunEvent.model_validate(record)
-            else:
-                yield RecipientEvent.model_validate(record)
+            return RunEvent.model_validate(record)
         except ValidationError as exc:
             problem = exc.errors()[0]
-            where = ".".join(str(p) for p in problem["loc"])
-            raise LogError(
-                f"is not a send log record ({where}: {problem['msg']}); restore the log from a "
-                "backup before sending again",
-                path=path,
-                line=number,
-            ) from None
+    where = ".".join(str(p) for p in problem["loc"])
+    raise LogError(
+        f"is not a send log record ({where}: {problem['msg']}); restore the log from a "
+        "backup before sending again",
+        path=path,
+        line=number,
+    ) from None
 
 
 class RecipientStates(Protocol):
@@ -185,10 +217,23 @@ class RecipientStates(Protocol):
     def attempts_of(self, key: str) -> int: ...
 
 
+@dataclass(frozen=True)
+class Standing:
+    """A reader's status in the store (None: not in it) and the store's change marker, as a
+    shared ledger read them in the round trip that committed the reader's attempt."""
+
+    status: str | None
+    marker: int
+
+
 class EventLog(Protocol):
     """Where the sender records each event: the log file, the shared ledger, or nowhere for a
     dry run. ``event`` may return what to await before the message content goes out (an
-    attempt recorded elsewhere than in this process's file)."""
+    attempt recorded elsewhere than in this process's file); a log that ``confirms_standing``
+    answers an attempt with the reader's ``Standing``, the last word on them, read after the
+    attempt is recorded."""
+
+    confirms_standing: bool
 
     def event(
         self,
@@ -202,13 +247,15 @@ class EventLog(Protocol):
         attempt: int | None = None,
         stage: str | None = None,
         relay: str | None = None,
-    ) -> Awaitable[None] | None: ...
+    ) -> Awaitable[Standing | None] | None: ...
 
     def sync(self) -> None: ...
 
 
 class NullLog:
     """The dry run's log: it records nothing."""
+
+    confirms_standing = False
 
     def event(self, recipient: str, event: Event, **details: object) -> None:
         return None
@@ -226,6 +273,8 @@ class LogWriter:
     replies it had just read (which then show as unknown, never as pending). Every ``sync_every``
     lines the file is fsync'd, in a worker thread when a loop is running.
     """
+
+    confirms_standing = False
 
     def __init__(self, path: Path, *, sync_every: int = 256) -> None:
         self.path = path

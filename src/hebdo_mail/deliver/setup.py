@@ -10,25 +10,24 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..audience.recipients import CsvRecipients, RecipientSource, StoreRecipients
 from ..audience.store import SubscriberStore, open_store
 from ..audience.tokens import TokenSigner
 from ..errors import ConfigError, display_path
-from ..publish.render import RenderedEdition
+from ..publish.rendered import RenderedEdition
 from ..workspace import Workspace, load_secret
-from .dkim import load_signer
 from .message import MessageFactory
 from .relays import Relay, RelayPool
 from .smtp import SmtpTransport, parse_smtp_url
 from .transport import OutboxTransport, Transport
 
+if TYPE_CHECKING:
+    from .dkim import DkimSigner
+
 PASSWORD_ENV = "HEBDO_SMTP_PASSWORD"
 log = logging.getLogger(__name__)
-
-
-def log_path(workspace: Workspace, issue_id: str) -> Path:
-    return workspace.logs_dir / f"{issue_id}.jsonl"
 
 
 def configured_transport(
@@ -138,5 +137,14 @@ def message_factory(
         settings=settings.newsletter,
         signer=token_signer(workspace),
         bounces=settings.bounces,
-        dkim=load_signer(workspace),
+        dkim=dkim_signer(workspace),
     )
+
+
+def dkim_signer(workspace: Workspace) -> DkimSigner | None:
+    """The workspace's DKIM signer, when [dkim] is set (cryptography is imported only then)."""
+    if workspace.settings.dkim is None:
+        return None
+    from .dkim import load_signer
+
+    return load_signer(workspace)

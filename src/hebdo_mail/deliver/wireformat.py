@@ -10,7 +10,7 @@ import base64
 import binascii
 import re
 
-from ..publish.render import MAX_LINE_OCTETS
+from ..publish.rendered import MAX_LINE_OCTETS
 
 CRLF = b"\r\n"
 END_OF_DATA = b".\r\n"

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 
 from ..config import NewsletterSettings
-from ..publish.render import RenderedEdition
+from ..publish.rendered import RenderedEdition
 from ..publish.slots import Personalised
 from .wireformat import CRLF, END_OF_DATA, dot_stuff_lines, qp_lines, split_lines
 
@@ -53,8 +53,10 @@ class PersonalLine:
 
     def encode(self, values: Sequence[str]) -> bytes:
         filled = self.text.fill(values, html.escape if self.escape_html else None)
-        # As the email package does: a CR or LF inside a value starts a new line.
-        return dot_stuff_lines(qp_lines("\n".join(split_lines(filled))))
+        if "\r" in filled or "\n" in filled:
+            # As the email package does: a CR or LF inside a value starts a new line.
+            filled = "\n".join(split_lines(filled))
+        return dot_stuff_lines(qp_lines(filled))
 
 
 @dataclass(frozen=True)

@@ -18,14 +18,10 @@ from ..errors import BuildError
 from ..workspace import Workspace, load_secret
 from .files import IssueFile
 from .issue import Issue, load_issue
+from .mailcache import CACHE_NAME, MailIssue, cache_bytes, manifest
 from .pictures import HEAVY_BYTES
-from .render import (
-    GMAIL_CLIP_BYTES,
-    MAX_LINE_OCTETS,
-    RenderedEdition,
-    outgoing_links,
-    render_edition,
-)
+from .render import outgoing_links, render_edition
+from .rendered import GMAIL_CLIP_BYTES, MAX_LINE_OCTETS, RenderedEdition
 from .slots import Personalised
 
 
@@ -81,6 +77,7 @@ def render_issue(folder: Path, workspace: Workspace) -> tuple[Issue, dict[str, R
 
 
 def build_issue(folder: Path, workspace: Workspace) -> BuildReport:
+    inputs = manifest(folder, workspace)  # before rendering: a file changed meanwhile shows
     issue, editions = render_issue(folder, workspace)
     report = BuildReport(issue=issue, editions=editions, warnings=list(issue.warnings))
     if not workspace.settings.style.footer_address:
@@ -104,10 +101,14 @@ def build_issue(folder: Path, workspace: Workspace) -> BuildReport:
         sources[name] = entry
         report.warnings.extend(_picture_warnings(entry, len(files[name])))
 
+    # For `send`, which then needs no renderer (mailcache.py): not an output of its own.
+    files[CACHE_NAME] = cache_bytes(MailIssue.of(issue), editions, inputs)
     target = workspace.build_dir / issue.id
     write_tree(target, files)
     report.outputs = [
-        BuildOutput(target / name, len(data), sources.get(name)) for name, data in files.items()
+        BuildOutput(target / name, len(data), sources.get(name))
+        for name, data in files.items()
+        if name != CACHE_NAME
     ]
     return report
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,26 +25,9 @@ from .files import LOGO
 from .issue import Edition, Issue
 from .links import AS_WRITTEN, OutgoingLinks, article_links
 from .plaintext import PlainTextWriter
+from .rendered import ARTICLE_DIGEST, MAX_LINE_OCTETS, RenderedEdition, web_url
 from .slots import SlotRegistry, SlotSpec, SubscriberFields
 from .templating import render, workspace_environment
-
-MAX_LINE_OCTETS = 998  # RFC 5322: no line of a message may be longer
-GMAIL_CLIP_BYTES = 100 * 1024  # Gmail clips messages past about 102 KB
-
-
-@dataclass(frozen=True)
-class RenderedEdition:
-    issue_id: str
-    lang: str
-    subject: str
-    html: str  # inlined email HTML, with slot markers
-    text: str  # plaintext alternative, with slot markers
-    web_html: str  # the standalone web page
-    slots: tuple[SlotSpec, ...]
-    marker_pattern: re.Pattern[str]
-    # Short hashes of what readers get: the subject, each article (by file name) and the whole
-    # message; a resumed send compares them with the first run's (deliver/changes.py).
-    digests: Mapping[str, str]
 
 
 @dataclass(frozen=True)
@@ -61,10 +44,6 @@ class ArticleView:
     sub_headings: list[str]
     media: list[dict[str, Any]]  # its downloads: label, url, kind, size
     lang: str  # of its text: a fallback article is not in its edition's language
-
-
-def web_url(workspace: Workspace, issue_id: str, lang: str) -> str:
-    return f"{workspace.settings.newsletter.base_url}/issues/{issue_id}/{lang}/"
 
 
 def files_url(workspace: Workspace, issue_id: str) -> str:
@@ -109,9 +88,6 @@ def render_edition(
         marker_pattern=registry.pattern(),
         digests=digests,
     )
-
-
-ARTICLE_DIGEST = "article:"
 
 
 def _digest(text: str) -> str:

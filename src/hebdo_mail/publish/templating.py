@@ -16,16 +16,9 @@ import jinja2
 
 from ..config import StyleSettings
 from ..errors import HebdoError, TemplateError
-from ..workspace import Workspace
+from ..workspace import Workspace, package_templates_dir
 from . import i18n
 from .plaintext import WIDTH, underline, wrap
-
-
-def package_templates_dir() -> Path:
-    """The shipped templates: inside the installed package, or the checkout's top-level folder."""
-    package = Path(__file__).resolve().parents[1]
-    packaged = package / "templates"
-    return packaged if packaged.is_dir() else package.parents[1] / "templates"
 
 
 def _wrap_filter(text: str, width: int = WIDTH, indent: str = "", first: str | None = None) -> str:

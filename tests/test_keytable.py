@@ -1,0 +1,43 @@
+"""The compact tables a send keeps about each reader: what goes in comes back, merged in the
+order it was added, whatever the spills into buckets along the way."""
+
+from __future__ import annotations
+
+import random
+
+from hebdo_mail.audience.keytable import KeyTableBuilder, key_digest
+
+
+def count_and_last(before: int, after: int) -> int:
+    """As the send log's replay merges: how many (which add up), and the last one."""
+    return (before // 16 + after // 16) * 16 + after % 16
+
+
+def test_values_come_back_merged_in_the_order_they_were_added() -> None:
+    keys = [f"reader{i}@example{i % 7}.org" for i in range(5000)]
+    rng = random.Random(22)
+    added = [(key, 16 + rng.randrange(16)) for key in keys * 3 if rng.random() < 0.8]
+    rng.shuffle(added)
+    # A small gathering dict: the same key lands in several spills, merged across them.
+    builder = KeyTableBuilder(count_and_last, gather=97)
+    expected: dict[str, int] = {}
+    for key, value in added:
+        builder.add(key, value)
+        expected[key] = count_and_last(expected[key], value) if key in expected else value
+    table = builder.build()
+    assert len(table) == len(expected)
+    assert {key: table.get(key) for key in expected} == expected
+    assert table.get("nobody@example.org") is None
+    digests = [digest for digest, _ in table.items()]
+    assert digests == sorted(digests) and len(set(digests)) == len(expected)
+    assert dict(table.items()) == {key_digest(key): value for key, value in expected.items()}
+
+
+def test_the_last_value_wins_by_default_and_an_empty_table_knows_nobody() -> None:
+    builder = KeyTableBuilder(gather=2)
+    for value, key in enumerate(["a@x.org", "b@x.org", "a@x.org", "c@x.org", "a@x.org"]):
+        builder.add(key, value)
+    table = builder.build()
+    assert (table.get("a@x.org"), table.get("b@x.org"), table.get("c@x.org")) == (4, 1, 3)
+    empty = KeyTableBuilder().build()
+    assert len(empty) == 0 and empty.get("a@x.org") is None

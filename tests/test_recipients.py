@@ -1,0 +1,92 @@
+"""Who an issue goes to, read as the send goes: a CSV list in two passes (checked whole, then
+streamed), the store's list fixed at the start on disk; neither ever held in memory."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from hebdo_mail.audience.recipients import CsvRecipients, StoreRecipients
+from hebdo_mail.audience.store import SubscriberStore
+from hebdo_mail.errors import HebdoError
+
+
+def write(path: Path, rows: list[str]) -> Path:
+    path.write_text("email,name,city\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def test_a_csv_list_is_checked_whole_then_streamed_each_address_once(tmp_path: Path) -> None:
+    rows = [f"reader{i}@example.org,Reader {i},Ville {i % 3}" for i in range(2500)]
+    rows.insert(10, "READER7@Example.org,Someone else,Elsewhere")  # the same address again
+    rows.append("reader42@example.org,Later,Later")
+    source = CsvRecipients(write(tmp_path / "list.csv", rows))
+    try:
+        assert len(source) == 2500
+        for _ in range(2):  # each pass reads the file again, the same way
+            recipients = list(source)
+            assert [r.email for r in recipients] == [f"reader{i}@example.org" for i in range(2500)]
+            assert recipients[7].name == "Reader 7" and recipients[42].name == "Reader 42"
+            assert recipients[5].attributes == {"city": "Ville 2"}
+        assert list(source.address_keys()) == [r.key for r in recipients]
+    finally:
+        source.close()
+
+
+def test_bad_rows_are_all_counted_and_nothing_is_read_further(tmp_path: Path) -> None:
+    rows = ["ok@example.org,Fine,x", "not-an-address,Bad,x", "also bad,Bad,x", "b@example.org,,y"]
+    with pytest.raises(HebdoError) as caught:
+        CsvRecipients(write(tmp_path / "list.csv", rows))
+    assert caught.value.line == 3
+    assert "(and 1 more bad rows); fix or remove these rows, nothing was sent" in str(caught.value)
+
+
+def test_a_list_changed_in_place_stops_the_send_and_one_saved_anew_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    path = write(tmp_path / "list.csv", [f"reader{i}@example.org,R{i},x" for i in range(100)])
+    source = CsvRecipients(path)
+    try:
+        # Saved anew (a new file under the same name): this run goes on with the list it checked.
+        replacement = write(tmp_path / "new.csv", ["someone@example.org,New,x"])
+        os.replace(replacement, path)
+        assert len(list(source)) == 100
+    finally:
+        source.close()
+    source = CsvRecipients(path)
+    try:
+        reading = iter(source)
+        next(reading)
+        with path.open("a", encoding="utf-8") as handle:  # written into the file being read
+            handle.write("intruder@example.org,Never checked,x\n")
+        with pytest.raises(HebdoError, match="was changed in place while the send read it"):
+            list(reading)
+    finally:
+        source.close()
+
+
+def test_the_store_list_is_fixed_at_the_start_and_read_as_the_send_goes(tmp_path: Path) -> None:
+    with SubscriberStore.at(tmp_path / "hebdo.db") as store:
+        for i in range(1200):
+            store.add(f"reader{i}@example.org", name=f"Reader {i}")
+        store.set_status("reader3@example.org", "unsubscribed")
+        source = StoreRecipients(store, batch=100)
+        try:
+            assert len(source) == 1199
+            store.add("late@example.org")  # joined after the run's list was fixed: not in it
+            store.set_status("reader5@example.org", "unsubscribed")  # left: handed on, skipped
+            store.remove("reader8@example.org")  # removed: handed on too, by address alone
+            recipients = list(source)
+            emails = [r.email for r in recipients]
+            assert len(emails) == 1199 and emails[:6] == [
+                "reader0@example.org", "reader1@example.org", "reader2@example.org",
+                "reader4@example.org", "reader5@example.org", "reader6@example.org",
+            ]  # fmt: skip
+            assert "late@example.org" not in emails
+            assert recipients[7].email == "reader8@example.org" and recipients[7].name == ""
+            assert recipients[8].name == "Reader 9"
+            assert list(source.address_keys()) == emails
+        finally:
+            source.close()
