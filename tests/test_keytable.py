@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import random
 
-from hebdo_mail.audience.keytable import KeyTableBuilder, key_digest
+import pytest
+
+from hebdo_mail.audience.keytable import INDEXED, KeyTableBuilder, key_digest
 
 
 def count_and_last(before: int, after: int) -> int:
@@ -13,8 +15,9 @@ def count_and_last(before: int, after: int) -> int:
     return (before // 16 + after // 16) * 16 + after % 16
 
 
-def test_values_come_back_merged_in_the_order_they_were_added() -> None:
-    keys = [f"reader{i}@example{i % 7}.org" for i in range(5000)]
+@pytest.mark.parametrize("size", [5000, INDEXED + 5000], ids=["bisected whole", "indexed"])
+def test_values_come_back_merged_in_the_order_they_were_added(size: int) -> None:
+    keys = [f"reader{i}@example{i % 7}.org" for i in range(size)]
     rng = random.Random(22)
     added = [(key, 16 + rng.randrange(16)) for key in keys * 3 if rng.random() < 0.8]
     rng.shuffle(added)
@@ -25,7 +28,7 @@ def test_values_come_back_merged_in_the_order_they_were_added() -> None:
         builder.add(key, value)
         expected[key] = count_and_last(expected[key], value) if key in expected else value
     table = builder.build()
-    assert len(table) == len(expected)
+    assert len(table) == len(expected) and (table.starts is not None) == (size >= INDEXED)
     assert {key: table.get(key) for key in expected} == expected
     assert table.get("nobody@example.org") is None
     digests = [digest for digest, _ in table.items()]

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 BUCKETS = 256
 GATHER = 1 << 16  # distinct keys gathered in a dict before they are spilled into the buckets
 LOW = (1 << 64) - 1
+INDEXED = 1 << 14  # entries from which a table keeps an index of where each 16-bit prefix starts
 
 Merge = Callable[[int, int], int]  # (the value so far, the value added) -> the new value
 
@@ -35,9 +36,12 @@ class KeyTable:
     def __init__(self, high: array[int], low: array[int], values: array[int]) -> None:
         self.high, self.low, self.values = high, low, values
         # Where each value of the digest's first 16 bits starts: a lookup bisects a few entries
-        # instead of the whole table (half a megabyte, for twice as fast a lookup).
-        self.starts = array("q", (bisect_left(high, part << 48) for part in range(1 << 16)))
-        self.starts.append(len(high))
+        # instead of the whole table (half a megabyte, for twice as fast a lookup). Worth its
+        # 20 ms only for a large table: a small one (an empty log, a short list) is bisected whole.
+        self.starts: array[int] | None = None
+        if len(high) >= INDEXED:
+            self.starts = array("q", (bisect_left(high, part << 48) for part in range(1 << 16)))
+            self.starts.append(len(high))
 
     def __len__(self) -> int:
         return len(self.values)
@@ -47,8 +51,11 @@ class KeyTable:
 
     def get_digest(self, digest: int) -> int | None:
         high, low = digest >> 64, digest & LOW
-        part = high >> 48
-        index = bisect_left(self.high, high, self.starts[part], self.starts[part + 1])
+        if self.starts is None:
+            index = bisect_left(self.high, high)
+        else:
+            part = high >> 48
+            index = bisect_left(self.high, high, self.starts[part], self.starts[part + 1])
         while index < len(self.high) and self.high[index] == high:
             if self.low[index] == low:
                 return self.values[index]

@@ -9,7 +9,6 @@ been accepted. Lines are written with one ``write`` each as events happen and fs
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime as dt
 import errno
@@ -339,6 +338,8 @@ class LogWriter:
         if event == Event.ATTEMPT:
             self.flush()
         elif not self._flush_scheduled:
+            import asyncio  # here, not at the top: `status` reads logs and has no use for it
+
             try:
                 asyncio.get_running_loop().call_soon(self._flush_later)
                 self._flush_scheduled = True
@@ -373,6 +374,8 @@ class LogWriter:
             self._sync_soon()
 
     def _sync_soon(self) -> None:
+        import asyncio
+
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
