@@ -14,7 +14,7 @@ medians of the runs:
 
 - messages/s of the whole command (process start to exit, N / wall time) and of the send phase
   (as the command reports it: first message queued to last reply); smtp-source's rate and the
-  ratios;
+  ratios (the median of each run's ratio: both sides ran back to back in that run);
 - time to first message: from the moment the process is started to the time of the first
   `attempt` line in the send log (written just before that message's content goes out);
 - the peak RSS of the sender process as a whole (os.wait4's ru_maxrss of the child);
@@ -362,6 +362,11 @@ def summary(args: argparse.Namespace, n: int, figures: Figures, size: int) -> No
     def m(key: str) -> float:
         return statistics.median(figures[key])
 
+    def ratio(key: str, base: str) -> float:
+        """The median of each run's ratio: both were measured side by side in that run, so a
+        run the machine slowed down counts once, not once for each side."""
+        return statistics.median(a / b for a, b in zip(figures[key], figures[base], strict=True))
+
     source = m("smtp-source")
     print(
         f"\n{n:,} readers, {size / 1024:.0f} KB message, {args.concurrency} connections; "
@@ -374,7 +379,8 @@ def summary(args: argparse.Namespace, n: int, figures: Figures, size: int) -> No
         whole, phase = m(f"{name} whole"), m(f"{name} send")
         print(
             f"  {'from the ' + name:<22}{whole:>11,.0f} /s{phase:>9,.0f} /s"
-            f"{whole / source:>8.2f} {phase / source:>5.2f}{m(f'{name} first'):>9.2f} s"
+            f"{ratio(f'{name} whole', 'smtp-source'):>8.2f} "
+            f"{ratio(f'{name} send', 'smtp-source'):>5.2f}{m(f'{name} first'):>9.2f} s"
             f"{m(f'{name} rss') / 2**20:>7.0f} MB"
         )
     print(f"  {'smtp-source -d -F':<22}{source:>11,.0f} /s")
@@ -394,7 +400,8 @@ def summary(args: argparse.Namespace, n: int, figures: Figures, size: int) -> No
         file_rate, pg_rate = m("store send"), m("pg 1 send")
         print(
             f"  ledgers, from the store (send phase): file {file_rate:,.0f} msg/s; PostgreSQL, 1 "
-            f"sender {pg_rate:,.0f} msg/s ({pg_rate / file_rate:.2f} of the file's); whole command "
+            f"sender {pg_rate:,.0f} msg/s ({ratio('pg 1 send', 'store send'):.2f} of the file's); "
+            "whole command "
             f"file {m('store whole'):,.0f}, PostgreSQL 1 sender {m('pg 1 whole'):,.0f}, "
             f"{args.senders} senders {m('pg n whole'):,.0f} msg/s"
         )
