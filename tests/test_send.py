@@ -16,9 +16,14 @@ from pathlib import Path
 
 import pytest
 
+from hebdo_mail.deliver.logsummary import summary_path
+from hebdo_mail.deliver.sendlog import read_log
+from hebdo_mail.workspace import load_workspace
+
 from .helpers import (
     BOTH_STORES,
     EXAMPLE_ISSUE,
+    SQLITE_ONLY,
     Result,
     log_file,
     log_statuses,
@@ -72,7 +77,11 @@ def start_send(ws: Path, *args: str) -> subprocess.Popen[str]:
 def status(cli: Callable[..., Result], ws: Path) -> dict[str, int]:
     result = cli("status", EXAMPLE_ISSUE, "--json", cwd=ws)
     assert result.code == 0, result.err
-    return json.loads(result.out)  # type: ignore[no-any-return]
+    counts: dict[str, int] = json.loads(result.out)
+    if load_workspace(ws, explicit=True).store_url is None:
+        # What status read from the summary the last run left is what a replay of the log says.
+        assert counts == read_log(ws / "logs" / f"{EXAMPLE_ISSUE}.jsonl").counts()
+    return counts
 
 
 def events(ws: Path) -> list[dict[str, object]]:
@@ -503,6 +512,41 @@ def test_a_killed_send_resumes_without_losing_or_doubling(
     assert set(counts) == {r[0] for r in many(40)}, "no recipient lost"
     doubled = {r for r, n in counts.items() if n > 1}
     assert doubled <= unknown and all(n <= 2 for n in counts.values())
+
+
+@SQLITE_ONLY  # the file log's own: the shared ledger's status is one query
+def test_status_reads_the_summary_a_run_leaves_while_the_log_is_as_it_left_it(
+    ws: Path, cli: Callable[..., Result]
+) -> None:
+    write_list(ws / "list.csv", many(5))
+    recorder = Recorder(
+        hook=lambda stage, rcpt, n: (
+            "550 5.1.1 no such user"
+            if stage == "rcpt" and rcpt == "reader003@example.org"
+            else None
+        )
+    )
+    with SmtpServer(recorder) as server:
+        send(cli, ws, "--subscribers", "list.csv", "--smtp", server.url, "--yes", "--limit", "3")
+        send(cli, ws, "--subscribers", "list.csv", "--smtp", server.url, "--yes")
+    log = ws / "logs" / f"{EXAMPLE_ISSUE}.jsonl"
+    left = json.loads(summary_path(log).read_text())
+    assert left["last_events"] == {"sent": 4, "failed": 1} and left["total"] == 5
+    assert status(cli, ws) == {
+        "total": 5, "sent": 4, "deferred": 0, "failed": 1, "skipped": 0, "unknown": 0,
+        "pending": 0,
+    }  # fmt: skip
+    # Read, not recomputed: a summary that says otherwise (the log untouched) is what is shown...
+    left["last_events"] = {"sent": 5}
+    summary_path(log).write_text(json.dumps(left))
+    os.utime(log, ns=(left["log"][2], left["log"][2]))
+    shown = json.loads(cli("status", EXAMPLE_ISSUE, "--json", cwd=ws).out)
+    assert (shown["sent"], shown["failed"]) == (5, 0)
+    # ...until anything else writes to the log: then it is replayed.
+    with log.open("a") as handle:
+        handle.write('{"time":"2026-11-29T10:00:00.000+00:00","recipient":"reader005@example.org",'
+                     '"event":"attempt","attempt":2}\n')  # fmt: skip
+    assert status(cli, ws)["unknown"] == 1
 
 
 def test_status_json_has_exactly_the_documented_keys(ws: Path, cli: Callable[..., Result]) -> None:

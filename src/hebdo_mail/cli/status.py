@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from ..deliver.ledger import log_path
-from ..deliver.sendlog import read_log
+from ..deliver.logsummary import log_summary
 from ..errors import display_path
 from ..vocabulary import STATUS_KEYS
 from .common import warn, workspace_from
@@ -25,7 +25,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         shared_status(workspace.store_url, folder.name, args.json)
         return 0
     path = log_path(workspace, folder.name)
-    state = read_log(path)
+    state = log_summary(path)
     for warning in state.warnings:
         warn(warning)
     counts = state.counts()

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from ..audience.database import Database
     from .delivery_records import DeliveryRecords
 from .issuelock import IssueLock, lock_path
+from .logsummary import CountingLogWriter
 from .sendlog import LogState, LogWriter, SendLogs, read_log
 
 
@@ -36,17 +37,22 @@ class FileLedger:
         self.path = path
         self.lock = IssueLock(lock_path(path), path.stem)
         self._writer: LogWriter | None = None
+        self._start: LogState | None = None
 
     def claim(self) -> LogState:
         self.lock.acquire()
         try:
-            return read_log(self.path)
+            self._start = read_log(self.path)
         except BaseException:
             self.lock.release()
             raise
+        return self._start
 
     def writer(self) -> LogWriter:
-        self._writer = LogWriter(self.path)
+        """The log's writer; it leaves the log's counts beside it when it closes
+        (logsummary.py), for ``status``."""
+        assert self._start is not None, "claim() first: the counts start from the replay"
+        self._writer = CountingLogWriter(self.path, self._start)
         return self._writer
 
     def close(self) -> None:

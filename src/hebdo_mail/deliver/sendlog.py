@@ -105,13 +105,18 @@ class LogState:
         return Outcome.UNKNOWN if event == Event.ATTEMPT else event
 
     def counts(self) -> dict[str, int]:
-        counts = dict.fromkeys(STATUS_KEYS, 0)
-        for event, number in self.last_events.items():
-            counts[Outcome.UNKNOWN if event == Event.ATTEMPT else event] += number
-        accounted = sum(counts[k] for k in OUTCOMES)
-        counts["total"] = max(self.total, accounted)
-        counts["pending"] = counts["total"] - accounted
-        return counts
+        return count_outcomes(self.last_events, self.total)
+
+
+def count_outcomes(last_events: dict[str, int], total: int) -> dict[str, int]:
+    """The ``status`` counts, from how many readers each event is the last of."""
+    counts = dict.fromkeys(STATUS_KEYS, 0)
+    for event, number in last_events.items():
+        counts[Outcome.UNKNOWN if event == Event.ATTEMPT else event] += number
+    accounted = sum(counts[k] for k in OUTCOMES)
+    counts["total"] = max(total, accounted)
+    counts["pending"] = counts["total"] - accounted
+    return counts
 
 
 _stamp_second = -1
