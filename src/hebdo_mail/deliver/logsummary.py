@@ -57,8 +57,7 @@ class CountingLogWriter(LogWriter):
         if record.get("event") == "run":
             self.summary.total, self.summary.transport = record["total"], record["transport"]
 
-    def event(self, recipient: str, event: Event, **details: Any) -> None:
-        super().event(recipient, event, **details)
+    def counted(self, recipient: str, event: Event) -> None:
         before = self._open.pop(recipient, None)
         if before is None:
             state = self.start.recipients.get(recipient)

@@ -340,6 +340,7 @@ class LogWriter:
         if self.failed is not None:
             raise self.failed  # an attempt that cannot be recorded must not be made
         self._pending.append(line + "}\n")
+        self.counted(recipient, event)
         if event == Event.ATTEMPT:
             self.flush()
         elif not self._flush_scheduled:
@@ -350,6 +351,9 @@ class LogWriter:
                 self._flush_scheduled = True
             except RuntimeError:  # no loop: write now
                 self.flush()
+
+    def counted(self, recipient: str, event: Event) -> None:
+        """What a writer that keeps counts does with an event written (logsummary.py)."""
 
     def _flush_later(self) -> None:
         with contextlib.suppress(LogError):  # kept in self.failed: the next event raises it
