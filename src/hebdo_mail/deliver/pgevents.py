@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import threading
 from collections.abc import Awaitable
 from typing import Any
@@ -34,9 +35,11 @@ EVENT_TYPES = (
     "text",
     "text",
 )  # after issue_id
+# One statement for any batch: the rows as one JSON document (one parameter to encode, where a
+# column of values each cost the client twice as much per statement).
 WRITE_EVENTS = (
     f"WITH written AS (INSERT INTO send_events ({', '.join(EVENT_COLUMNS)})"
-    f" SELECT ?, * FROM unnest({', '.join(f'?::{kind}[]' for kind in EVENT_TYPES)})"
+    f" SELECT ?, * FROM json_to_recordset(?::json) AS r({', '.join(f'{name} {kind}' for name, kind in zip(EVENT_COLUMNS[1:], EVENT_TYPES, strict=True))})"
     " RETURNING recipient, event)"
     " SELECT written.recipient, s.status, (SELECT last_value FROM store_changes)"
     " FROM written LEFT JOIN subscribers s ON s.email_key = written.recipient"
@@ -117,11 +120,14 @@ class EventWriter:
             _settle(waiters, standings, None)
 
     def _write(self, rows: list[tuple[Any, ...]]) -> dict[str, Standing]:
-        """One statement for the batch, whatever its size: the events (a column of values each:
-        the same statement for any batch, prepared once by the server), then (read after them)
-        the standing of each reader whose attempt is among them."""
-        columns = [list(column) for column in zip(*rows, strict=True)]
-        found = self.db.execute(WRITE_EVENTS, [self.issue_id, *columns[1:]]).fetchall()
+        """One statement for the batch, whatever its size: the events (one JSON document: the
+        same statement for any batch, prepared once by the server), then (read after them) the
+        standing of each reader whose attempt is among them."""
+        document = json.dumps(
+            [dict(zip(EVENT_COLUMNS[1:], row[1:], strict=True)) for row in rows],
+            separators=(",", ":"),
+        )
+        found = self.db.execute(WRITE_EVENTS, (self.issue_id, document)).fetchall()
         return {recipient: Standing(status, marker) for recipient, status, marker in found}
 
     def sync(self) -> None:

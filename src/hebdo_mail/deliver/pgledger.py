@@ -73,6 +73,7 @@ class SharedLedger:
         self._heartbeat: threading.Thread | None = None
         self._stop_heartbeat = threading.Event()
         self._writer: EventWriter | None = None
+        self._frontier = -1  # the queue position of this sender's last claim
 
     # -- joining ---------------------------------------------------------------------------
 
@@ -129,7 +130,8 @@ class SharedLedger:
         with self.db.transaction():
             self.db.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (self.issue_id,))
             self.db.execute(
-                "UPDATE send_queue SET state = 'pending' WHERE issue_id = ? AND state = 'deferred'",
+                "UPDATE send_queue SET state = 'pending' WHERE issue_id = ? AND state = 'deferred'"
+                " AND (claimed_by IS NULL OR lease_until < now())",  # not one a live sender retries
                 (self.issue_id,),
             )
             if resend_unknown:
@@ -219,17 +221,19 @@ class SharedLedger:
                 yield from claimed
 
     def _claim(self, size: int) -> list[Recipient]:
-        rows = self.db.execute(
-            "WITH picked AS (SELECT recipient FROM send_queue WHERE issue_id = ?"
-            " AND (state = 'pending' OR (state = 'claimed' AND lease_until < now()))"
-            " ORDER BY position LIMIT ? FOR UPDATE SKIP LOCKED)"
-            " UPDATE send_queue q SET state = 'claimed', claimed_by = ?,"
-            " lease_until = now() + make_interval(secs => ?)"
-            " FROM picked WHERE q.issue_id = ? AND q.recipient = picked.recipient"
-            " RETURNING q.position, q.recipient, q.email, q.name, q.lang, q.format,"
-            " q.attributes, q.attempts",
-            (self.issue_id, size, self.me, self.lease, self.issue_id),
-        ).fetchall()
+        """Up to ``size`` recipients for this sender: first the pending ones past its last claim
+        (an index walk that starts where the last one stopped, so a claim costs the same at any
+        point of any list), and once none is left there, any pending from the start (handed back
+        by a sender that stopped) and the claims whose lease lapsed (a sender gone)."""
+        rows = self._pick("state = 'pending' AND position > ?", self._frontier, size)
+        if not rows:
+            rows = self._pick("state = 'pending' AND position > ?", -1, size)
+        if not rows:
+            rows = self._pick(
+                "state = 'claimed' AND lease_until < now() AND position > ?", -1, size
+            )
+        if rows:
+            self._frontier = max(row[0] for row in rows)
         recipients = []
         for row in sorted(rows, key=lambda r: r[0]):
             self.claims.attempts[row[1]] = row[7]
@@ -239,6 +243,21 @@ class SharedLedger:
             )  # fmt: skip
             recipients.append(recipient)
         return recipients
+
+    def _pick(self, condition: str, after: int, size: int) -> list[Any]:
+        """Claim the first ``size`` rows in queue order that meet ``condition`` (one range of
+        the claimable index, walked in order: never a scan of the whole queue)."""
+        rows: list[Any] = self.db.execute(
+            f"WITH picked AS (SELECT recipient FROM send_queue WHERE issue_id = ? AND {condition}"
+            " ORDER BY position LIMIT ? FOR UPDATE SKIP LOCKED)"
+            " UPDATE send_queue q SET state = 'claimed', claimed_by = ?,"
+            " lease_until = now() + make_interval(secs => ?)"
+            " FROM picked WHERE q.issue_id = ? AND q.recipient = picked.recipient"
+            " RETURNING q.position, q.recipient, q.email, q.name, q.lang, q.format,"
+            " q.attributes, q.attempts",
+            (self.issue_id, after, size, self.me, self.lease, self.issue_id),
+        ).fetchall()
+        return rows
 
     def _start_heartbeat(self) -> None:
         if self._heartbeat is None:
@@ -250,15 +269,32 @@ class SharedLedger:
         database = PostgresDatabase(self.url, migrations=MIGRATIONS)
         try:
             while not self._stop_heartbeat.wait(self.lease / 3):
-                database.execute(
-                    "UPDATE send_queue SET lease_until = now() + make_interval(secs => ?)"
-                    " WHERE issue_id = ? AND claimed_by = ? AND state IN ('claimed', 'attempted')",
-                    (self.lease, self.issue_id, self.me),
-                )
+                self._renew_once(database)
         except StoreError:
             pass  # the writer notices a lost server and stops the send; the claims lapse
         finally:
             database.close()
+
+    def _renew_once(self, database: PostgresDatabase) -> None:
+        """Renew every claim of this sender without ever waiting for a row's lock: the event
+        writer locks the rows it records (through the trigger), in an order of its own, so a
+        renewal that waited could deadlock with it. A row locked now is renewed by a next pass a
+        moment later (the writer holds a lock for one statement)."""
+        mine = (
+            "issue_id = ? AND claimed_by = ? AND state IN ('claimed', 'attempted', 'deferred')"
+            " AND lease_until < now() + make_interval(secs => ?)"
+        )
+        stale = (self.issue_id, self.me, self.lease * 2 / 3)  # not renewed by this round yet
+        while True:
+            database.execute(
+                "UPDATE send_queue SET lease_until = now() + make_interval(secs => ?)"
+                " WHERE (issue_id, recipient) IN (SELECT issue_id, recipient FROM send_queue"
+                f" WHERE {mine} FOR UPDATE SKIP LOCKED)",
+                (self.lease, *stale),
+            )
+            left = database.execute(f"SELECT 1 FROM send_queue WHERE {mine} LIMIT 1", stale)
+            if left.fetchone() is None or self._stop_heartbeat.wait(0.05):
+                return
 
     # -- recording -------------------------------------------------------------------------
 
