@@ -256,3 +256,51 @@ def test_the_dashboard_shows_the_issue_s_totals_while_two_senders_share_it(
         f'<a href="/admin/issues/{EXAMPLE_ISSUE}">{EXAMPLE_ISSUE}</a></th><td class="number">120</td>'
         in page
     )
+
+
+def test_renewing_the_leases_never_waits_for_a_row_the_event_writer_holds(
+    postgres: PostgresServer,
+) -> None:
+    """The writer's trigger locks the rows it records, in an order of its own: a renewal that
+    waited for them could deadlock with it (two rows, each side holding one)."""
+    import threading
+
+    import psycopg
+
+    from hebdo_mail.audience.postgres import PostgresDatabase
+    from hebdo_mail.audience.schema import MIGRATIONS
+    from hebdo_mail.deliver.pgledger import SharedLedger
+
+    url = postgres.new_database()
+    PostgresDatabase(url, migrations=MIGRATIONS, migrate=True).close()
+    ledger = SharedLedger(url, "2026-01", lease=30)
+    renewed = "SELECT recipient FROM send_queue WHERE lease_until > now() + interval '20 seconds'"
+    with psycopg.connect(url, autocommit=True) as setup:
+        for position, recipient in enumerate(["a@example.org", "b@example.org", "c@example.org"]):
+            setup.execute(
+                "INSERT INTO send_queue (issue_id, recipient, position, email, state, claimed_by,"
+                " lease_until) VALUES ('2026-01', %s, %s, %s, 'attempted', %s, now())",
+                (recipient, position, recipient, ledger.me),
+            )
+    with (
+        psycopg.connect(url) as writer,  # as the event writer's statement holds its rows
+        psycopg.connect(url, autocommit=True) as check,
+    ):
+        writer.execute(
+            "UPDATE send_queue SET last_event = 'attempt' WHERE recipient = 'a@example.org'"
+        )
+        renewal = threading.Thread(target=ledger._renew_once, args=(ledger.db,))
+        renewal.start()
+        wait_until(
+            lambda: len(check.execute(renewed).fetchall()) == 2, what="the free rows renewed"
+        )
+        # The writer goes on to a row the renewal passed: it must not wait (no deadlock).
+        writer.execute(
+            "UPDATE send_queue SET last_event = 'sent' WHERE recipient = 'b@example.org'"
+        )
+        assert renewal.is_alive()  # the held row is not renewed yet: the renewal comes back for it
+        writer.commit()
+        renewal.join(timeout=10)
+        assert not renewal.is_alive()
+        assert len(check.execute(renewed).fetchall()) == 3
+    ledger.close()
