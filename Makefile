@@ -32,7 +32,7 @@ demo: install
 lint: install-dev
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
-	$(BIN)/mypy src tests
+	$(BIN)/mypy src tests bench
 
 test: install-test
 	$(MAKE) --no-print-directory lint

@@ -32,7 +32,7 @@ from reader_page import timed  # noqa: E402  (this folder: the benchmarks' own h
 from hebdo_mail.audience.postgres import PostgresDatabase, close_pools  # noqa: E402
 from hebdo_mail.audience.schema import MIGRATIONS  # noqa: E402
 from hebdo_mail.deliver.pgdeliveries import SharedDeliveryRecords  # noqa: E402
-from hebdo_mail.deliver.pgledger import EVENT_COLUMNS  # noqa: E402
+from hebdo_mail.deliver.pgevents import EVENT_COLUMNS  # noqa: E402
 from hebdo_mail.deliver.report import issue_report  # noqa: E402
 from hebdo_mail.workspace import load_workspace  # noqa: E402
 from tests.pgserver import PostgresServer  # noqa: E402

@@ -32,6 +32,7 @@ Needs Debian's postfix package for smtp-sink and smtp-source (`make test` instal
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import os
 import re
@@ -62,6 +63,7 @@ class Run:
 
     wall: float  # seconds, process start to exit
     rss: int  # peak resident set, bytes
+    cpu: float  # seconds of CPU, user and system
     out: str
     started: float  # time.time() just before the process started
 
@@ -87,7 +89,8 @@ def command(workspace: Path, *args: str) -> Run:
     code = os.waitstatus_to_exitcode(status)
     if code not in (0, 75):  # 75: some left to send (a --limit)
         raise SystemExit(f"hebdo-mail {' '.join(args)} failed ({code}): {err.strip()}")
-    return Run(wall, usage.ru_maxrss * 1024, out.strip(), started)
+    cpu = usage.ru_utime + usage.ru_stime
+    return Run(wall, usage.ru_maxrss * 1024, cpu, out.strip(), started)
 
 
 def first_attempt(log: Path) -> float:
@@ -218,6 +221,18 @@ def postgres(url: str) -> Iterator[str]:
         server.stop()
 
 
+def server_cpu() -> float:
+    """CPU seconds of this host's PostgreSQL processes so far, with their ended children's (a
+    sender's backend ends with its connection): where the server runs here, its share."""
+    total = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/{pid}/comm").read_text().startswith("postgres"):
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def shared_workspace(folder: Path, plain: Path, url: str) -> Path:
     """A copy of the workspace whose store (and so ledger) is the PostgreSQL server."""
     workspace = folder / "shared"
@@ -273,9 +288,9 @@ def measure(args: argparse.Namespace, n: int, url: str | None) -> tuple[Figures,
         workspace = Path(folder) / "plain"
         workspace.mkdir()
         print(f"-- {n:,} readers: writing the list, importing it, building the issue", flush=True)
-        for name, run in prepare(workspace, n, args.concurrency).items():
-            figures[f"{name} s"].append(run.wall)
-            figures[f"{name} rss"].append(run.rss)
+        for name, prepared in prepare(workspace, n, args.concurrency).items():
+            figures[f"{name} s"].append(prepared.wall)
+            figures[f"{name} rss"].append(prepared.rss)
         message = sample_message(workspace)
         plain = (workspace / "hebdo.toml").read_text()
         signing = {algorithm: dkim_settings(workspace, plain, algorithm) for algorithm in args.dkim}
@@ -290,6 +305,7 @@ def measure(args: argparse.Namespace, n: int, url: str | None) -> tuple[Figures,
                     figures[f"{source} send"].append(n / sent.send_seconds())
                     figures[f"{source} first"].append(first_attempt(log) - sent.started)
                     figures[f"{source} rss"].append(sent.rss)
+                    figures[f"{source} cpu"].append(sent.cpu / n)
                     report(f"run {run + 1}: from the {source}", n, sent)
                 figures["status s"].append(command(workspace, "status", ISSUE).wall)
                 seconds = run_source(message, port, n, args.concurrency)
@@ -334,7 +350,10 @@ def shared_runs(
     shared: Path, url: str, port: int, n: int, senders: int, figures: Figures, run: int
 ) -> None:
     forget_shared(url)
+    before = server_cpu()
     one = send(shared, port, "store")
+    figures["pg 1 server cpu"].append((server_cpu() - before) / n)
+    figures["pg 1 cpu"].append(one.cpu / n)
     figures["pg 1 whole"].append(n / one.wall)
     figures["pg 1 send"].append(n / one.send_seconds())
     figures["pg 1 rss"].append(one.rss)
@@ -404,6 +423,11 @@ def summary(args: argparse.Namespace, n: int, figures: Figures, size: int) -> No
             "whole command "
             f"file {m('store whole'):,.0f}, PostgreSQL 1 sender {m('pg 1 whole'):,.0f}, "
             f"{args.senders} senders {m('pg n whole'):,.0f} msg/s"
+        )
+        print(
+            f"  CPU a message: the sender {m('store cpu') * 1e6:.0f} µs on the file ledger, "
+            f"{m('pg 1 cpu') * 1e6:.0f} µs on PostgreSQL, and the server "
+            f"{m('pg 1 server cpu') * 1e6:.0f} µs (when it runs on this host)"
         )
     for name, label in (("import", "import"), ("import again", "import again (unchanged)"),
                         ("export", "export"), ("build", "build")):  # fmt: skip

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 from ..audience.recipients import RecipientSource, StoreRecipients
 from ..deliver.changes import describe_changes, digest_of
-from ..deliver.pgledger import SharedLedger, shared_counts, shared_waiting, write_jsonl
+from ..deliver.pgledger import SharedLedger
+from ..deliver.pgrecords import shared_counts, shared_waiting, write_jsonl
 from ..deliver.selection import SendOptions
 from ..deliver.send import Sender
 from ..errors import HebdoError

@@ -69,7 +69,7 @@ def published_check(workspace: Workspace) -> Callable[[str], bool] | None:
     url = workspace.store_url
     if url is None:
         return None
-    from .pgledger import shared_published
+    from .pgrecords import shared_published
 
     return lambda issue_id: shared_published(url, issue_id)
 
@@ -82,7 +82,7 @@ def readable_log(workspace: Workspace, issue_id: str) -> Iterator[Path]:
     if url is None:
         yield workspace.logs_dir / f"{issue_id}.jsonl"
         return
-    from .pgledger import write_jsonl
+    from .pgrecords import write_jsonl
 
     with tempfile.TemporaryDirectory(prefix="hebdo-log-") as folder:
         path = Path(folder) / f"{issue_id}.jsonl"
@@ -124,7 +124,7 @@ def send_record(workspace: Workspace) -> SendRecord:
     url = workspace.store_url
     if url is None:
         return SendLogs(workspace.logs_dir)
-    from .pgledger import SharedSendRecord
+    from .pgrecords import SharedSendRecord
 
     return SharedSendRecord(url)
 
