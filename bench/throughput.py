@@ -109,10 +109,18 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+SINKS: list[int] = []  # the running smtp-sink (its CPU is part of the figures)
+
+
+def sink_cpu() -> float:
+    return process_cpu(SINKS[-1])
+
+
 @contextmanager
 def smtp_sink() -> Iterator[int]:
     port = free_port()
     sink = subprocess.Popen([SINK, "-u", "nobody", f"127.0.0.1:{port}", "1000"])
+    SINKS.append(sink.pid)
     try:
         deadline = time.monotonic() + 10
         while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
@@ -123,6 +131,7 @@ def smtp_sink() -> Iterator[int]:
     finally:
         sink.send_signal(signal.SIGTERM)
         sink.wait()
+        SINKS.remove(sink.pid)
 
 
 def run_source(message: Path, port: int, n: int, sessions: int) -> float:
@@ -224,13 +233,18 @@ def postgres(url: str) -> Iterator[str]:
 def server_cpu() -> float:
     """CPU seconds of this host's PostgreSQL processes so far, with their ended children's (a
     sender's backend ends with its connection): where the server runs here, its share."""
-    total = 0
+    total = 0.0
     for pid in filter(str.isdigit, os.listdir("/proc")):
         with contextlib.suppress(OSError):
             if Path(f"/proc/{pid}/comm").read_text().startswith("postgres"):
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-                total += sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
-    return total / os.sysconf("SC_CLK_TCK")
+                total += process_cpu(int(pid))
+    return total
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds of a running process, with those of its ended children."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 def shared_workspace(folder: Path, plain: Path, url: str) -> Path:
@@ -300,7 +314,9 @@ def measure(args: argparse.Namespace, n: int, url: str | None) -> tuple[Figures,
             for run in range(args.runs):
                 for source in args.sources:
                     forget(workspace)
+                    sink_before = sink_cpu()
                     sent = send(workspace, port, source)
+                    figures[f"{source} sink cpu"].append((sink_cpu() - sink_before) / n)
                     figures[f"{source} whole"].append(n / sent.wall)
                     figures[f"{source} send"].append(n / sent.send_seconds())
                     figures[f"{source} first"].append(first_attempt(log) - sent.started)
@@ -350,9 +366,10 @@ def shared_runs(
     shared: Path, url: str, port: int, n: int, senders: int, figures: Figures, run: int
 ) -> None:
     forget_shared(url)
-    before = server_cpu()
+    before, sink_before = server_cpu(), sink_cpu()
     one = send(shared, port, "store")
     figures["pg 1 server cpu"].append((server_cpu() - before) / n)
+    figures["pg 1 sink cpu"].append((sink_cpu() - sink_before) / n)
     figures["pg 1 cpu"].append(one.cpu / n)
     figures["pg 1 whole"].append(n / one.wall)
     figures["pg 1 send"].append(n / one.send_seconds())
@@ -425,8 +442,9 @@ def summary(args: argparse.Namespace, n: int, figures: Figures, size: int) -> No
             f"{args.senders} senders {m('pg n whole'):,.0f} msg/s"
         )
         print(
-            f"  CPU a message: the sender {m('store cpu') * 1e6:.0f} µs on the file ledger, "
-            f"{m('pg 1 cpu') * 1e6:.0f} µs on PostgreSQL, and the server "
+            f"  CPU a message, file ledger: sender {m('store cpu') * 1e6:.0f} µs, smtp-sink "
+            f"{m('store sink cpu') * 1e6:.0f} µs; PostgreSQL ledger: sender "
+            f"{m('pg 1 cpu') * 1e6:.0f} µs, smtp-sink {m('pg 1 sink cpu') * 1e6:.0f} µs, the server "
             f"{m('pg 1 server cpu') * 1e6:.0f} µs (when it runs on this host)"
         )
     for name, label in (("import", "import"), ("import again", "import again (unchanged)"),
