@@ -119,6 +119,35 @@ def test_each_recipient_goes_to_exactly_one_of_two_senders(
     assert state.counts()["sent"] == 120 and not state.warnings
 
 
+def test_a_sender_joining_leaves_alone_the_deferred_readers_another_is_retrying(
+    shared: Path, cli: Callable[..., Result]
+) -> None:
+    """A reader the relay deferred stays with the sender that will retry them: a second sender
+    joining meanwhile must not take them too (the reader would get two copies)."""
+    deferred_once = set(READERS[:4])
+    recorder = Recorder(
+        hook=lambda stage, rcpt, count: (
+            "451 4.3.0 try again later" if stage == "data" and rcpt in deferred_once and count == 1
+            else None
+        )
+    )  # fmt: skip
+    replace_in(shared / "hebdo.toml", "retry_delay = 0.01", "retry_delay = 3")
+    store = store_of(shared)
+    waiting_retry = "SELECT count(*) FROM send_queue WHERE state = 'deferred'"
+    with SmtpServer(recorder) as server:
+        first = start_send(shared, server.url)
+        wait_until(
+            lambda: store.db.execute(waiting_retry).fetchone()[0] == len(deferred_once),
+            what="the first sender's deferred readers",
+        )
+        second = cli("send", EXAMPLE_ISSUE, "--smtp", server.url, "--yes", cwd=shared)
+        assert second.code in (0, 75), second.err
+        _, err = first.communicate(timeout=60)
+        assert first.returncode == 0, err
+    store.close()
+    assert sorted(r.rcpt for r in recorder.received) == READERS  # each exactly once
+
+
 def test_a_sender_with_another_copy_of_the_issue_refuses_to_join(
     shared: Path, cli: Callable[..., Result]
 ) -> None:
