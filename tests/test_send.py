@@ -294,6 +294,27 @@ def test_5xx_fails_once_and_never_stops_the_others(ws: Path, cli: Callable[..., 
         assert marc is not None and marc.bounce_score == 1
 
 
+def test_a_reply_with_control_characters_is_kept_without_them(
+    ws: Path, cli: Callable[..., Result]
+) -> None:
+    """A relay's odd bytes must not stop a send: PostgreSQL refuses NUL in text, and a terminal
+    would obey an escape sequence shown by `report`."""
+    cli("subscribers", "import", "subscribers.example.csv", cwd=ws)
+    recorder = Recorder(
+        hook=lambda stage, rcpt, n: (
+            "550 5.1.1 no\x00 such\x1b[2J user" if rcpt.startswith("marc") else None
+        )
+    )
+    with SmtpServer(recorder) as server:
+        first = send(cli, ws, "--smtp", server.url, "--yes")
+    assert first.code == 0 and first.out.startswith("4 sent, 0 deferred, 1 failed"), first
+    failed = [e for e in events(ws) if e["event"] == "failed"]
+    assert failed[0]["reply"] == "5.1.1 no such[2J user"
+    with store_of(ws) as store:
+        marc = store.get("marc.dubois@example.net")
+        assert marc is not None and marc.bounce_score == 1
+
+
 def test_421_and_a_drop_before_data_reconnect_and_deliver(
     ws: Path, cli: Callable[..., Result]
 ) -> None:

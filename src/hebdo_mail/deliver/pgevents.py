@@ -108,9 +108,14 @@ class EventWriter:
                 waiters, self._waiters = self._waiters, []
             try:
                 standings = self._write(rows)
-            except StoreError as exc:
+            except Exception as exc:  # a thread's error would otherwise end it unseen
+                message, where = (
+                    (exc.message, exc.where)
+                    if isinstance(exc, StoreError)
+                    else (f"the shared ledger refused an event ({exc})", self.db.where)
+                )
                 self.failure = LogError(
-                    f"{exc.message}; stopping so that no message goes unrecorded", where=exc.where
+                    f"{message}; stopping so that no message goes unrecorded", where=where
                 )
                 _settle(waiters, {}, self.failure)
                 with self._lock:

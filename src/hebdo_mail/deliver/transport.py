@@ -30,12 +30,21 @@ class RelayRefused(TransportError):
     """The relay answered but will not let us send (login refused, no STARTTLS): retrying is useless."""
 
 
+# A relay's reply is read by people and kept by ledgers that cannot hold every character
+# (PostgreSQL refuses NUL in text): control characters go, line breaks and tabs stay.
+_CONTROLS = dict.fromkeys([*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F])
+
+
 @dataclass(frozen=True)
 class Reply:
     code: int | None  # None: no reply came (the connection was lost or timed out)
     text: str
     stage: SmtpStage
     content_sent: bool = False  # the message and its final dot were handed to the relay
+
+    def __post_init__(self) -> None:
+        if not self.text.isprintable():  # the usual reply costs one scan, no copy
+            object.__setattr__(self, "text", self.text.translate(_CONTROLS))
 
     @property
     def outcome(self) -> Outcome:
