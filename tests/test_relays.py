@@ -110,5 +110,5 @@ def test_a_url_and_relays_together_are_refused(ws: Path, cli: Callable[..., Resu
     append_settings(
         ws, '[smtp]\nurl = "smtp://127.0.0.1:25"\n[[smtp.relays]]\nurl = "smtp://127.0.0.1:26"\n'
     )
-    result = cli("status", EXAMPLE_ISSUE, cwd=ws)
+    result = cli("send", EXAMPLE_ISSUE, "--dry-run", cwd=ws)
     assert result.code == 1 and "give either url or [[smtp.relays]], not both" in result.err

@@ -140,3 +140,25 @@ def test_an_english_issue_with_other_sections_and_no_order(
     ]
     assert len(brochure) == 2  # in the body and in the downloads
     assert (root / "build" / "2007-03" / "files" / brochure[0].rsplit("/", 1)[1]).is_file()
+
+
+def test_status_loads_no_settings_model_yet_refuses_a_store_url_with_a_password(
+    ws: Path, cli: Callable[..., Result]
+) -> None:
+    """`status` reads only where the log is and the store's URL: it answers without loading
+    the settings' models (pydantic, a fifth of a second of start-up), and still checks the URL."""
+    import sys
+
+    probe = (
+        "import sys; from hebdo_mail.cli.main import main; code = main(['status', '2006-50']);"
+        " print(code, 'pydantic' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ws, capture_output=True, text=True, timeout=60
+    )
+    assert done.stdout.splitlines()[-1] == "0 False", (done.stdout, done.stderr)
+    with (ws / "hebdo.toml").open("a") as handle:
+        handle.write('\n[store]\nurl = "postgresql://hebdo:secret@db.example.org/hebdo"\n')
+    result = cli("status", "2006-50", cwd=ws)
+    assert result.code == 1 and "hebdo.toml" in result.err
+    assert "must not hold a password" in result.err and "secret" not in result.err

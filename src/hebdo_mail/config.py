@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import re
-import tomllib
 import unicodedata
 from collections.abc import Callable, Mapping
 from email.utils import parseaddr
@@ -19,8 +18,8 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError, HebdoError
-
-CONFIG_NAME = "hebdo.toml"
+from .storeurl import check_store_url
+from .tomlfile import read_toml, toml_key_line
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -329,24 +328,6 @@ class StoreSettings(StrictModel):
         return check_store_url(value) if value is not None else None
 
 
-def check_store_url(value: str) -> str:
-    """postgresql://user@host:port/database; the password never goes in the URL (it would be
-    in hebdo.toml for anyone to read): PGPASSWORD, ~/.pgpass or HEBDO_STORE_PASSWORD."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(value)
-    if parts.scheme not in ("postgresql", "postgres") or not parts.hostname:
-        raise ValueError(
-            f"{value.split('@')[-1]!r} is not a URL like 'postgresql://hebdo@db.example.org:5432/hebdo'"
-        )
-    if parts.password is not None:
-        raise ValueError(
-            "the store URL must not hold a password; give it in PGPASSWORD, ~/.pgpass or "
-            "HEBDO_STORE_PASSWORD"
-        )
-    return value
-
-
 class Settings(StrictModel):
     newsletter: NewsletterSettings
     store: StoreSettings = StoreSettings()
@@ -363,43 +344,6 @@ class Settings(StrictModel):
 def load_settings(path: Path) -> Settings:
     data, text = read_toml(path, ConfigError)
     return validate_model(Settings, data, path=path, text=text, error=ConfigError)
-
-
-def read_toml(path: Path, error: type[HebdoError]) -> tuple[dict[str, Any], str]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise error("is not UTF-8 text; save it as UTF-8", path=path) from exc
-    except OSError as exc:
-        raise error(f"cannot be read ({exc.strerror})", path=path) from exc
-    try:
-        return tomllib.loads(text), text
-    except tomllib.TOMLDecodeError as exc:
-        match = re.search(r"\(at line (\d+), column \d+\)", str(exc))
-        line = int(match.group(1)) if match else None
-        reason = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
-        raise error(f"is not valid TOML: {reason}; fix the syntax", path=path, line=line) from exc
-
-
-def toml_key_line(text: str, loc: tuple[str | int, ...]) -> int | None:
-    """Best-effort line of a dotted key in TOML text: the key inside its [table], else the table."""
-    table = [str(p) for p in loc[:-1] if isinstance(p, str)]
-    key = str(loc[-1]) if loc else ""
-    current: list[str] = []
-    table_line = None
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        header = re.match(r"^\[+\s*([^\]]+?)\s*\]+", line)
-        if header:
-            current = [part.strip().strip('"') for part in header.group(1).split(".")]
-            if current == table:
-                table_line = number
-            if current[: len(table) + 1] == [*table, key]:
-                return number  # the key is itself a table: [subject] or [sections.fr]
-            continue
-        if current == table and re.match(rf'^"?{re.escape(key)}"?\s*=', line):
-            return number
-    return table_line
 
 
 def validate_model(

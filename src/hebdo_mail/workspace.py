@@ -11,10 +11,18 @@ import secrets
 import shutil
 import stat
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .config import CONFIG_NAME, Settings, check_store_url, load_settings
 from .errors import ConfigError
+from .storeurl import check_store_url
+from .tomlfile import read_toml
+
+if TYPE_CHECKING:  # the settings' models load only when a command reads its settings
+    from .config import Settings
+
+CONFIG_NAME = "hebdo.toml"
 
 SECRET_ENV = "HEBDO_SECRET"
 STORE_URL_ENV = "HEBDO_STORE_URL"
@@ -23,10 +31,17 @@ MIN_SECRET_LENGTH = 16
 
 @dataclass(frozen=True)
 class Workspace:
-    """A folder holding hebdo.toml, and the places every stage reads and writes."""
+    """A folder holding hebdo.toml, and the places every stage reads and writes. Its settings are
+    read and checked when first asked for (load_workspace asks at once, unless a command such as
+    ``status`` needs none of them)."""
 
     root: Path
-    settings: Settings
+
+    @cached_property
+    def settings(self) -> Settings:
+        from .config import load_settings
+
+        return load_settings(self.config_path)
 
     @property
     def config_path(self) -> Path:
@@ -64,16 +79,28 @@ class Workspace:
     def store_path(self) -> Path:
         return self.root / self.settings.store.path
 
-    @property
+    @cached_property
     def store_url(self) -> str | None:
-        """The PostgreSQL store's URL (HEBDO_STORE_URL, else [store] url), or None for SQLite."""
+        """The PostgreSQL store's URL (HEBDO_STORE_URL, else [store] url), or None for SQLite.
+        Read from the file by itself (the settings check it too): a command that needs nothing
+        else does not load the settings for it."""
         from_env = os.environ.get(STORE_URL_ENV)
         if from_env:
             try:
                 return check_store_url(from_env)
             except ValueError as exc:
                 raise ConfigError(f"{STORE_URL_ENV}: {exc}") from None
-        return self.settings.store.url
+        if "settings" in self.__dict__:  # read and checked already
+            return self.settings.store.url
+        data, _ = read_toml(self.config_path, ConfigError)
+        store = data.get("store")
+        url = store.get("url") if isinstance(store, dict) else None
+        if url is None:
+            return None
+        try:
+            return check_store_url(str(url))
+        except ValueError as exc:
+            raise ConfigError(f"[store] url: {exc}", path=self.config_path) from None
 
     def store_exists(self) -> bool:
         """Whether there is a store to read (a server is assumed to be there)."""
@@ -105,7 +132,11 @@ def find_workspace_root(start: Path) -> Path:
     )
 
 
-def load_workspace(folder: Path | None = None, *, explicit: bool = False) -> Workspace:
+def load_workspace(
+    folder: Path | None = None, *, explicit: bool = False, settings: bool = True
+) -> Workspace:
+    """The workspace at ``folder`` (or the nearest above the current folder), its settings
+    read and checked at once unless ``settings`` is false."""
     if explicit and folder is not None:
         if not (folder / CONFIG_NAME).is_file():
             raise ConfigError(
@@ -114,7 +145,10 @@ def load_workspace(folder: Path | None = None, *, explicit: bool = False) -> Wor
         root = folder.resolve()
     else:
         root = find_workspace_root(folder or Path.cwd())
-    return Workspace(root=root, settings=load_settings(root / CONFIG_NAME))
+    workspace = Workspace(root=root)
+    if settings:
+        workspace.settings  # noqa: B018  (a mistake in hebdo.toml stops the command here)
+    return workspace
 
 
 def check_private(path: Path) -> None:

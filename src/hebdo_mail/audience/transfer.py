@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import check_store_url
 from ..errors import ConfigError
+from ..storeurl import check_store_url
 from .database import StoreError
 from .schema import MIGRATIONS, TABLES
 from .store import SubscriberStore

@@ -12,11 +12,15 @@ if TYPE_CHECKING:
     from ..workspace import Workspace
 
 
-def workspace_from(args: argparse.Namespace) -> Workspace:
+def workspace_from(args: argparse.Namespace, *, settings: bool = True) -> Workspace:
+    """The workspace the command runs in; its settings checked at once unless ``settings`` is
+    false (a command that reads none of them)."""
     from ..workspace import load_workspace
 
     folder = getattr(args, "workspace", None)
-    return load_workspace(Path(folder) if folder else None, explicit=folder is not None)
+    return load_workspace(
+        Path(folder) if folder else None, explicit=folder is not None, settings=settings
+    )
 
 
 def invocation() -> str:

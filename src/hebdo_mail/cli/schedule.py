@@ -14,11 +14,12 @@ import sys
 from copy import copy
 from pathlib import Path
 
-from ..config import read_toml, validate_model
+from ..config import validate_model
 from ..deliver.ledger import log_path
 from ..deliver.sendlog import read_log
 from ..errors import HebdoError, IssueError
 from ..publish.issue import ISSUE_FILE, IssueConfig
+from ..tomlfile import read_toml
 from ..vocabulary import Outcome
 from ..workspace import Workspace
 

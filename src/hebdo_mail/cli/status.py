@@ -1,5 +1,5 @@
 """The ``status`` and ``log export`` commands: what an issue's send log says, read without
-loading anything a send needs (rendering, SMTP), so the answer comes at once.
+loading anything a send needs (rendering, SMTP, the settings' models), so the answer comes at once.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from .common import warn, workspace_from
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    workspace = workspace_from(args)
+    workspace = workspace_from(args, settings=False)  # the log's place and the store's URL
     folder = workspace.issue_folder(args.issue)
     if workspace.store_url is not None:
         from .send_shared import shared_status
@@ -39,7 +39,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_log_export(args: argparse.Namespace) -> int:
     """An issue's ledger as JSONL: the file itself, or the shared ledger written the same way."""
-    workspace = workspace_from(args)
+    workspace = workspace_from(args, settings=False)  # the log's place and the store's URL
     issue_id = workspace.issue_folder(args.issue).name
     target = None if args.file in (None, "-") else Path(args.file)
     if workspace.store_url is not None:

@@ -19,50 +19,19 @@ from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring as _quote
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
-
-from pydantic import BaseModel, ConfigDict, ValidationError
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..audience.keytable import KeyTable, KeyTableBuilder
 from ..errors import HebdoError, display_path
-from ..vocabulary import OUTCOMES, STATUS_KEYS, Event, Outcome, SmtpStage
+from ..vocabulary import OUTCOMES, STATUS_KEYS, Event, Outcome
 
 if TYPE_CHECKING:  # bounce processing is the only reader of refusals: imported there
     from ..audience.bounces import Refusal
+    from .logrecords import RecipientEvent, RunEvent
 
 
 class LogError(HebdoError):
     """The send log cannot be read or written."""
-
-
-class RecipientEvent(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    time: str
-    recipient: str
-    edition: str | None = None
-    event: Event
-    code: int | None = None
-    reply: str | None = None
-    message_id: str | None = None
-    attempt: int | None = None
-    # Of a failure: where the relay refused (mail, rcpt, data, content).
-    stage: SmtpStage | None = None
-    relay: str | None = None  # which relay of a pool carried it
-
-
-class RunEvent(BaseModel):
-    """Written when a run starts: what it sent to, and how many recipients the list held."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    time: str
-    event: Literal["run"]
-    total: int
-    source: str
-    transport: str
-    # What the run mailed: edition -> part -> short hash (deliver/changes.py).
-    digest: dict[str, dict[str, str]] | None = None
 
 
 EVENTS = tuple(Event)
@@ -138,6 +107,10 @@ def read_log(path: Path) -> LogState:
     """Replay the log. A line cut short by a crash is skipped with a warning; any other damage is
     an error naming the line, since guessing could mail someone twice."""
     state = LogState()
+    if not path.exists():  # nothing sent yet: nothing to replay, nor to load for it
+        return state
+    from .logrecords import RunEvent
+
     table = KeyTableBuilder(_merge_states)
     codes = {event: number for number, event in enumerate(EVENTS)}
     for event in _records(path, state.warnings):
@@ -159,6 +132,8 @@ def read_log(path: Path) -> LogState:
 
 def recipient_events(path: Path, warnings: list[str]) -> Iterator[RecipientEvent]:
     """Every recipient event of a log, in order (warnings as read_log gives them)."""
+    from .logrecords import RecipientEvent
+
     for event in _records(path, warnings):
         if isinstance(event, RecipientEvent):
             yield event
@@ -188,6 +163,10 @@ def _record(
 ) -> RunEvent | RecipientEvent | None:
     """One line: a recipient's event (parsed and checked straight from the bytes, the fast way
     for a million lines), a run, or None for a line cut short by a crash."""
+    from pydantic import ValidationError
+
+    from .logrecords import RecipientEvent, RunEvent
+
     try:
         return RecipientEvent.model_validate_json(raw)
     except ValidationError as exc:

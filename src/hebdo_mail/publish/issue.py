@@ -18,11 +18,10 @@ from ..config import (
     StrictModel,
     check_language,
     check_single_line,
-    read_toml,
-    toml_key_line,
     validate_model,
 )
 from ..errors import ConfigError, IssueError
+from ..tomlfile import read_toml, toml_key_line
 from ..workspace import Workspace
 from .articles import Article, Media, front_matter_line, load_article
 from .files import IssueFiles, slug

@@ -13,8 +13,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import read_toml, validate_model
+from ..config import validate_model
 from ..errors import ConfigError, HebdoError, IssueError
+from ..tomlfile import read_toml
 from ..workspace import Workspace
 from .issue import ISSUE_FILE, ISSUE_ID, IssueConfig
 
