@@ -37,9 +37,12 @@ EVENT_TYPES = (
 )  # after issue_id
 # One statement for any batch: the rows as one JSON document (one parameter to encode, where a
 # column of values each cost the client twice as much per statement).
+_RECORD = ", ".join(
+    f"{name} {kind}" for name, kind in zip(EVENT_COLUMNS[1:], EVENT_TYPES, strict=True)
+)
 WRITE_EVENTS = (
     f"WITH written AS (INSERT INTO send_events ({', '.join(EVENT_COLUMNS)})"
-    f" SELECT ?, * FROM json_to_recordset(?::json) AS r({', '.join(f'{name} {kind}' for name, kind in zip(EVENT_COLUMNS[1:], EVENT_TYPES, strict=True))})"
+    f" SELECT ?, * FROM json_to_recordset(?::json) AS r({_RECORD})"
     " RETURNING recipient, event)"
     " SELECT written.recipient, s.status, (SELECT last_value FROM store_changes)"
     " FROM written LEFT JOIN subscribers s ON s.email_key = written.recipient"

@@ -6,8 +6,9 @@ recipients; every sender then claims batches of pending recipients (``FOR UPDATE
 with a lease it renews while it lives), so each recipient is handed to exactly one of them. The
 events are the file log's (an ``attempt`` committed before the message content goes out, then
 ``sent``, ``deferred``, ``failed`` or ``skipped``); a trigger keeps each queue row's last event,
-so ``status`` is one query from any host (pgrecords.py reads it). A sender that dies leaves its claims to lapse: the
-recipients it never attempted become pending again, the ones it attempted stay ``unknown``.
+so ``status`` is one query from any host (pgrecords.py reads it). A sender that dies leaves its
+claims to lapse: the recipients it never attempted become pending again, the ones it attempted
+stay ``unknown``.
 
 Events are written by a thread of their own, a batch per round trip (pgevents.py): the event loop
 hands them over and waits only for an attempt's commit, never for the outcomes. A claim walks
