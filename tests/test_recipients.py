@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from hebdo_mail.audience.database import StoreError
 from hebdo_mail.audience.recipients import CsvRecipients, StoreRecipients
 from hebdo_mail.audience.store import SubscriberStore
 from hebdo_mail.errors import HebdoError
@@ -67,12 +68,20 @@ def test_a_list_changed_in_place_stops_the_send_and_one_saved_anew_changes_nothi
         source.close()
 
 
-def test_the_store_list_is_fixed_at_the_start_and_read_as_the_send_goes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("spooled_by", ["this thread", "a thread of its own"])
+def test_the_store_list_is_fixed_at_the_start_and_read_as_the_send_goes(
+    tmp_path: Path, spooled_by: str
+) -> None:
+    """Spooled by a thread on a second connection (as a send does), the list is the same: the
+    store as of the count, however long the thread takes to write it."""
     with SubscriberStore.at(tmp_path / "hebdo.db") as store:
         for i in range(1200):
             store.add(f"reader{i}@example.org", name=f"Reader {i}")
         store.set_status("reader3@example.org", "unsubscribed")
-        source = StoreRecipients(store, batch=100)
+        reopen = (
+            (lambda: SubscriberStore.at(tmp_path / "hebdo.db")) if "own" in spooled_by else None
+        )
+        source = StoreRecipients(store, batch=100, reopen=reopen)
         try:
             assert len(source) == 1199
             store.add("late@example.org")  # joined after the run's list was fixed: not in it
@@ -90,3 +99,31 @@ def test_the_store_list_is_fixed_at_the_start_and_read_as_the_send_goes(tmp_path
             assert list(source.address_keys()) == emails
         finally:
             source.close()
+
+
+def test_a_list_that_cannot_be_read_says_why_when_it_is_counted(tmp_path: Path) -> None:
+    def unreachable() -> SubscriberStore:
+        raise StoreError("cannot connect to the store", where="db.example.org:5432/hebdo")
+
+    with SubscriberStore.at(tmp_path / "hebdo.db") as store:
+        source = StoreRecipients(store, reopen=unreachable)
+        try:
+            with pytest.raises(StoreError, match="cannot connect to the store"):
+                len(source)
+            with pytest.raises(StoreError, match="cannot connect to the store"):
+                list(source)
+        finally:
+            source.close()
+
+
+def test_a_snapshot_reads_the_store_as_of_its_first_read(tmp_path: Path) -> None:
+    """What lets a thread spool the list while others write: its reads all see one moment."""
+    path = tmp_path / "hebdo.db"
+    with SubscriberStore.at(path) as store, SubscriberStore.at(path) as reader:
+        store.add("first@example.org")
+        with reader.snapshot():
+            assert reader.count("active") == 1
+            store.add("second@example.org")  # committed meanwhile, by another connection
+            assert reader.count("active") == 1
+            assert [k for keys in reader.keys_of("active") for k in keys] == ["first@example.org"]
+        assert reader.count("active") == 2

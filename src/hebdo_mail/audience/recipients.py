@@ -4,11 +4,11 @@ store, streamed in batches. Either way each recipient is a ``Recipient`` value.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -154,39 +154,39 @@ class StoreRecipients(RecipientSource):
     them, so memory does not grow with the list.
 
     Who the run counts is fixed at its start: their address keys, spooled to a temporary file
-    (a million readers take some 25 MB of disk, none of memory). A reader who leaves or is
-    removed before their batch is read is still handed on, so the send logs them skipped instead
-    of leaving them pending. ``marker`` is the store's change marker as of that moment, taken
-    before the list is read. The list is read when first asked for: a shared ledger fills its
-    queue in the database itself, and never asks.
+    (a million readers take some 25 MB of disk, none of memory) from one read transaction. A
+    reader who leaves or is removed before their batch is read is still handed on, so the send
+    logs them skipped instead of leaving them pending. ``marker`` is the store's change marker as
+    of that moment, taken before the list is read. The list is read when first asked for: a
+    shared ledger fills its queue in the database itself, and never asks. Given ``reopen`` (a
+    second connection to the same store), a thread writes the spool while the send reads its
+    first keys: the first message does not wait for the whole list.
     """
 
-    def __init__(self, store: SubscriberStore, batch: int = 500) -> None:
+    def __init__(
+        self, store: SubscriberStore, batch: int = 500,
+        reopen: Callable[[], SubscriberStore] | None = None,
+    ) -> None:  # fmt: skip
         self.description = "the subscriber store"
         self.store = store
         self.batch = batch
+        self.reopen = reopen
         self.marker = store.change_marker()  # first: a change after it is seen as a change
-        self._spool: BinaryIO | None = None
-        self._count = 0
+        self._spool: KeySpool | None = None
 
-    def _keys(self) -> BinaryIO:
+    def _spooled(self) -> KeySpool:
         if self._spool is None:
-            self._spool = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
-            for keys in self.store.keys_of(Status.ACTIVE):
-                self._spool.write("".join(f"{key}\n" for key in keys).encode())
-                self._count += len(keys)
-        self._spool.seek(0)
+            self._spool = KeySpool(self.store, self.reopen)
         return self._spool
 
     def _batches(self) -> Iterator[list[str]]:
-        spool = self._keys()
-        position = 0
-        while True:
-            spool.seek(position)
-            keys = [line.decode().rstrip("\n") for line in itertools.islice(spool, self.batch)]
-            position = spool.tell()
-            if not keys:
-                return
+        keys: list[str] = []
+        for key in self._spooled().written_keys():
+            keys.append(key)
+            if len(keys) == self.batch:
+                yield keys
+                keys = []
+        if keys:
             yield keys
 
     def __iter__(self) -> Iterator[Recipient]:
@@ -210,9 +210,108 @@ class StoreRecipients(RecipientSource):
             yield from keys
 
     def __len__(self) -> int:
-        self._keys()
-        return self._count
+        return self._spooled().count()
 
     def close(self) -> None:
         if self._spool is not None:
             self._spool.close()
+
+
+class KeySpool:
+    """The active subscribers' address keys, in id order, in a temporary file: read in one read
+    transaction (the list as of its first read, however long the reading takes), by a thread on
+    a connection of its own when ``reopen`` gives one, else at once on ``store``. Readers take
+    the keys written so far and wait for the next ones."""
+
+    CHUNK = 1 << 16  # bytes read at a time
+
+    def __init__(
+        self, store: SubscriberStore, reopen: Callable[[], SubscriberStore] | None
+    ) -> None:
+        self._file = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
+        self._changed = threading.Condition()
+        self._written = 0  # bytes of whole lines in the file
+        self._count: int | None = None
+        self._done = False
+        self._failure: BaseException | None = None
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        if reopen is None:
+            self._fill(store)
+        else:
+            self._thread = threading.Thread(
+                target=self._fill_anew, args=(reopen,), name="list", daemon=True
+            )
+            self._thread.start()
+
+    def _fill_anew(self, reopen: Callable[[], SubscriberStore]) -> None:
+        try:
+            store = reopen()
+        except BaseException as exc:  # told to whoever reads the list
+            self._finish(exc)
+            return
+        try:
+            self._fill(store)
+        finally:
+            store.close()
+
+    def _fill(self, store: SubscriberStore) -> None:
+        try:
+            with store.snapshot():
+                count = store.count(Status.ACTIVE)
+                with self._changed:
+                    self._count = count
+                    self._changed.notify_all()
+                for keys in store.keys_of(Status.ACTIVE):
+                    if self._stopping:
+                        break
+                    data = "".join(f"{key}\n" for key in keys).encode()
+                    self._file.write(data)
+                    self._file.flush()
+                    with self._changed:
+                        self._written += len(data)
+                        self._changed.notify_all()
+        except BaseException as exc:
+            self._finish(exc)
+            return
+        self._finish(None)
+
+    def _finish(self, failure: BaseException | None) -> None:
+        with self._changed:
+            self._failure = failure
+            self._done = True
+            self._changed.notify_all()
+
+    def count(self) -> int:
+        with self._changed:
+            self._changed.wait_for(lambda: self._count is not None or self._done)
+            if self._count is None:
+                assert self._failure is not None
+                raise self._failure
+            return self._count
+
+    def written_keys(self) -> Iterator[str]:
+        """Every key, in order, as soon as it is written."""
+        position, rest = 0, b""
+        while True:
+            with self._changed:
+                self._changed.wait_for(self._past(position))
+                if self._failure is not None:
+                    raise self._failure
+                available = self._written - position
+            if not available:
+                return
+            chunk = os.pread(self._file.fileno(), min(available, self.CHUNK), position)
+            position += len(chunk)
+            *lines, rest = (rest + chunk).split(b"\n")
+            for line in lines:
+                yield line.decode()
+
+    def _past(self, position: int) -> Callable[[], bool]:
+        return lambda: self._written > position or self._done
+
+    def close(self) -> None:
+        self._stopping = True
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        self._file.close()

@@ -18,7 +18,7 @@ from ..config import BounceSettings, check_language
 from ..vocabulary import FORMATS, NOT_MAILABLE, STATUSES, Status
 from .addresses import InvalidAddress, address_key, check_name, normalise_address
 from .bounce_ledger import BounceLedger
-from .database import Database, SqliteDatabase, StoreError, now
+from .database import Bracket, Database, SqliteDatabase, StoreError, now
 from .erasure import forget_erasure
 from .history import StatusHistory, statuses_of
 from .schema import MIGRATIONS, TABLES
@@ -188,6 +188,13 @@ class SubscriberStore:
             for row in rows:
                 yield Subscriber.from_row(row)
             last_id = rows[-1]["id"]
+
+    def snapshot(self) -> Bracket:
+        """A read transaction: what it reads is the store as of its first read, whatever is
+        committed meanwhile (SQLite's WAL keeps that moment for it; a server needs REPEATABLE
+        READ). Takes no write lock."""
+        begin = "BEGIN" if self.db.engine == "sqlite" else "BEGIN ISOLATION LEVEL REPEATABLE READ"
+        return Bracket(self.db.execute, begin)
 
     def count(self, status: str | None = None) -> int:
         if status:

@@ -114,7 +114,7 @@ def recipient_source(
         store = open_store(workspace, create=False) if workspace.store_exists() else None
         return source, store
     store = open_store(workspace, create=False)
-    return StoreRecipients(store), store
+    return StoreRecipients(store, reopen=lambda: open_store(workspace, create=False)), store
 
 
 def token_signer(workspace: Workspace) -> TokenSigner:
