@@ -90,8 +90,6 @@ class Workspace:
                 return check_store_url(from_env)
             except ValueError as exc:
                 raise ConfigError(f"{STORE_URL_ENV}: {exc}") from None
-        if "settings" in self.__dict__:  # read and checked already
-            return self.settings.store.url
         data, _ = read_toml(self.config_path, ConfigError)
         store = data.get("store")
         url = store.get("url") if isinstance(store, dict) else None

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..audience.keytable import KeyTable, KeyTableBuilder
-from ..errors import HebdoError, display_path
+from ..errors import HebdoError
 from ..vocabulary import OUTCOMES, STATUS_KEYS, Event, Outcome
 
 if TYPE_CHECKING:  # bounce processing is the only reader of refusals: imported there
@@ -147,48 +147,17 @@ def _records(path: Path, warnings: list[str]) -> Iterator[RunEvent | RecipientEv
         return
     except OSError as exc:
         raise LogError(f"cannot be read ({exc.strerror})", path=path) from None
+    from .logrecords import parse_record  # once a replay, not once a line
+
     with handle:
         try:
             for number, raw in enumerate(handle, start=1):
                 if raw.strip():
-                    record = _record(raw, path, number, warnings)
+                    record = parse_record(raw, path, number, warnings)
                     if record is not None:
                         yield record
         except OSError as exc:
             raise LogError(f"cannot be read ({exc.strerror})", path=path) from None
-
-
-def _record(
-    raw: bytes, path: Path, number: int, warnings: list[str]
-) -> RunEvent | RecipientEvent | None:
-    """One line: a recipient's event (parsed and checked straight from the bytes, the fast way
-    for a million lines), a run, or None for a line cut short by a crash."""
-    from pydantic import ValidationError
-
-    from .logrecords import RecipientEvent, RunEvent
-
-    try:
-        return RecipientEvent.model_validate_json(raw)
-    except ValidationError as exc:
-        problem = exc.errors()[0]
-    if problem["type"] == "json_invalid":
-        warnings.append(
-            f"{display_path(path)}:{number}: an incomplete line (a write cut short by a crash) was ignored"
-        )
-        return None
-    record: Any = json.loads(raw)
-    if isinstance(record, dict) and record.get("event") == "run":
-        try:
-            return RunEvent.model_validate(record)
-        except ValidationError as exc:
-            problem = exc.errors()[0]
-    where = ".".join(str(p) for p in problem["loc"])
-    raise LogError(
-        f"is not a send log record ({where}: {problem['msg']}); restore the log from a "
-        "backup before sending again",
-        path=path,
-        line=number,
-    ) from None
 
 
 class RecipientStates(Protocol):
