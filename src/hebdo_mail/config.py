@@ -8,82 +8,35 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import re
-import unicodedata
 from collections.abc import Callable, Mapping
-from email.utils import parseaddr
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .checkedsettings import Checked, NewsletterMethods, StyleMethods
+from .checks import (
+    check_language,
+    check_list_id,
+    check_mailbox,
+    check_single_line,
+    parse_duration,
+    parse_share,
+)
 from .errors import ConfigError, HebdoError
 from .storeurl import check_store_url
-from .tomlfile import read_toml, toml_key_line
+from .tomlfile import parse_toml, read_toml, toml_key_line
 
 M = TypeVar("M", bound=BaseModel)
 
 
-class StrictModel(BaseModel):
+class StrictModel(Checked, BaseModel):
     """Base for everything read from outside: unknown keys are errors, values are immutable."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
-def check_single_line(value: str) -> str:
-    """Header-bound values must never carry a line break: that is how headers get injected. Nor
-    any other control character or Unicode line separator (\\v, \\f, \\x1c-\\x1f, \\x85,
-    U+2028, U+2029): some programs end a line at those too."""
-    found = next((c for c in value if unicodedata.category(c) in ("Cc", "Zl", "Zp")), None)
-    if found is not None:
-        raise ValueError(f"must be a single line without control characters (it holds {found!r})")
-    return value
-
-
-def check_mailbox(value: str) -> str:
-    """Exactly one mailbox, 'Name <name@example.org>' or 'name@example.org': no list of
-    addresses, no group, nothing after the address."""
-    from email.headerregistry import AddressHeader, HeaderRegistry
-
-    check_single_line(value)
-    try:
-        header = HeaderRegistry()("From", value)
-    except (ValueError, IndexError):
-        header = None
-    one = (
-        isinstance(header, AddressHeader) and not header.defects and len(header.addresses) == 1
-        and header.groups[0].display_name is None and bool(header.addresses[0].username)
-        and bool(header.addresses[0].domain)
-    )  # fmt: skip
-    if not one:
-        raise ValueError(f"{value!r} is not one address like 'Name <name@example.org>'")
-    return value
-
-
-# RFC 2919: a List-Id is a dot-atom (letters, digits and a few signs, in dotted parts).
-LIST_ID = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)+")
-
-
-def check_list_id(value: str) -> str:
-    check_single_line(value)
-    if not LIST_ID.fullmatch(value):
-        raise ValueError(f"{value!r} is not a list id like 'hebdo.example.org' (RFC 2919)")
-    return value
-
-
-@lru_cache(maxsize=1024)
-def check_language(value: str) -> str:
-    """A language Babel knows ('fr', 'en-GB'); cached, since a list repeats a few codes."""
-    from babel import Locale, UnknownLocaleError
-
-    try:
-        Locale.parse(value.replace("-", "_"))
-    except (ValueError, UnknownLocaleError):
-        raise ValueError(f"{value!r} is not a language code such as 'fr' or 'en'") from None
-    return value
-
-
-class NewsletterSettings(StrictModel):
+class NewsletterSettings(NewsletterMethods, StrictModel):
     name: str = Field(min_length=1)
     sender: str = Field(alias="from")
     reply_to: str | None = None
@@ -121,38 +74,6 @@ class NewsletterSettings(StrictModel):
             check_language(lang)
             check_single_line(name)
         return value
-
-    def name_in(self, lang: str) -> str:
-        return self.names.get(lang) or self.names.get(lang.split("-")[0]) or self.name
-
-    def sender_in(self, lang: str) -> str:
-        """From: the configured sender, shown under the newsletter's name in that language."""
-        name = self.name_in(lang)
-        if name == self.name:
-            return self.sender
-        from email.headerregistry import Address
-
-        return str(Address(display_name=name, addr_spec=self.sender_address))
-
-    @property
-    def sender_address(self) -> str:
-        return parseaddr(self.sender)[1]
-
-    @property
-    def sender_domain(self) -> str:
-        return self.sender_address.rpartition("@")[2].lower()
-
-    @property
-    def list_identifier(self) -> str:
-        """The List-Id value (RFC 2919): a dotted name under the sender's domain."""
-        if self.list_id:
-            return self.list_id
-        slug = re.sub(r"[^a-z0-9]+", "-", self.name.lower()).strip("-") or "newsletter"
-        return f"{slug}.{self.sender_domain}"
-
-    @property
-    def unsubscribe_address(self) -> str:
-        return parseaddr(self.unsubscribe_mailbox or self.sender)[1]
 
 
 class RelaySettings(StrictModel):
@@ -211,23 +132,6 @@ class SendSettings(StrictModel):
         return parse_share(value) if isinstance(value, str) else value
 
 
-def parse_share(text: str) -> float:
-    """'10%' or '0.1'."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(%?)\s*", text)
-    if not match:
-        raise ValueError(f"{text!r} is not a share such as '10%' or 0.1")
-    return float(match[1]) / (100 if match[2] else 1)
-
-
-def parse_duration(text: str) -> dt.timedelta:
-    """'12h', '90min', '2d', '45m' (minutes) or '30s'."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(d|h|m|min|s)\s*", text)
-    if not match:
-        raise ValueError(f"{text!r} is not a duration such as '12h', '90min' or '2d'")
-    unit = {"d": "days", "h": "hours", "m": "minutes", "min": "minutes", "s": "seconds"}
-    return dt.timedelta(**{unit[match[2]]: float(match[1])})
-
-
 class BounceSettings(StrictModel):
     # VERP: each message's envelope sender names its reader (bounces+<token>@domain), so any
     # bounce finds them. Off by default: some relays rewrite the envelope sender.
@@ -260,7 +164,7 @@ class DkimSettings(StrictModel):
     algorithm: Literal["rsa-sha256", "ed25519-sha256"] = "rsa-sha256"
 
 
-class StyleSettings(StrictModel):
+class StyleSettings(StyleMethods, StrictModel):
     """The brand, without forking a template."""
 
     accent: str = "#003366"  # masthead, titles and section labels
@@ -276,18 +180,6 @@ class StyleSettings(StrictModel):
         if len(value) == 4:
             value = "#" + "".join(c * 2 for c in value[1:])
         return value.lower()
-
-    def colours(self) -> dict[str, str]:
-        """The accent, and a light shade of it that reads on a dark background."""
-        import colorsys
-
-        red, green, blue = (int(self.accent[i : i + 2], 16) / 255 for i in (1, 3, 5))
-        hue, _, saturation = colorsys.rgb_to_hls(red, green, blue)
-        light = colorsys.hls_to_rgb(hue, 0.8, min(saturation, 0.9))
-        return {
-            "accent": self.accent,
-            "accent_light": "#" + "".join(f"{round(c * 255):02x}" for c in light),
-        }
 
 
 class WebSettings(StrictModel):
@@ -342,7 +234,14 @@ class Settings(StrictModel):
 
 
 def load_settings(path: Path) -> Settings:
+    """hebdo.toml read and checked now (a workspace keeps a copy: checkedsettings.py)."""
     data, text = read_toml(path, ConfigError)
+    return validate_model(Settings, data, path=path, text=text, error=ConfigError)
+
+
+def settings_from(path: Path, raw: bytes) -> Settings:
+    """The settings in ``raw``, the bytes of hebdo.toml at ``path``, checked."""
+    data, text = parse_toml(path, raw, ConfigError)
     return validate_model(Settings, data, path=path, text=text, error=ConfigError)
 
 

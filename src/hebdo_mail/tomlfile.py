@@ -14,11 +14,18 @@ from .errors import HebdoError
 
 def read_toml(path: Path, error: type[HebdoError]) -> tuple[dict[str, Any], str]:
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise error("is not UTF-8 text; save it as UTF-8", path=path) from exc
+        raw = path.read_bytes()
     except OSError as exc:
         raise error(f"cannot be read ({exc.strerror})", path=path) from exc
+    return parse_toml(path, raw, error)
+
+
+def parse_toml(path: Path, raw: bytes, error: type[HebdoError]) -> tuple[dict[str, Any], str]:
+    """The table and the text of ``raw``, the bytes read from ``path``."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise error("is not UTF-8 text; save it as UTF-8", path=path) from exc
     try:
         return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as exc:

@@ -39,9 +39,9 @@ class Workspace:
 
     @cached_property
     def settings(self) -> Settings:
-        from .config import load_settings
+        from .checkedsettings import workspace_settings
 
-        return load_settings(self.config_path)
+        return workspace_settings(self.config_path, self.build_dir)
 
     @property
     def config_path(self) -> Path:

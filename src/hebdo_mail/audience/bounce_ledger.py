@@ -15,13 +15,16 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from ..config import BounceSettings
 from ..vocabulary import BounceKind, Status
 from .addresses import address_key
 from .database import Database, StoreError, now
 from .erasure import erased_among
 from .history import StatusHistory
+
+if TYPE_CHECKING:
+    from ..config import BounceSettings
 
 
 @dataclass(frozen=True)

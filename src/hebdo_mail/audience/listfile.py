@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import BinaryIO, TextIO
 
 from ..atomic import atomic_output
-from ..config import check_language
+from ..checks import check_language
 from ..errors import HebdoError
 from ..vocabulary import STATUSES
 from .addresses import InvalidAddress, check_name, normalise_address

@@ -180,29 +180,29 @@ class StoreRecipients(RecipientSource):
         return self._spool
 
     def _batches(self) -> Iterator[list[str]]:
+        """The keys a batch at a time; the first batches small, so the first message waits
+        for a few rows only."""
         keys: list[str] = []
+        size = min(self.batch, 32)
         for key in self._spooled().written_keys():
             keys.append(key)
-            if len(keys) == self.batch:
+            if len(keys) == size:
                 yield keys
-                keys = []
+                keys, size = [], min(self.batch, size * 2)
         if keys:
             yield keys
 
     def __iter__(self) -> Iterator[Recipient]:
         for keys in self._batches():
-            found = self.store.existing(keys)
+            found = self.store.mailing_rows(keys)
             for key in keys:
-                subscriber = found.get(key)
-                if subscriber is None:  # removed from the list since the run began
+                row = found.get(key)
+                if row is None:  # removed from the list since the run began
                     yield Recipient(email=key)
                     continue
+                email, name, lang, fmt, attributes = row
                 yield Recipient(
-                    email=subscriber.email,
-                    name=subscriber.name,
-                    lang=subscriber.lang,
-                    format=subscriber.format,
-                    attributes=subscriber.attributes,
+                    email=email, name=name, lang=lang, format=fmt, attributes=attributes
                 )
 
     def address_keys(self) -> Iterator[str]:

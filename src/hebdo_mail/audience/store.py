@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..config import BounceSettings, check_language
+from ..checks import check_language
 from ..vocabulary import FORMATS, NOT_MAILABLE, STATUSES, Status
 from .addresses import InvalidAddress, address_key, check_name, normalise_address
 from .bounce_ledger import BounceLedger
@@ -26,6 +26,7 @@ from .subscriptions import Subscriptions
 from .tallies import IssueTallies
 
 if TYPE_CHECKING:
+    from ..config import BounceSettings
     from ..workspace import Workspace
 
 __all__ = [
@@ -56,6 +57,11 @@ class Subscriber:
             source=row["source"], created_at=row["created_at"], updated_at=row["updated_at"],
             unsubscribed_at=row["unsubscribed_at"], bounce_score=row["bounce_score"],
         )  # fmt: skip
+
+
+MailingRow = tuple[
+    str, str, str | None, str, dict[str, str]
+]  # email, name, lang, format, attributes
 
 
 class Store(Protocol):
@@ -89,7 +95,11 @@ class SubscriberStore:
     def __init__(self, db: Database, *, bounces: BounceSettings | None = None) -> None:
         self.db = db
         self.history = StatusHistory(db)
-        self.bounces = BounceLedger(db, bounces or BounceSettings(), self.history)
+        if bounces is None:  # the defaults (a send passes the workspace's, read without the models)
+            from ..config import BounceSettings
+
+            bounces = BounceSettings()
+        self.bounces = BounceLedger(db, bounces, self.history)
         self.tallies = IssueTallies(db)
         self.subscriptions = Subscriptions(db, self.history)
 
@@ -141,30 +151,34 @@ class SubscriberStore:
 
     def keys_of(self, status: str, *, batch: int = 10_000) -> Iterator[list[str]]:
         """The address keys of every subscriber of that status, in id order, a batch at a time
-        (a server's cursor would otherwise bring every row over at once)."""
-        last = 0
+        (a server's cursor would otherwise bring every row over at once). The first batches are
+        small, doubling up to ``batch``: whoever waits for the first keys gets them at once."""
+        last, size = 0, min(batch, 256)
         while True:
             rows = self.db.execute(
                 "SELECT id, email_key FROM subscribers WHERE status = ? AND id > ? ORDER BY id"
                 " LIMIT ?",
-                (status, last, batch),
+                (status, last, size),
             ).fetchall()
             if rows:
                 yield [row[1] for row in rows]
-            if len(rows) < batch:
+            if len(rows) < size:
                 return
-            last = rows[-1][0]
+            last, size = rows[-1][0], min(batch, size * 2)
 
-    def existing(self, keys: Sequence[str]) -> dict[str, Subscriber]:
-        """The subscribers of these address keys, one query per 500."""
-        found: dict[str, Subscriber] = {}
+    def mailing_rows(self, keys: Sequence[str]) -> dict[str, MailingRow]:
+        """What a send needs of the subscribers of these address keys (email, name, lang,
+        format, attributes), one query per 500; the rest of their rows is not read."""
+        found: dict[str, MailingRow] = {}
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            for row in self.db.execute(
-                f"SELECT * FROM subscribers WHERE email_key IN ({marks})", chunk
+            for key, email, name, lang, fmt, attributes in self.db.execute(
+                "SELECT email_key, email, name, lang, format, attributes FROM subscribers"
+                f" WHERE email_key IN ({marks})",
+                chunk,
             ):
-                found[row["email_key"]] = Subscriber.from_row(row)
+                found[key] = (email, name, lang, fmt, json.loads(attributes))
         return found
 
     def iter_subscribers(

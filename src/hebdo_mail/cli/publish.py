@@ -112,7 +112,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
 
 
 def cmd_catalogue(args: argparse.Namespace) -> int:
-    from ..config import check_language
+    from ..checks import check_language
     from ..publish.i18n import extract_messages, write_catalogue
     from ..workspace import package_templates_dir
 

@@ -17,15 +17,18 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
-from ..config import DkimSettings
 from ..errors import ConfigError
 from ..workspace import Workspace, check_private
 from .wireformat import CRLF, from_wire
+
+if TYPE_CHECKING:
+    from ..config import DkimSettings
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING
 
 from ..audience.recipients import Recipient
 from ..audience.tokens import TokenSigner
-from ..config import BounceSettings, NewsletterSettings
 from ..errors import HebdoError
 from ..publish.rendered import RenderedEdition
 from ..publish.slots import SlotSpec
@@ -45,6 +44,7 @@ from .wiretemplate import (
 )
 
 if TYPE_CHECKING:
+    from ..config import BounceSettings, NewsletterSettings
     from .dkim import DkimSigner
 
 # CRLF line ends; parts are encoded with 76-column quoted-printable lines.

@@ -10,12 +10,15 @@ import email.policy
 from collections.abc import Sequence
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
+from typing import TYPE_CHECKING
 
-from ..config import NewsletterSettings
 from .dkim import DkimSigner
 from .send import deliver_one
 from .transport import Reply, Transport
 from .wireformat import to_wire
+
+if TYPE_CHECKING:
+    from ..config import NewsletterSettings
 
 
 def notice_message(

@@ -10,6 +10,7 @@ aiosmtplib version below its next major release.
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -89,12 +90,21 @@ class SmtpTransport(Transport):
         self.timeout = timeout
         self.verify_tls = verify_tls
         self.description = target.description
+        self._local_hostname: asyncio.Future[str] | None = None
+
+    async def _own_name(self) -> str:
+        """The name this host gives in EHLO (socket.getfqdn, which may ask the resolver): looked
+        up once for every connection, not by each one in a thread of its own."""
+        if self._local_hostname is None:
+            self._local_hostname = asyncio.ensure_future(asyncio.to_thread(socket.getfqdn))
+        return await self._local_hostname
 
     async def connect(self) -> Connection:
         target = self.target
         client = aiosmtplib.SMTP(
             hostname=target.host,
             port=target.port,
+            local_hostname=await self._own_name(),
             use_tls=target.scheme == "smtps",
             # True means required: with STARTTLS missing the connection fails, it never goes on in clear.
             start_tls=target.scheme == "smtp+starttls",

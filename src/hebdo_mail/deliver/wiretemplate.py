@@ -15,11 +15,14 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
+from typing import TYPE_CHECKING
 
-from ..config import NewsletterSettings
 from ..publish.rendered import RenderedEdition
 from ..publish.slots import Personalised
 from .wireformat import CRLF, END_OF_DATA, dot_stuff_lines, qp_lines, split_lines
+
+if TYPE_CHECKING:
+    from ..config import NewsletterSettings
 
 # Serialising, a header may run to 998 octets: an unsubscribe URL is one word longer than 78
 # columns, and the email package would otherwise RFC 2047-encode it, which breaks the header.

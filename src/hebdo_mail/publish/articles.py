@@ -18,7 +18,8 @@ import yaml
 from markdown_it.token import Token
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from ..config import StrictModel, check_language, check_single_line, validation_error
+from ..checks import check_language, check_single_line
+from ..config import StrictModel, validation_error
 from ..errors import IssueError
 from . import markdown
 from .media import FileKind, inspect_file

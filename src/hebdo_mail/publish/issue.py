@@ -14,12 +14,8 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from ..config import (
-    StrictModel,
-    check_language,
-    check_single_line,
-    validate_model,
-)
+from ..checks import check_language, check_single_line
+from ..config import StrictModel, validate_model
 from ..errors import ConfigError, IssueError
 from ..tomlfile import read_toml, toml_key_line
 from ..workspace import Workspace

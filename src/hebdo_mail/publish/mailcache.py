@@ -95,7 +95,7 @@ def input_values(workspace: Workspace) -> dict[str, str]:
     """The inputs that are not files of their own."""
     settings = {name: getattr(workspace.settings, name) for name in RENDER_SETTINGS}
     dumped = json.dumps(
-        {name: section.model_dump(mode="json") for name, section in settings.items()},
+        {name: section.checked_values() for name, section in settings.items()},
         sort_keys=True,
     )
     values = {
