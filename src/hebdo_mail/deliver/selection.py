@@ -87,6 +87,7 @@ class StoreWatch:
         self.source_is_store = source_is_store
         self.changed = False
         self.marker_this_turn: int | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
         self.observed: tuple[int, float] | None = None  # (marker, time.monotonic() read)
         self.answers: dict[str, tuple[int, str | None]] = {}  # key -> (marker, refusal)
         if store is not None:
@@ -151,10 +152,12 @@ class StoreWatch:
             marker = observed[0]
         else:
             marker = store.change_marker()
-        try:
-            asyncio.get_running_loop().call_soon(self._new_turn)
-        except RuntimeError:  # no loop: nothing marks the end of a turn, so keep nothing
-            return marker
+        if self.loop is None or self.loop.is_closed():
+            try:  # remembered: Python 3.11 asks the kernel for the process id at each call
+                self.loop = asyncio.get_running_loop()
+            except RuntimeError:  # no loop: nothing marks the end of a turn, so keep nothing
+                return marker
+        self.loop.call_soon(self._new_turn)
         self.marker_this_turn = marker
         return marker
 

@@ -26,6 +26,8 @@ from ..errors import HebdoError
 from ..vocabulary import OUTCOMES, STATUS_KEYS, Event, Outcome
 
 if TYPE_CHECKING:  # bounce processing is the only reader of refusals: imported there
+    from asyncio import AbstractEventLoop
+
     from ..audience.bounces import Refusal
     from .logrecords import RecipientEvent, RunEvent
 
@@ -235,6 +237,7 @@ class LogWriter:
         self._pending: list[str] = []
         self._flush_scheduled = False
         self._syncing = False
+        self._loop: AbstractEventLoop | None = None
         self.failed: LogError | None = None  # once a write failed, nothing more is recorded
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -292,13 +295,24 @@ class LogWriter:
         if event == Event.ATTEMPT:
             self.flush()
         elif not self._flush_scheduled:
+            loop = self._running_loop()
+            if loop is not None:
+                loop.call_soon(self._flush_later)
+                self._flush_scheduled = True
+            else:  # no loop: write now
+                self.flush()
+
+    def _running_loop(self) -> AbstractEventLoop | None:
+        """The event loop the writer runs in, if any; remembered, since Python 3.11's
+        get_running_loop() asks the kernel for the process id each time (once a message)."""
+        if self._loop is None or self._loop.is_closed():
             import asyncio  # here, not at the top: `status` reads logs and has no use for it
 
             try:
-                asyncio.get_running_loop().call_soon(self._flush_later)
-                self._flush_scheduled = True
-            except RuntimeError:  # no loop: write now
-                self.flush()
+                self._loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return None
+        return self._loop
 
     def counted(self, recipient: str, event: Event) -> None:
         """What a writer that keeps counts does with an event written (logsummary.py)."""
@@ -331,11 +345,8 @@ class LogWriter:
             self._sync_soon()
 
     def _sync_soon(self) -> None:
-        import asyncio
-
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
+        loop = self._running_loop()
+        if loop is None:
             self.sync()
             return
         self._syncing = True
