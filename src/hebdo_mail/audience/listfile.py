@@ -235,15 +235,9 @@ def _header(row: list[str], path: Path, line: int) -> Header:
     return Header(columns, attributes)
 
 
-def read_subscribers(
-    path: Path, *, check_dns: bool = False, handle: BinaryIO | None = None
-) -> Iterator[CsvSubscriber | Rejected]:
+def read_subscribers(path: Path, *, check_dns: bool = False) -> Iterator[CsvSubscriber | Rejected]:
     """Every data row of the file, parsed and validated, in file order, read as it goes (the
-    file's encoding is checked first, over all of it). ``handle``: the file already open, to
-    read it again from the start (it is left open)."""
-    if handle is not None:
-        yield from _read_rows(handle, path, check_dns)
-        return
+    file's encoding is checked first, over all of it)."""
     try:
         opened = path.open("rb")
     except OSError as exc:

@@ -6,22 +6,33 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import BinaryIO
 
 from ..errors import HebdoError, display_path
 from ..vocabulary import Status
 from .addresses import address_key
 from .keytable import KeyTableBuilder, key_digest
-from .listfile import CsvError, Rejected, read_subscribers
+from .listfile import Rejected, read_subscribers
 from .store import SubscriberStore
 
 log = logging.getLogger(__name__)
+
+# A checked row of a CSV list: email, name, lang, format (None: the default), attributes.
+SpooledRow = tuple[str, str, str | None, str | None, dict[str, str]]
+
+
+def spool_error(exc: OSError) -> HebdoError:
+    """A list that could not be kept on disk for the send, in one line."""
+    return HebdoError(
+        f"the list could not be kept in {tempfile.gettempdir()} for the send ({exc.strerror}); "
+        "make room there, or set TMPDIR to a folder with room, and run the command again"
+    )
 
 
 @dataclass(frozen=True)
@@ -59,40 +70,35 @@ class RecipientSource:
 
 
 class CsvRecipients(RecipientSource):
-    """Every row of the file is read and checked before anything is sent; then the rows are read
-    again as the send reaches them, so a list of a million readers is never held in memory. The
-    first pass keeps a digest of each address only (audience/keytable.py), to find the repeated
-    ones: a repeated address is mailed once, as its first row says.
-
-    The file stays open from the first pass to the last: saving it anew meanwhile (a new file
-    under the same name) changes nothing for this run, and a change written into the file itself
-    stops the send before a row that was not checked is mailed.
+    """Every row of the file is read and checked before anything is sent. The checked rows are
+    kept as they are read, a batch at a time, in a temporary file (about 100 bytes a reader),
+    and the send reads them back from there: a list of a million readers is never held in
+    memory, nothing is parsed or checked twice, and the CSV file may be saved anew or edited
+    during the send (this run mails the rows it checked). The check keeps a digest of each
+    address only (audience/keytable.py), to find the repeated ones: a repeated address is mailed
+    once, as its first row says. One reading at a time.
     """
+
+    BATCH = 1024  # rows a pickled batch holds
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.description = f"file {path.name}"
+        self._spool = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
         try:
-            self._handle: BinaryIO = path.open("rb")
-        except OSError as exc:
-            raise CsvError(f"cannot be read ({exc.strerror})", path=path) from None
-        try:
-            self._stamp = self._stat()
             self._count, self._repeated = self._check()
         except BaseException:
-            self._handle.close()
+            self._spool.close()
             raise
 
-    def _stat(self) -> tuple[int, int]:
-        status = os.fstat(self._handle.fileno())
-        return status.st_size, status.st_mtime_ns
-
     def _check(self) -> tuple[int, set[int]]:
-        """The first pass: (how many distinct addresses, the digests of the repeated ones)."""
+        """The one pass over the file: (how many distinct addresses, the digests of the
+        repeated ones); the rows kept in the spool."""
         counts = KeyTableBuilder(lambda before, after: before + after)
         first_bad: Rejected | None = None
         bad = 0
-        for item in read_subscribers(self.path, handle=self._handle):
+        batch: list[SpooledRow] = []
+        for item in read_subscribers(self.path):
             if isinstance(item, Rejected):
                 first_bad = first_bad or item
                 bad += 1
@@ -100,6 +106,11 @@ class CsvRecipients(RecipientSource):
             if item.warning:
                 log.warning("%s:%d: %s", display_path(self.path), item.line, item.warning)
             counts.add(address_key(item.email), 1)
+            if first_bad is None:  # after a bad row, only counting what else is wrong
+                batch.append((item.email, item.name, item.lang, item.format, item.attributes))
+                if len(batch) == self.BATCH:
+                    self._keep(batch)
+                    batch = []
         if first_bad is not None:
             more = f" (and {bad - 1} more bad rows)" if bad > 1 else ""
             raise HebdoError(
@@ -107,46 +118,42 @@ class CsvRecipients(RecipientSource):
                 path=self.path,
                 line=first_bad.line,
             )
+        self._keep(batch)
         table = counts.build()
         return len(table), {digest for digest, count in table.items() if count > 1}
 
+    def _keep(self, batch: list[SpooledRow]) -> None:
+        try:
+            if batch:
+                pickle.dump(batch, self._spool, pickle.HIGHEST_PROTOCOL)
+            self._spool.flush()
+        except OSError as exc:
+            raise spool_error(exc) from None
+
     def __iter__(self) -> Iterator[Recipient]:
-        self._check_unchanged()
         first_rows: set[int] = set()
-        for row in read_subscribers(self.path, handle=self._handle):
-            if isinstance(row, Rejected):  # checked in the first pass: the file changed since
-                raise self._changed()
-            if self._repeated:
-                digest = key_digest(address_key(row.email))
-                if digest in self._repeated:
-                    if digest in first_rows:
-                        continue  # a repeated address is mailed once
-                    first_rows.add(digest)
-            yield Recipient(
-                email=row.email,
-                name=row.name,
-                lang=row.lang,
-                format=row.format or "html",
-                attributes=row.attributes,
-            )
-        self._check_unchanged()
-
-    def _check_unchanged(self) -> None:
-        if self._stat() != self._stamp:
-            raise self._changed()
-
-    def _changed(self) -> HebdoError:
-        return HebdoError(
-            "was changed in place while the send read it; keep the file as it is until the "
-            "send is over (save changes under another name)",
-            path=self.path,
-        )
+        self._spool.seek(0)
+        while True:
+            try:
+                batch: list[SpooledRow] = pickle.load(self._spool)
+            except EOFError:
+                return
+            for email, name, lang, fmt, attributes in batch:
+                if self._repeated:
+                    digest = key_digest(address_key(email))
+                    if digest in self._repeated:
+                        if digest in first_rows:
+                            continue  # a repeated address is mailed once
+                        first_rows.add(digest)
+                yield Recipient(
+                    email=email, name=name, lang=lang, format=fmt or "html", attributes=attributes
+                )
 
     def __len__(self) -> int:
         return self._count
 
     def close(self) -> None:
-        self._handle.close()
+        self._spool.close()
 
 
 class StoreRecipients(RecipientSource):
@@ -271,6 +278,9 @@ class KeySpool:
                     with self._changed:
                         self._written += len(data)
                         self._changed.notify_all()
+        except OSError as exc:  # the temporary file (the store's errors are its own)
+            self._finish(spool_error(exc))
+            return
         except BaseException as exc:
             self._finish(exc)
             return
