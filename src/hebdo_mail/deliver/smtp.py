@@ -90,14 +90,18 @@ class SmtpTransport(Transport):
         self.timeout = timeout
         self.verify_tls = verify_tls
         self.description = target.description
-        self._local_hostname: asyncio.Future[str] | None = None
+        self._own: str | None = None
+        self._own_lookup: asyncio.Future[str] | None = None
 
     async def _own_name(self) -> str:
         """The name this host gives in EHLO (socket.getfqdn, which may ask the resolver): looked
         up once for every connection, not by each one in a thread of its own."""
-        if self._local_hostname is None:
-            self._local_hostname = asyncio.ensure_future(asyncio.to_thread(socket.getfqdn))
-        return await self._local_hostname
+        if self._own is None:
+            lookup = self._own_lookup
+            if lookup is None or lookup.cancelled() or lookup.get_loop().is_closed():
+                lookup = self._own_lookup = asyncio.ensure_future(asyncio.to_thread(socket.getfqdn))
+            self._own = await lookup
+        return self._own
 
     async def connect(self) -> Connection:
         target = self.target
