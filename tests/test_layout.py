@@ -11,8 +11,8 @@ from .helpers import REPO
 
 PACKAGE = REPO / "src" / "hebdo_mail"
 CORE = {
-    "errors", "config", "checks", "checkedsettings", "vocabulary", "workspace", "atomic", "storeurl",
-    "tomlfile", "__init__", "",
+    "errors", "config", "checks", "checkedsettings", "installed", "vocabulary", "workspace", "atomic",
+    "storeurl", "tomlfile", "__init__", "",
 }  # fmt: skip
 # What each domain may import from, besides itself and the core modules.
 ALLOWED = {

@@ -164,3 +164,12 @@ def test_a_list_that_cannot_be_kept_on_disk_says_so_in_one_line(
         message = str(caught.value)
         assert "No space left on device" in message and "TMPDIR" in message, message
         assert "\n" not in message
+
+
+def test_a_temporary_folder_that_is_gone_says_so_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "gone"))
+    path = write(tmp_path / "list.csv", ["reader@example.org,R,x"])
+    with pytest.raises(HebdoError, match=r"gone for the send.*TMPDIR"):
+        CsvRecipients(path)

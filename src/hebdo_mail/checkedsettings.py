@@ -14,12 +14,14 @@ import datetime as dt
 import hashlib
 import json
 import re
+import sys
 from collections.abc import Iterable
 from email.utils import parseaddr
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from . import __version__
+from .installed import distributions
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -28,7 +30,8 @@ CACHE_NAME = ".settings.json"
 # The modules whose code decides what a checked value is (config.py and every module of ours it
 # imports): a change to one is a new key.
 CHECKING_CODE = (
-    "config.py", "checks.py", "checkedsettings.py", "errors.py", "storeurl.py", "tomlfile.py",
+    "config.py", "checks.py", "checkedsettings.py", "errors.py", "installed.py", "storeurl.py",
+    "tomlfile.py",
 )  # fmt: skip
 
 
@@ -162,13 +165,18 @@ def _revive(values: dict[str, Any]) -> Any:
     return SECTIONS.get(kind, Section)(kind, values)
 
 
-def settings_key(text: bytes) -> str:
-    """The file's bytes and the code that checks them, in one digest."""
+def settings_key(text: bytes) -> str | None:
+    """The file's bytes and what checks them (our code, Python, the installed libraries: an
+    upgrade of Babel or pydantic may judge a value anew), in one digest; None when our sources
+    cannot be read (an install without them), and then nothing is kept."""
     digest = hashlib.sha256(text)
     package = Path(__file__).parent
-    for name in CHECKING_CODE:
-        digest.update((package / name).read_bytes())
-    digest.update(__version__.encode())
+    try:
+        for name in CHECKING_CODE:
+            digest.update((package / name).read_bytes())
+    except OSError:
+        return None
+    digest.update("\n".join([__version__, sys.version, *distributions()]).encode())
     return digest.hexdigest()
 
 
@@ -185,14 +193,15 @@ def workspace_settings(path: Path, build_dir: Path) -> Settings:
     copy = build_dir / CACHE_NAME
     try:
         kept = json.loads(copy.read_bytes(), object_hook=_revive)
-        if kept["key"] == key:
+        if key is not None and kept["key"] == key:
             return cast("Settings", kept["settings"])
     except (OSError, ValueError, KeyError, TypeError):
         pass  # none yet, or not one this code wrote: checked below
     from .config import settings_from
 
     settings = settings_from(path, text)
-    _keep(copy, {"key": key, "settings": settings.checked_values()})
+    if key is not None:
+        _keep(copy, {"key": key, "settings": settings.checked_values()})
     return settings
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import BinaryIO
 
 from ..errors import HebdoError, display_path
 from ..vocabulary import Status
@@ -25,6 +26,14 @@ log = logging.getLogger(__name__)
 
 # A checked row of a CSV list: email, name, lang, format (None: the default), attributes.
 SpooledRow = tuple[str, str, str | None, str | None, dict[str, str]]
+
+
+def temporary_file() -> BinaryIO:
+    """A temporary file for a list kept on disk during a send (closed by its holder)."""
+    try:
+        return tempfile.TemporaryFile()
+    except OSError as exc:
+        raise spool_error(exc) from None
 
 
 def spool_error(exc: OSError) -> HebdoError:
@@ -84,7 +93,7 @@ class CsvRecipients(RecipientSource):
     def __init__(self, path: Path) -> None:
         self.path = path
         self.description = f"file {path.name}"
-        self._spool = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
+        self._spool = temporary_file()
         try:
             self._count, self._repeated = self._check()
         except BaseException:
@@ -138,6 +147,8 @@ class CsvRecipients(RecipientSource):
                 batch: list[SpooledRow] = pickle.load(self._spool)
             except EOFError:
                 return
+            except OSError as exc:
+                raise spool_error(exc) from None
             for email, name, lang, fmt, attributes in batch:
                 if self._repeated:
                     digest = key_digest(address_key(email))
@@ -235,7 +246,7 @@ class KeySpool:
     def __init__(
         self, store: SubscriberStore, reopen: Callable[[], SubscriberStore] | None
     ) -> None:
-        self._file = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
+        self._file = temporary_file()
         self._changed = threading.Condition()
         self._written = 0  # bytes of whole lines in the file
         self._count: int | None = None
@@ -311,7 +322,10 @@ class KeySpool:
                 available = self._written - position
             if not available:
                 return
-            chunk = os.pread(self._file.fileno(), min(available, self.CHUNK), position)
+            try:
+                chunk = os.pread(self._file.fileno(), min(available, self.CHUNK), position)
+            except OSError as exc:
+                raise spool_error(exc) from None
             position += len(chunk)
             *lines, rest = (rest + chunk).split(b"\n")
             for line in lines:

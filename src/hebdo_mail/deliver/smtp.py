@@ -100,7 +100,7 @@ class SmtpTransport(Transport):
             lookup = self._own_lookup
             if lookup is None or lookup.cancelled() or lookup.get_loop().is_closed():
                 lookup = self._own_lookup = asyncio.ensure_future(asyncio.to_thread(socket.getfqdn))
-            self._own = await lookup
+            self._own = await asyncio.shield(lookup)  # one connect cancelled cancels no other
         return self._own
 
     async def connect(self) -> Connection:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
+from ..installed import distributions
 from ..workspace import Workspace, load_secret, package_templates_dir
 from .rendered import RenderedEdition
 from .slots import SlotSpec
@@ -86,7 +87,9 @@ def input_files(folder: Path, workspace: Workspace) -> list[Path]:
     if workspace.settings.style.logo:
         files.append(workspace.root / workspace.settings.style.logo)
     files += _files_under(PACKAGE / "locale") + sorted((PACKAGE / "publish").glob("*.py"))
-    files += [PACKAGE / "config.py", PACKAGE / "workspace.py"]
+    files += [
+        PACKAGE / name for name in ("config.py", "checks.py", "checkedsettings.py", "workspace.py")
+    ]
     files += _files_under(package_templates_dir())
     return sorted(set(files))
 
@@ -102,21 +105,12 @@ def input_values(workspace: Workspace) -> dict[str, str]:
         "settings": hashlib.sha256(dumped.encode()).hexdigest(),
         "hebdo-mail": __version__,
         "python": sys.version,
-        "distributions": hashlib.sha256("\n".join(_distributions()).encode()).hexdigest(),
+        "distributions": hashlib.sha256("\n".join(distributions()).encode()).hexdigest(),
     }
     if workspace.settings.tracking.clicks:  # counted links are signed with the secret
         secret, _ = load_secret(workspace.root)
         values["secret"] = hmac.new(secret, b"hebdo-mail build inputs", "sha256").hexdigest()
     return values
-
-
-def _distributions() -> list[str]:
-    """Every installed distribution with its version, as site-packages names them."""
-    names: list[str] = []
-    for entry in sys.path:
-        if entry.endswith("-packages") and os.path.isdir(entry):
-            names += sorted(n for n in os.listdir(entry) if n.endswith((".dist-info", ".egg-info")))
-    return names
 
 
 def _digest_of(path: Path) -> str:
