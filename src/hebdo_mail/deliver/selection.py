@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from ..audience.recipients import Recipient, RecipientSource
 from ..audience.store import Store
 from ..vocabulary import FINAL_EVENTS, NOT_MAILABLE, Outcome, Status
-from .sendlog import LogState, RecipientStates
+from .sendlog import LogState, RecipientStates, running_loop
 from .stoprule import StopLimits
 
 MAX_ANSWERS = 10_000  # store answers kept by StoreWatch; far more than messages in flight
@@ -152,11 +152,9 @@ class StoreWatch:
             marker = observed[0]
         else:
             marker = store.change_marker()
-        if self.loop is None or self.loop.is_closed():
-            try:  # remembered: Python 3.11 asks the kernel for the process id at each call
-                self.loop = asyncio.get_running_loop()
-            except RuntimeError:  # no loop: nothing marks the end of a turn, so keep nothing
-                return marker
+        self.loop = running_loop(self.loop)
+        if self.loop is None:  # no loop: nothing marks the end of a turn, so keep nothing
+            return marker
         self.loop.call_soon(self._new_turn)
         self.marker_this_turn = marker
         return marker

@@ -303,15 +303,7 @@ class LogWriter:
                 self.flush()
 
     def _running_loop(self) -> AbstractEventLoop | None:
-        """The event loop the writer runs in, if any; remembered, since Python 3.11's
-        get_running_loop() asks the kernel for the process id each time (once a message)."""
-        if self._loop is None or self._loop.is_closed():
-            import asyncio  # here, not at the top: `status` reads logs and has no use for it
-
-            try:
-                self._loop = asyncio.get_running_loop()
-            except RuntimeError:
-                return None
+        self._loop = running_loop(self._loop)
         return self._loop
 
     def counted(self, recipient: str, event: Event) -> None:
@@ -368,6 +360,19 @@ class LogWriter:
                 self.sync()
         finally:
             os.close(self.fd)
+
+
+def running_loop(known: AbstractEventLoop | None) -> AbstractEventLoop | None:
+    """``known`` while it is open, else the event loop running now (None outside one). For what
+    runs once a message: Python 3.11's get_running_loop() asks the kernel for the process id."""
+    if known is not None and not known.is_closed():
+        return known
+    import asyncio  # here, not at the top: `status` reads logs and has no use for it
+
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
+from ..checkedsettings import CHECKING_CODE
 from ..installed import distributions
 from ..workspace import Workspace, load_secret, package_templates_dir
 from .rendered import RenderedEdition
@@ -87,9 +88,7 @@ def input_files(folder: Path, workspace: Workspace) -> list[Path]:
     if workspace.settings.style.logo:
         files.append(workspace.root / workspace.settings.style.logo)
     files += _files_under(PACKAGE / "locale") + sorted((PACKAGE / "publish").glob("*.py"))
-    files += [
-        PACKAGE / name for name in ("config.py", "checks.py", "checkedsettings.py", "workspace.py")
-    ]
+    files += [PACKAGE / name for name in (*CHECKING_CODE, "workspace.py")]
     files += _files_under(package_templates_dir())
     return sorted(set(files))
 
