@@ -8,14 +8,25 @@ import io
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from hebdo_mail.audience.database import StoreError
-from hebdo_mail.audience.recipients import CsvRecipients, StoreRecipients
+from hebdo_mail.audience.recipients import (
+    CsvRecipients,
+    RecipientBatch,
+    RecipientSource,
+    StoreRecipients,
+)
 from hebdo_mail.audience.store import SubscriberStore
+from hebdo_mail.deliver.message import MessageFactory
+from hebdo_mail.deliver.selection import SendOptions
+from hebdo_mail.deliver.send import Sender
+from hebdo_mail.deliver.sendlog import LogWriter, NullLog, read_log
+from hebdo_mail.deliver.transport import NullTransport
 from hebdo_mail.errors import HebdoError
+from hebdo_mail.vocabulary import Event
 
 
 def write(path: Path, rows: list[str]) -> Path:
@@ -173,3 +184,47 @@ def test_a_temporary_folder_that_is_gone_says_so_in_one_line(
     path = write(tmp_path / "list.csv", ["reader@example.org,R,x"])
     with pytest.raises(HebdoError, match=r"gone for the send.*TMPDIR"):
         CsvRecipients(path)
+
+
+@pytest.mark.parametrize("kind", ["csv", "store"])
+def test_a_run_reads_in_full_only_the_readers_it_mails(tmp_path: Path, kind: str) -> None:
+    """A resume past 700 readers already mailed, limited to 300 more: the log decides on address
+    keys alone, and only the 300 rows to mail are read in full (a resume of a half-sent million,
+    or a --limit warm-up on one, reads no other row)."""
+    emails = [f"reader{i}@example.org" for i in range(2000)]
+    source: RecipientSource
+    if kind == "csv":
+        source = CsvRecipients(write(tmp_path / "list.csv", [f"{e},Reader,x" for e in emails]))
+    else:
+        store = SubscriberStore.at(tmp_path / "hebdo.db")
+        for email in emails:
+            store.add(email, name="Reader")
+        source = StoreRecipients(store, batch=500)
+    writer = LogWriter(tmp_path / "issue.jsonl")
+    for email in emails[:690]:
+        writer.event(email, Event.SENT)
+    for email in emails[690:700]:
+        writer.event(email, Event.ATTEMPT)  # unknown: left alone
+    writer.close()
+    read: list[str] = []
+
+    def watched(batch: RecipientBatch) -> RecipientBatch:
+        def fetch(positions: list[int]) -> list[Any]:
+            read.extend(batch.keys[i] for i in positions)
+            return batch.fetch(positions)
+
+        return RecipientBatch(batch.keys, fetch)
+
+    sender = Sender(
+        factory=cast(MessageFactory, None),  # choosing who to mail builds no message
+        transport=NullTransport(), log=NullLog(), state=read_log(tmp_path / "issue.jsonl"),
+        store=None, store_is_source=False, options=SendOptions(limit=300),
+    )  # fmt: skip
+    try:
+        chosen = [r for batch in sender.selected(map(watched, source.batches())) for r in batch]
+    finally:
+        source.close()
+    assert [r.email for r in chosen] == emails[700:1000] == read
+    assert {r.name for r in chosen} == {"Reader"}
+    summary = sender.summary
+    assert (summary.already_done, summary.unknown_left, summary.not_reached) == (690, 10, 1000)

@@ -11,7 +11,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import BinaryIO
 
@@ -59,20 +59,50 @@ class Recipient:
         return address_key(self.email)
 
 
+def known_key(recipient: Recipient, key: str) -> Recipient:
+    """The recipient with its address key already set (worked out when its batch was read)."""
+    recipient.__dict__["key"] = key  # what cached_property would have kept
+    return recipient
+
+
+@dataclass(frozen=True)
+class RecipientBatch:
+    """A few hundred recipients of a source, known first by their address keys: all the send log
+    needs to decide who to mail. Only those chosen are read in full (``fetch``: the recipients
+    at those positions, in order), so the readers a resume finds done, or those past a --limit,
+    cost no row read."""
+
+    keys: list[str]
+    fetch: Callable[[list[int]], list[Recipient]]
+
+    @classmethod
+    def of(cls, recipients: list[Recipient]) -> RecipientBatch:
+        """A batch of recipients already read in full."""
+        return cls(
+            [r.key for r in recipients], lambda positions: [recipients[i] for i in positions]
+        )
+
+
 class RecipientSource:
-    """An iterable of recipients that can also tell its size before sending starts."""
+    """Recipients a batch at a time, that can also tell how many there are before sending
+    starts."""
 
     description: str
 
-    def __iter__(self) -> Iterator[Recipient]:
+    def batches(self) -> Iterator[RecipientBatch]:
         raise NotImplementedError
+
+    def __iter__(self) -> Iterator[Recipient]:
+        for batch in self.batches():
+            yield from batch.fetch(list(range(len(batch.keys))))
 
     def __len__(self) -> int:
         raise NotImplementedError
 
     def address_keys(self) -> Iterator[str]:
         """Each recipient's address key, in order."""
-        return (recipient.key for recipient in self)
+        for batch in self.batches():
+            yield from batch.keys
 
     def close(self) -> None:
         """Let go of what the source holds open."""
@@ -139,32 +169,47 @@ class CsvRecipients(RecipientSource):
         except OSError as exc:
             raise spool_error(exc) from None
 
-    def __iter__(self) -> Iterator[Recipient]:
+    def batches(self) -> Iterator[RecipientBatch]:
         first_rows: set[int] = set()
         self._spool.seek(0)
         while True:
             try:
-                batch: list[SpooledRow] = pickle.load(self._spool)
+                rows: list[SpooledRow] = pickle.load(self._spool)
             except EOFError:
                 return
             except OSError as exc:
                 raise spool_error(exc) from None
-            for email, name, lang, fmt, attributes in batch:
+            keys, kept = [], []
+            for row in rows:
+                key = address_key(row[0])
                 if self._repeated:
-                    digest = key_digest(address_key(email))
+                    digest = key_digest(key)
                     if digest in self._repeated:
                         if digest in first_rows:
                             continue  # a repeated address is mailed once
                         first_rows.add(digest)
-                yield Recipient(
-                    email=email, name=name, lang=lang, format=fmt or "html", attributes=attributes
-                )
+                keys.append(key)
+                kept.append(row)
+            yield RecipientBatch(keys, partial(_csv_recipients, keys, kept))
 
     def __len__(self) -> int:
         return self._count
 
     def close(self) -> None:
         self._spool.close()
+
+
+def _csv_recipients(
+    keys: list[str], rows: list[SpooledRow], positions: list[int]
+) -> list[Recipient]:
+    recipients = []
+    for i in positions:
+        email, name, lang, fmt, attributes = rows[i]
+        recipient = Recipient(
+            email=email, name=name, lang=lang, format=fmt or "html", attributes=attributes
+        )
+        recipients.append(known_key(recipient, keys[i]))
+    return recipients
 
 
 class StoreRecipients(RecipientSource):
@@ -210,22 +255,25 @@ class StoreRecipients(RecipientSource):
         if keys:
             yield keys
 
-    def __iter__(self) -> Iterator[Recipient]:
+    def batches(self) -> Iterator[RecipientBatch]:
         for keys in self._batches():
-            found = self.store.mailing_rows(keys)
-            for key in keys:
-                row = found.get(key)
-                if row is None:  # removed from the list since the run began
-                    yield Recipient(email=key)
-                    continue
-                email, name, lang, fmt, attributes = row
-                yield Recipient(
-                    email=email, name=name, lang=lang, format=fmt, attributes=attributes
-                )
+            yield RecipientBatch(keys, partial(self._rows, keys))
 
-    def address_keys(self) -> Iterator[str]:
-        for keys in self._batches():
-            yield from keys
+    def _rows(self, keys: list[str], positions: list[int]) -> list[Recipient]:
+        wanted = [keys[i] for i in positions]
+        found = self.store.mailing_rows(wanted)
+        recipients = []
+        for key in wanted:
+            row = found.get(key)
+            if row is None:  # removed from the list since the run began: logged skipped
+                recipients.append(Recipient(email=key))
+                continue
+            email, name, lang, fmt, attributes = row
+            recipient = Recipient(
+                email=email, name=name, lang=lang, format=fmt, attributes=attributes
+            )
+            recipients.append(known_key(recipient, key))
+        return recipients
 
     def __len__(self) -> int:
         return self._spooled().count()

@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..audience.addresses import InvalidAddress, normalise_address
-from ..audience.recipients import Recipient, RecipientSource, StoreRecipients
+from ..audience.recipients import Recipient, RecipientBatch, RecipientSource, StoreRecipients
 from ..audience.store import SubscriberStore
 from ..audience.tokens import PROOF
 from ..deliver.changes import describe_changes, digest_of
@@ -201,7 +201,9 @@ def _send(
             "transport": transport.description, "digest": digest,
         })  # fmt: skip
         try:
-            summary = asyncio.run(run_with_progress(sender(transport, log), source, to_send))
+            summary = asyncio.run(
+                run_with_progress(sender(transport, log), source.batches(), to_send)
+            )
         except LogError:
             raise  # it says itself what was recorded and how to resume
         except HebdoError as exc:
@@ -230,7 +232,7 @@ def _check_transport(state: LogState, transport: Transport, path: Path, *, dry_r
 
 def _dry_run(sender: Sender, source: RecipientSource) -> int:
     """The real sender over a transport and a log that keep nothing."""
-    summary = asyncio.run(sender.run(source))
+    summary = asyncio.run(sender.run(source.batches()))
     transport = sender.transport
     assert isinstance(transport, NullTransport)
     rendered = transport.messages
@@ -260,7 +262,7 @@ def confirm(issue_id: str, count: int, where: str) -> None:
 
 
 async def run_with_progress(
-    sender: Sender, source: Iterable[Recipient], to_send: int
+    sender: Sender, batches: Iterable[RecipientBatch], to_send: int
 ) -> SendSummary:
     loop = asyncio.get_running_loop()
 
@@ -279,7 +281,7 @@ async def run_with_progress(
     loop.add_signal_handler(signal.SIGTERM, interrupt)
     try:
         if not sys.stderr.isatty():
-            return await sender.run(source)
+            return await sender.run(batches)
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -307,7 +309,7 @@ async def run_with_progress(
                 progress.update(task, advance=1, rate=done / elapsed)
 
             sender.on_event = advance
-            return await sender.run(source)
+            return await sender.run(batches)
     finally:
         loop.remove_signal_handler(signal.SIGINT)
         loop.remove_signal_handler(signal.SIGTERM)

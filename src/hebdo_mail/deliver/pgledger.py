@@ -31,7 +31,7 @@ from typing import Any
 
 from ..audience.database import StoreError
 from ..audience.postgres import PostgresDatabase
-from ..audience.recipients import Recipient, RecipientSource, StoreRecipients
+from ..audience.recipients import Recipient, RecipientBatch, RecipientSource, StoreRecipients
 from ..audience.schema import MIGRATIONS
 from .pgevents import EventWriter
 from .pgrecords import counts_of, waiting
@@ -195,7 +195,7 @@ class SharedLedger:
 
     def recipients(
         self, limit: int | None = None, *, batch: int = CLAIM_BATCH
-    ) -> Iterator[Recipient]:
+    ) -> Iterator[RecipientBatch]:
         """Pending recipients, claimed ``batch`` at a time for this sender, until none is left
         (or ``limit`` were handed out). Small batches leave work for the other senders. The next
         batch is claimed by a thread while this one is handed out: the send's event loop never
@@ -210,7 +210,7 @@ class SharedLedger:
                     limit -= len(claimed)
                 wanted = batch if limit is None else min(batch, limit)
                 claiming = claimer.submit(self._claim, wanted) if claimed and wanted else None
-                yield from claimed
+                yield RecipientBatch.of(claimed)
 
     def _claim(self, size: int) -> list[Recipient]:
         """Up to ``size`` recipients for this sender: first the pending ones past its last claim

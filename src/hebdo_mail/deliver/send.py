@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from ..audience.recipients import Recipient
+from ..audience.recipients import Recipient, RecipientBatch
 from ..audience.store import Store
 from ..errors import HebdoError
 from ..vocabulary import OUTCOMES, Event, Outcome
@@ -123,26 +123,32 @@ class Sender:
 
     # -- choosing who to mail ------------------------------------------------------------------
 
-    def selected(self, recipients: Iterable[Recipient]) -> Iterable[Recipient]:
-        """Recipients this run should mail, in order, after the log and the store have spoken."""
+    def selected(self, batches: Iterable[RecipientBatch]) -> Iterator[list[Recipient]]:
+        """The recipients of each batch this run should mail, in order, after the log has
+        spoken (the store speaks as each message goes). Decided on address keys alone: a
+        reader found done, or past --limit, or left after a stop, costs no row read. Once
+        nothing more will be mailed, the rest is only counted."""
         queued = 0
-        for recipient in recipients:
-            decision = decide(self.state, recipient.key, self.options)
-            if decision == "done":
-                self.summary.already_done += 1
-                continue
-            if decision == "unknown":
-                self.summary.unknown_left += 1
-                continue
-            if self.stopping or (self.options.limit is not None and queued >= self.options.limit):
-                self.summary.not_reached += 1
-                continue
-            queued += 1
-            yield recipient
+        for batch in batches:
+            positions = []
+            for position, key in enumerate(batch.keys):
+                decision = decide(self.state, key, self.options)
+                if decision == "done":
+                    self.summary.already_done += 1
+                elif decision == "unknown":
+                    self.summary.unknown_left += 1
+                elif self.stopping or (
+                    self.options.limit is not None and queued >= self.options.limit
+                ):
+                    self.summary.not_reached += 1
+                else:
+                    queued += 1
+                    positions.append(position)
+            yield batch.fetch(positions) if positions else []
 
     # -- running -------------------------------------------------------------------------------
 
-    async def run(self, recipients: Iterable[Recipient]) -> SendSummary:
+    async def run(self, batches: Iterable[RecipientBatch]) -> SendSummary:
         connections = sum(relay.concurrency for relay in self.pool.relays)
         queue: asyncio.Queue[Recipient | None] = asyncio.Queue(maxsize=connections * BATCH * 2)
         self.queue = queue
@@ -153,12 +159,15 @@ class Sender:
         ]
         started = asyncio.get_running_loop().time()
         try:
-            for recipient in self.selected(recipients):
-                if self.stopping:
-                    self.summary.not_reached += 1
-                    continue
-                self.queued += 1
-                await queue.put(recipient)
+            for chosen in self.selected(batches):
+                if not chosen:  # only counting: the messages in flight go on meanwhile
+                    await asyncio.sleep(0)
+                for recipient in chosen:
+                    if self.stopping:
+                        self.summary.not_reached += 1
+                        continue
+                    self.queued += 1
+                    await queue.put(recipient)
         finally:
             await self.pool.drained()
             for _ in workers:
