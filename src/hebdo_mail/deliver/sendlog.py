@@ -14,6 +14,7 @@ import datetime as dt
 import errno
 import json
 import os
+import re
 import time
 from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ..audience.keytable import KeyTable, KeyTableBuilder
 from ..errors import HebdoError
-from ..vocabulary import OUTCOMES, STATUS_KEYS, Event, Outcome
+from ..vocabulary import OUTCOMES, STATUS_KEYS, Event, Outcome, SmtpStage
 
 if TYPE_CHECKING:  # bounce processing is the only reader of refusals: imported there
     from asyncio import AbstractEventLoop
@@ -105,23 +106,45 @@ def now() -> str:
     return f"{_stamp_prefix}.{int((moment - second) * 1000):03d}+00:00"
 
 
+# A recipient line exactly as LogWriter.event writes it, all ASCII: read back by one regular
+# expression (about 1 µs a line, against 4 for the checking parser, which a resume of a half-sent
+# million would spend seconds on). Anything else, an older writer's line or a damaged one, goes
+# through the parser (logrecords.py), which alone decides what is an error.
+_PLAIN = rb'[^"\\\x00-\x1f]*'  # a JSON string's characters up to an escape or its end
+_STRING = rb'"' + _PLAIN + rb'(?:\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4})' + _PLAIN + rb')*"'
+_INT = rb"-?(?:0|[1-9][0-9]{0,17})"
+_WRITTEN_LINE = re.compile(
+    rb'\{"time":' + _STRING + rb',"recipient":"(' + _PLAIN + rb')","event":"('
+    + "|".join(Event).encode() + rb')"(?:,"edition":' + _STRING + rb')?(?:,"code":' + _INT
+    + rb')?(?:,"reply":' + _STRING + rb')?(?:,"message_id":' + _STRING + rb')?(?:,"attempt":'
+    + _INT + rb')?(?:,"relay":' + _STRING + rb')?(?:,"stage":"(?:'
+    + "|".join(SmtpStage).encode() + rb')")?\}[ \t\r\n]*'
+)
+
+
 def read_log(path: Path) -> LogState:
     """Replay the log. A line cut short by a crash is skipped with a warning; any other damage is
     an error naming the line, since guessing could mail someone twice."""
     state = LogState()
-    if not path.exists():  # nothing sent yet: nothing to replay, nor to load for it
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:  # nothing sent yet: nothing to replay, nor to load for it
         return state
-    from .logrecords import RunEvent
-
+    except OSError as exc:
+        raise LogError(f"cannot be read ({exc.strerror})", path=path) from None
     table = KeyTableBuilder(_merge_states)
-    codes = {event: number for number, event in enumerate(EVENTS)}
-    for event in _records(path, state.warnings):
-        if isinstance(event, RunEvent):
-            state.total, state.transport = event.total, event.transport
-            state.digest = event.digest or state.digest
-            continue
-        attempts = ATTEMPT_STEP if event.event == Event.ATTEMPT else 0
-        table.add(event.recipient, attempts + codes[event.event])
+    codes = {event.encode(): ATTEMPT_STEP * (event == Event.ATTEMPT) + number
+             for number, event in enumerate(EVENTS)}  # fmt: skip
+    written_line = _WRITTEN_LINE.fullmatch
+    with handle:
+        try:
+            for number, raw in enumerate(handle, start=1):
+                if raw.isascii() and (line := written_line(raw)):
+                    table.add(line[1].decode(), codes[line[2]])
+                elif raw.strip():
+                    _replay_parsed(raw, path, number, state, table)
+        except OSError as exc:
+            raise LogError(f"cannot be read ({exc.strerror})", path=path) from None
     state.recipients = table.build()
     last = [0] * len(EVENTS)
     for value in state.recipients.values:
@@ -130,6 +153,23 @@ def read_log(path: Path) -> LogState:
         event: number for event, number in zip(EVENTS, last, strict=True) if number
     }
     return state
+
+
+def _replay_parsed(
+    raw: bytes, path: Path, number: int, state: LogState, table: KeyTableBuilder
+) -> None:
+    """A line the fast reading does not take: a run's line, or one to check in full."""
+    from .logrecords import RunEvent, parse_record
+
+    event = parse_record(raw, path, number, state.warnings)
+    if event is None:
+        return
+    if isinstance(event, RunEvent):
+        state.total, state.transport = event.total, event.transport
+        state.digest = event.digest or state.digest
+        return
+    attempts = ATTEMPT_STEP if event.event == Event.ATTEMPT else 0
+    table.add(event.recipient, attempts + EVENTS.index(event.event))
 
 
 def recipient_events(path: Path, warnings: list[str]) -> Iterator[RecipientEvent]:
