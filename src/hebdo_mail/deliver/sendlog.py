@@ -113,12 +113,15 @@ def now() -> str:
 _PLAIN = rb'[^"\\\x00-\x1f]*'  # a JSON string's characters up to an escape or its end
 _STRING = rb'"' + _PLAIN + rb'(?:\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4})' + _PLAIN + rb')*"'
 _INT = rb"-?(?:0|[1-9][0-9]{0,17})"
+# The optional fields, in the order LogWriter.event writes them.
+_FIELDS = [
+    (b"edition", _STRING), (b"code", _INT), (b"reply", _STRING), (b"message_id", _STRING),
+    (b"attempt", _INT), (b"relay", _STRING), (b"stage", b'"(?:%s)"' % "|".join(SmtpStage).encode()),
+]  # fmt: skip
 _WRITTEN_LINE = re.compile(
-    rb'\{"time":' + _STRING + rb',"recipient":"(' + _PLAIN + rb')","event":"('
-    + "|".join(Event).encode() + rb')"(?:,"edition":' + _STRING + rb')?(?:,"code":' + _INT
-    + rb')?(?:,"reply":' + _STRING + rb')?(?:,"message_id":' + _STRING + rb')?(?:,"attempt":'
-    + _INT + rb')?(?:,"relay":' + _STRING + rb')?(?:,"stage":"(?:'
-    + "|".join(SmtpStage).encode() + rb')")?\}[ \t\r\n]*'
+    rb'\{"time":%s,"recipient":"(%s)","event":"(%s)"' % (_STRING, _PLAIN, "|".join(Event).encode())
+    + b"".join(b'(?:,"%s":%s)?' % field for field in _FIELDS)
+    + rb"\}[ \t\r\n]*"
 )
 
 
