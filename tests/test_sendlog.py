@@ -100,3 +100,20 @@ def test_a_line_in_another_order_is_read_by_the_parser(tmp_path: Path) -> None:
     assert (state.status_of("a@example.org"), state.attempts_of("a@example.org")) == ("sent", 1)
     assert state.status_of("b@example.org") == "pending"
     assert state.warnings and "incomplete line" in state.warnings[0]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        r'{"time":"\ud800","recipient":"a@example.org","event":"sent"}',
+        r'{"time":"t","recipient":"a@example.org","event":"sent","reply":"\udc00x"}',
+    ],
+)
+def test_a_line_the_parser_skips_is_skipped_whoever_reads_it(tmp_path: Path, line: str) -> None:
+    """A lone surrogate escape is not JSON the parser takes: the line is skipped with a warning,
+    never read as an event by the fast reading."""
+    path = tmp_path / "issue.jsonl"
+    path.write_text(line + "\n")
+    state = read_log(path)
+    assert state.status_of("a@example.org") == "pending"
+    assert len(state.warnings) == 1

@@ -26,10 +26,11 @@ from ..errors import HebdoError
 from ..vocabulary import STATUSES
 from .addresses import InvalidAddress, check_name, normalise_address
 
-LINE_BREAK_CHARACTER = re.compile("[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]")
+_BREAKS = "[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]"  # what splitlines() breaks on
+LINE_BREAK_CHARACTER = re.compile(_BREAKS)
 # A line break with the spaces around it (searched for only in a name that has one: a pattern
 # that starts with optional spaces is tried at every position of every name).
-LINE_BREAK = re.compile(r"[ \t]*(?:\r\n|[\r\n\v\f\x1c-\x1e\x85\u2028\u2029])[ \t]*")
+LINE_BREAK = re.compile(rf"[ \t]*(?:\r\n|{_BREAKS})[ \t]*")
 FORMATS = {"html": "html", "text": "text", "texte": "text", "txt": "text", "plain": "text"}
 
 # Header aliases, compared case-insensitively after trimming spaces, '_' and '-'.

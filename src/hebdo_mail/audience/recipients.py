@@ -59,15 +59,20 @@ class Recipient:
         return address_key(self.email)
 
 
-def known_key(recipient: Recipient, key: str) -> Recipient:
-    """The recipient with its address key already set (worked out when its batch was read)."""
+def keyed_recipient(key: str, row: SpooledRow) -> Recipient:
+    """The recipient of a row (email, name, lang, format, attributes: a CSV list's checked row
+    or the store's), with its address key already known (worked out when its batch was read)."""
+    email, name, lang, fmt, attributes = row
+    recipient = Recipient(
+        email=email, name=name, lang=lang, format=fmt or "html", attributes=attributes
+    )
     recipient.__dict__["key"] = key  # what cached_property would have kept
     return recipient
 
 
 @dataclass(frozen=True)
 class RecipientBatch:
-    """A few hundred recipients of a source, known first by their address keys: all the send log
+    """Recipients of a source (up to a thousand or so), known first by their address keys: all the send log
     needs to decide who to mail. Only those chosen are read in full (``fetch``: the recipients
     at those positions, in order), so the readers a resume finds done, or those past a --limit,
     cost no row read."""
@@ -190,7 +195,7 @@ class CsvRecipients(RecipientSource):
                         first_rows.add(digest)
                 keys.append(key)
                 kept.append(row)
-            yield RecipientBatch(keys, partial(_csv_recipients, keys, kept))
+            yield RecipientBatch(keys, partial(_rows_at, keys, kept))
 
     def __len__(self) -> int:
         return self._count
@@ -199,17 +204,8 @@ class CsvRecipients(RecipientSource):
         self._spool.close()
 
 
-def _csv_recipients(
-    keys: list[str], rows: list[SpooledRow], positions: list[int]
-) -> list[Recipient]:
-    recipients = []
-    for i in positions:
-        email, name, lang, fmt, attributes = rows[i]
-        recipient = Recipient(
-            email=email, name=name, lang=lang, format=fmt or "html", attributes=attributes
-        )
-        recipients.append(known_key(recipient, keys[i]))
-    return recipients
+def _rows_at(keys: list[str], rows: list[SpooledRow], positions: list[int]) -> list[Recipient]:
+    return [keyed_recipient(keys[i], rows[i]) for i in positions]
 
 
 class StoreRecipients(RecipientSource):
@@ -262,18 +258,9 @@ class StoreRecipients(RecipientSource):
     def _rows(self, keys: list[str], positions: list[int]) -> list[Recipient]:
         wanted = [keys[i] for i in positions]
         found = self.store.mailing_rows(wanted)
-        recipients = []
-        for key in wanted:
-            row = found.get(key)
-            if row is None:  # removed from the list since the run began: logged skipped
-                recipients.append(Recipient(email=key))
-                continue
-            email, name, lang, fmt, attributes = row
-            recipient = Recipient(
-                email=email, name=name, lang=lang, format=fmt, attributes=attributes
-            )
-            recipients.append(known_key(recipient, key))
-        return recipients
+        # A reader removed from the list since the run began is handed on by address alone (the
+        # send logs them skipped).
+        return [keyed_recipient(key, found.get(key) or (key, "", None, None, {})) for key in wanted]
 
     def __len__(self) -> int:
         return self._spooled().count()

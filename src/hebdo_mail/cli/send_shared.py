@@ -5,6 +5,7 @@ waiting for the others (deliver/pgledger.py)."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -84,14 +85,11 @@ def send_shared(
         sender.summary.already_done = found["sent"] + found["failed"] + found["skipped"]
         if not options.resend_unknown:
             sender.summary.unknown_left = found["unknown"]
+        claims = ledger.recipients(options.limit, batch=max(8, options.concurrency * 8))
+        # Once stopped, claim no more: what is left is counted below, from the ledger.
+        batches = itertools.takewhile(lambda _: not sender.stopping, claims)
         try:
-            summary = asyncio.run(
-                run_with_progress(
-                    sender,
-                    ledger.recipients(options.limit, batch=max(8, options.concurrency * 8)),
-                    to_send,
-                )
-            )
+            summary = asyncio.run(run_with_progress(sender, batches, to_send))
         except HebdoError as exc:
             raise resumable(exc, f"{where} (on any host)") from None
     finally:

@@ -1,6 +1,8 @@
-"""The send log's records as checked when the log is replayed (sendlog.py): parsed straight from
-each line's bytes by pydantic, the fast way for a million lines. Loaded only by a replay, so a
-command that reads the run's summary instead (``status``) never loads pydantic."""
+"""The send log's records as checked when the log is read: parsed straight from each line's bytes
+by pydantic. A replay (sendlog.read_log) reads the lines its writer wrote with one regular
+expression and comes here for the others (a run's line, an older writer's, a damaged one); this
+module alone decides what is an error. Loaded only then, so a command that reads the run's
+summary instead (``status``) never loads pydantic."""
 
 from __future__ import annotations
 
@@ -48,8 +50,8 @@ class RunEvent(BaseModel):
 def parse_record(
     raw: bytes, path: Path, number: int, warnings: list[str]
 ) -> RunEvent | RecipientEvent | None:
-    """One line: a recipient's event (parsed and checked straight from the bytes, the fast way
-    for a million lines), a run, or None for a line cut short by a crash."""
+    """One line: a recipient's event (parsed and checked straight from the bytes), a run, or None
+    for a line cut short by a crash."""
     try:
         return RecipientEvent.model_validate_json(raw)
     except ValidationError as exc:

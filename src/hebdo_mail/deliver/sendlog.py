@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # bounce processing is the only reader of refusals: imported 
     from asyncio import AbstractEventLoop
 
     from ..audience.bounces import Refusal
-    from .logrecords import RecipientEvent, RunEvent
+    from .logrecords import RecipientEvent
 
 
 class LogError(HebdoError):
@@ -111,7 +111,9 @@ def now() -> str:
 # million would spend seconds on). Anything else, an older writer's line or a damaged one, goes
 # through the parser (logrecords.py), which alone decides what is an error.
 _PLAIN = rb'[^"\\\x00-\x1f]*'  # a JSON string's characters up to an escape or its end
-_STRING = rb'"' + _PLAIN + rb'(?:\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4})' + _PLAIN + rb')*"'
+# The escapes the writer makes (json's encode_basestring): a quote, a backslash, a control
+# character; never a surrogate, which the parser may refuse.
+_STRING = rb'"' + _PLAIN + rb'(?:\\(?:["\\/bfnrt]|u00[0-9a-fA-F]{2})' + _PLAIN + rb')*"'
 _INT = rb"-?(?:0|[1-9][0-9]{0,17})"
 # The optional fields, in the order LogWriter.event writes them.
 _FIELDS = [
@@ -125,29 +127,27 @@ _WRITTEN_LINE = re.compile(
 )
 
 
+def _state_code(event: Event) -> int:
+    """What a table of states adds for one event: an attempt counts, and the event is the last."""
+    return ATTEMPT_STEP * (event == Event.ATTEMPT) + EVENTS.index(event)
+
+
+_WRITTEN_CODES = {event.encode(): _state_code(event) for event in EVENTS}
+
+
 def read_log(path: Path) -> LogState:
     """Replay the log. A line cut short by a crash is skipped with a warning; any other damage is
     an error naming the line, since guessing could mail someone twice."""
     state = LogState()
-    try:
-        handle = path.open("rb")
-    except FileNotFoundError:  # nothing sent yet: nothing to replay, nor to load for it
+    if not path.exists():  # nothing sent yet: nothing to replay, nor to load for it
         return state
-    except OSError as exc:
-        raise LogError(f"cannot be read ({exc.strerror})", path=path) from None
     table = KeyTableBuilder(_merge_states)
-    codes = {event.encode(): ATTEMPT_STEP * (event == Event.ATTEMPT) + number
-             for number, event in enumerate(EVENTS)}  # fmt: skip
     written_line = _WRITTEN_LINE.fullmatch
-    with handle:
-        try:
-            for number, raw in enumerate(handle, start=1):
-                if raw.isascii() and (line := written_line(raw)):
-                    table.add(line[1].decode(), codes[line[2]])
-                elif raw.strip():
-                    _replay_parsed(raw, path, number, state, table)
-        except OSError as exc:
-            raise LogError(f"cannot be read ({exc.strerror})", path=path) from None
+    for number, raw in _lines(path):
+        if raw.isascii() and (match := written_line(raw)):
+            table.add(match[1].decode(), _WRITTEN_CODES[match[2]])
+        else:
+            _replay_parsed(raw, path, number, state, table)
     state.recipients = table.build()
     last = [0] * len(EVENTS)
     for value in state.recipients.values:
@@ -171,36 +171,32 @@ def _replay_parsed(
         state.total, state.transport = event.total, event.transport
         state.digest = event.digest or state.digest
         return
-    attempts = ATTEMPT_STEP if event.event == Event.ATTEMPT else 0
-    table.add(event.recipient, attempts + EVENTS.index(event.event))
+    table.add(event.recipient, _state_code(event.event))
 
 
 def recipient_events(path: Path, warnings: list[str]) -> Iterator[RecipientEvent]:
     """Every recipient event of a log, in order (warnings as read_log gives them)."""
-    from .logrecords import RecipientEvent
+    from .logrecords import RecipientEvent, parse_record
 
-    for event in _records(path, warnings):
+    for number, raw in _lines(path):
+        event = parse_record(raw, path, number, warnings)
         if isinstance(event, RecipientEvent):
             yield event
 
 
-def _records(path: Path, warnings: list[str]) -> Iterator[RunEvent | RecipientEvent]:
-    """The log's records, read a line at a time."""
+def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """The log's lines that are not blank, with their numbers, read one at a time."""
     try:
         handle = path.open("rb")
     except FileNotFoundError:
         return
     except OSError as exc:
         raise LogError(f"cannot be read ({exc.strerror})", path=path) from None
-    from .logrecords import parse_record  # once a replay, not once a line
-
     with handle:
         try:
             for number, raw in enumerate(handle, start=1):
                 if raw.strip():
-                    record = parse_record(raw, path, number, warnings)
-                    if record is not None:
-                        yield record
+                    yield number, raw
         except OSError as exc:
             raise LogError(f"cannot be read ({exc.strerror})", path=path) from None
 
