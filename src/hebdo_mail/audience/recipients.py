@@ -72,10 +72,10 @@ def keyed_recipient(key: str, row: SpooledRow) -> Recipient:
 
 @dataclass(frozen=True)
 class RecipientBatch:
-    """Recipients of a source (up to a thousand or so), known first by their address keys: all the send log
-    needs to decide who to mail. Only those chosen are read in full (``fetch``: the recipients
-    at those positions, in order), so the readers a resume finds done, or those past a --limit,
-    cost no row read."""
+    """Recipients of a source (up to a thousand or so), known first by their address keys: all
+    the send log needs to decide who to mail. Only those chosen are read in full (``fetch``: the
+    recipients at those positions, in order), so the readers a resume finds done, or those past
+    a --limit, cost no row read."""
 
     keys: list[str]
     fetch: Callable[[list[int]], list[Recipient]]
