@@ -1,5 +1,6 @@
-"""Who an issue goes to, read as the send goes: a CSV list checked whole and its rows kept on
-disk, the store's list fixed at the start on disk; neither ever held in memory."""
+"""Who an issue goes to, read as the send goes: a CSV list checked as it streams (or read through
+first, its rows kept on disk), the store's list fixed at the start on disk; neither ever held in
+memory."""
 
 from __future__ import annotations
 
@@ -34,44 +35,71 @@ def write(path: Path, rows: list[str]) -> Path:
     return path
 
 
-def test_a_csv_list_is_checked_whole_then_streamed_each_address_once(tmp_path: Path) -> None:
+def test_a_csv_list_is_streamed_as_checked_each_address_once_or_read_through_first(
+    tmp_path: Path,
+) -> None:
     rows = [f"reader{i}@example.org,Reader {i},Ville {i % 3}" for i in range(2500)]
     rows.insert(10, "READER7@Example.org,Someone else,Elsewhere")  # the same address again
     rows.append("reader42@example.org,Later,Later")
+    path = write(tmp_path / "list.csv", rows)
+    expected = [f"reader{i}@example.org" for i in range(2500)]
+    streamed = CsvRecipients(path)
+    try:
+        assert streamed.expected_total() == 2502  # the file's lines, before it is read
+        batches = streamed.batches()
+        first = next(batches)
+        assert len(first.keys) == 32 and streamed.read_total() is None  # read as it goes
+        recipients = first.fetch(list(range(32))) + [
+            r for batch in batches for r in batch.fetch(list(range(len(batch.keys))))
+        ]
+        assert [r.email for r in recipients] == expected
+        assert recipients[7].name == "Reader 7" and recipients[42].name == "Reader 42"
+        assert recipients[5].attributes == {"city": "Ville 2"}
+        assert streamed.read_total() == 2500
+        with pytest.raises(RuntimeError):
+            list(streamed)  # a file streamed is not read twice
+    finally:
+        streamed.close()
+    counted = CsvRecipients(path)
+    try:
+        assert len(counted) == 2500 == counted.expected_total()  # read through first
+        for _ in range(2):  # each reading gives the rows checked, the same way
+            assert [r.email for r in counted] == expected
+        assert list(counted.address_keys()) == expected
+    finally:
+        counted.close()
+
+
+def test_bad_rows_are_reported_with_their_lines_and_left_out(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    rows = ["ok@example.org,Fine,x", "not-an-address,Bad,x", "also bad,Bad,x", "b@example.org,,y"]
     source = CsvRecipients(write(tmp_path / "list.csv", rows))
     try:
-        assert len(source) == 2500
-        for _ in range(2):  # each reading gives the rows checked, the same way
-            recipients = list(source)
-            assert [r.email for r in recipients] == [f"reader{i}@example.org" for i in range(2500)]
-            assert recipients[7].name == "Reader 7" and recipients[42].name == "Reader 42"
-            assert recipients[5].attributes == {"city": "Ville 2"}
-        assert list(source.address_keys()) == [r.key for r in recipients]
+        assert [r.email for r in source] == ["ok@example.org", "b@example.org"]
+        assert source.rejected == 2 and source.read_total() == 4  # still to be mailed, once fixed
     finally:
         source.close()
+    reported = [r.getMessage() for r in caplog.records]
+    where = str(tmp_path / "list.csv")
+    assert [line.split(": ")[0] for line in reported] == [f"{where}:3", f"{where}:4"]
+    assert all(line.endswith("; not mailed") for line in reported)
 
 
-def test_bad_rows_are_all_counted_and_nothing_is_read_further(tmp_path: Path) -> None:
-    rows = ["ok@example.org,Fine,x", "not-an-address,Bad,x", "also bad,Bad,x", "b@example.org,,y"]
-    with pytest.raises(HebdoError) as caught:
-        CsvRecipients(write(tmp_path / "list.csv", rows))
-    assert caught.value.line == 3
-    assert "(and 1 more bad rows); fix or remove these rows, nothing was sent" in str(caught.value)
-
-
-def test_a_list_saved_anew_or_edited_during_the_send_changes_nothing_for_it(
+def test_a_list_saved_anew_during_the_send_changes_nothing_and_one_written_over_stops_it(
     tmp_path: Path,
 ) -> None:
-    path = write(tmp_path / "list.csv", [f"reader{i}@example.org,R{i},x" for i in range(2100)])
+    rows = [f"reader{i}@example.org,R{i},x" for i in range(5000)]
+    path = write(tmp_path / "list.csv", rows)
     source = CsvRecipients(path)
     try:
-        # Saved anew (a new file under the same name): this run goes on with the list it checked.
+        # Saved anew (a new file under the same name): this run goes on with the file it opened.
         replacement = write(tmp_path / "new.csv", ["someone@example.org,New,x"])
         os.replace(replacement, path)
-        assert len(list(source)) == 2100
+        assert len(list(source)) == 5000
     finally:
         source.close()
-    path = write(tmp_path / "list.csv", [f"reader{i}@example.org,R{i},x" for i in range(2100)])
+    path = write(tmp_path / "list.csv", rows)
     source = CsvRecipients(path)
     try:
         reading = iter(source)
@@ -79,10 +107,19 @@ def test_a_list_saved_anew_or_edited_during_the_send_changes_nothing_for_it(
         with path.open("r+", encoding="utf-8") as handle:  # written into the file being read
             handle.seek(0, os.SEEK_END)
             handle.write("intruder@example.org,Never checked,x\n")
+        with pytest.raises(HebdoError, match="was written over while it was being read") as caught:
+            list(reading)
+        assert "\n" not in str(caught.value)
+    finally:
+        source.close()
+    path = write(tmp_path / "list.csv", rows)
+    source = CsvRecipients(path)
+    try:
+        assert len(source) == 5000  # read through first: its rows are kept
+        with path.open("r+", encoding="utf-8") as handle:
             handle.seek(len("email,name,city\n"))
             handle.write("x" * len("reader0@example.org"))  # the first address, now none
-        rest = [recipient.email for recipient in reading]
-        assert rest == [f"reader{i}@example.org" for i in range(1, 2100)]  # the rows checked
+        assert [r.email for r in source] == [f"reader{i}@example.org" for i in range(5000)]
     finally:
         source.close()
 
@@ -161,7 +198,7 @@ def test_a_list_that_cannot_be_kept_on_disk_says_so_in_one_line(
     monkeypatch.setattr(tempfile, "TemporaryFile", FullDisk)
     path = write(tmp_path / "list.csv", [f"reader{i}@example.org,R{i},x" for i in range(10)])
     with pytest.raises(HebdoError) as csv_list:
-        CsvRecipients(path)
+        len(CsvRecipients(path))  # read through before sending, its rows kept on disk
     with SubscriberStore.at(tmp_path / "hebdo.db") as store:
         for i in range(10):
             store.add(f"reader{i}@example.org")
@@ -183,7 +220,7 @@ def test_a_temporary_folder_that_is_gone_says_so_in_one_line(
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "gone"))
     path = write(tmp_path / "list.csv", ["reader@example.org,R,x"])
     with pytest.raises(HebdoError, match=r"gone for the send.*TMPDIR"):
-        CsvRecipients(path)
+        len(CsvRecipients(path))
 
 
 @pytest.mark.parametrize("kind", ["csv", "store"])

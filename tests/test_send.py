@@ -466,17 +466,60 @@ def test_dry_run_limit_and_test_copy(ws: Path, cli: Callable[..., Result]) -> No
     assert len(recorder.received) == 6
 
 
-def test_a_list_with_a_bad_row_sends_nothing(ws: Path, cli: Callable[..., Result]) -> None:
+def test_a_bad_row_is_reported_and_not_mailed_the_others_are_and_its_fix_is_mailed_alone(
+    ws: Path, cli: Callable[..., Result], store_backend: str
+) -> None:
+    rows = [f"reader{i}@example.org,Reader {i}" for i in range(6)]
+    rows[3] = 'bad@example.org,"two\nlines\tand a tab"'  # a control character
+    rows.insert(1, "READER0@example.org,Again")  # a repeated address: mailed once, not bad
+    # The bad row starts at line 6 (header, reader0, READER0, reader1, reader2).
+    (ws / "list.csv").write_text("email,name\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    result = send(cli, ws, "--subscribers", "list.csv")
+    assert result.code == 65, result.err
+    assert result.out.startswith("5 sent, 0 deferred")
+    assert "list.csv:6: bad@example.org: the name holds a control character" in result.err
+    assert "1 bad row of list.csv not mailed: fix it" in result.err
+    # From the file ledger, the reader on the bad row is still to be mailed (the shared ledger
+    # queues readers by address, which a bad row lacks).
+    assert status(cli, ws)["pending"] == (store_backend == "sqlite")
     (ws / "list.csv").write_text(
-        'email,name\nok@example.org,Fine\nbad@example.org,"two\nlines\tand a tab"\n',
+        (ws / "list.csv").read_text(encoding="utf-8").replace("two\nlines\tand a tab", "Fixed"),
         encoding="utf-8",
     )
+    again = send(cli, ws, "--subscribers", "list.csv")
+    assert again.code == 0, again.err
+    assert again.out.startswith("1 sent, 0 deferred, 0 failed, 0 skipped, 0 unknown (5 already")
+    assert status(cli, ws)["sent"] == 6 and status(cli, ws)["pending"] == 0
+    if store_backend == "sqlite":
+        sent = [e["recipient"] for e in events(ws) if e.get("event") == "sent"]
+        assert sent[-1] == "bad@example.org" and len(sent) == len(set(sent)) == 6
+
+
+def test_a_list_the_send_cannot_read_on_stops_it_where_it_is_and_resumes_after_the_fix(
+    ws: Path, cli: Callable[..., Result], store_backend: str
+) -> None:
+    """From the file ledger the send reads the list as it goes, so it stops where the file
+    breaks; the shared ledger queues every reader first, so nothing goes."""
+    good = [f"reader{i}@example.org,Reader {i}" for i in range(300)]
+    broken = [*good[:200], 'x@example.org,"Unclosed', *good[200:]]  # the row at line 202
+    (ws / "list.csv").write_text("email,name\n" + "\n".join(broken) + "\n", encoding="utf-8")
     result = send(cli, ws, "--subscribers", "list.csv")
     assert result.code == 1
-    assert result.err.startswith(
-        "hebdo-mail: error: list.csv:3: bad@example.org: the name holds a control character"
-    )
-    assert "nothing was sent" in result.err and not (ws / "outbox").exists()
+    assert result.err.startswith("hebdo-mail: error: list.csv:202: is not valid CSV"), result.err
+    assert len(result.err.strip().splitlines()) == 1
+    sent = 0
+    if store_backend == "sqlite":
+        assert "run the same command again to resume" in result.err
+        mailed = [e["recipient"] for e in events(ws) if e.get("event") == "sent"]
+        assert mailed == [f"reader{i}@example.org" for i in range(len(mailed))]
+        sent = len(mailed)
+        assert 0 < sent <= 200 and status(cli, ws)["sent"] == sent
+    (ws / "list.csv").write_text("email,name\n" + "\n".join(good) + "\n", encoding="utf-8")
+    again = send(cli, ws, "--subscribers", "list.csv")
+    assert again.code == 0, again.err
+    assert again.out.startswith(f"{300 - sent} sent")
+    counts = status(cli, ws)
+    assert (counts["total"], counts["sent"], counts["pending"]) == (300, 300, 0)
 
 
 def test_store_marks_win_over_the_csv_and_are_logged_skipped(

@@ -1,9 +1,10 @@
 """Subscriber lists as CSV: reading what people's spreadsheets really produce, and writing files
 that no spreadsheet will run as formulas.
 
-Reading accepts UTF-8 with or without a BOM, UTF-16 with a BOM (Excel's "Unicode text"), and falls
-back to cp1252 (Excel in Western locales), and streams the rows (a list of a million readers is
-never held in memory whole); detects ``,`` ``;`` or tab; matches header names with
+Reading accepts UTF-8 with or without a BOM and UTF-16 with a BOM (Excel's "Unicode text"), reads
+bytes that are not UTF-8 as cp1252 (Excel in Western locales), and streams the rows from the first
+(a list of a million readers is never held in memory whole, nor read through before its first
+row); detects ``,`` ``;`` or tab; matches header names with
 common aliases in English and French; keeps unknown columns as attributes. Each row comes back
 either as a ``CsvSubscriber`` or as a ``Rejected`` row with its line number and reason, so callers
 can report every bad row and keep going.
@@ -14,8 +15,9 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, TextIO
@@ -111,77 +113,42 @@ def escape_formula(value: str) -> str:
     return "'" + value if value.startswith((*FORMULA_START, "'")) else value
 
 
-CHUNK = 1 << 20  # bytes read at a time: a list of a million readers is never held whole
+CHUNK = 1 << 20  # bytes read at a time when looking for a line
 
 
 @dataclass(frozen=True)
 class Encoding:
     codec: str  # what the rows are decoded with
-    start: int  # bytes to skip first (a UTF-8 BOM in a file that turned out to be cp1252)
+    start: int  # bytes to skip first (a UTF-8 byte-order mark)
+
+
+def _as_cp1252(exc: UnicodeError) -> tuple[str, int]:
+    """Bytes that are not UTF-8, read as Windows-1252 (Excel's CSV in Western locales): a file
+    saved that way is read as it streams, with no pass over it first; one that mixes both (two
+    exports put end to end) reads right in both parts. A byte that is neither stays an error."""
+    if not isinstance(exc, UnicodeDecodeError):
+        raise exc
+    try:
+        return exc.object[exc.start : exc.end].decode("cp1252"), exc.end
+    except UnicodeDecodeError:
+        raise exc from None
+
+
+CP1252_FALLBACK = "hebdo-mail-cp1252"
+codecs.register_error(CP1252_FALLBACK, _as_cp1252)
 
 
 def detect_encoding(handle: BinaryIO, path: Path) -> Encoding:
-    """How the file is written, checked over every byte before any row is parsed: UTF-8 with or
-    without a BOM, UTF-16 with a BOM (Excel's "Unicode text"), else Windows-1252 (Excel in
-    Western locales). A NUL character anywhere, or a file with nothing in it, is refused."""
+    """How the file is written, from its first bytes: UTF-16 with a BOM (Excel's "Unicode
+    text"), else UTF-8 with or without a BOM, whose rows may turn out to hold Windows-1252 bytes
+    (read as such: ``CP1252_FALLBACK``). A NUL byte at the start means a binary file."""
     handle.seek(0)
     head = handle.read(4096)
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        try:
-            _scan(handle, path, "utf-16", 0)
-        except UnicodeDecodeError:
-            raise CsvError(
-                "is damaged UTF-16 text; save it again as CSV UTF-8", path=path
-            ) from None
         return Encoding("utf-16", 0)
     if b"\0" in head:
         raise CsvError("is not a text file (binary content); export the sheet as CSV", path=path)
-    bom = len(codecs.BOM_UTF8) if head.startswith(codecs.BOM_UTF8) else 0
-    try:
-        _scan(handle, path, "utf-8", bom)
-        return Encoding("utf-8", bom)
-    except UnicodeDecodeError:
-        pass
-    try:
-        _scan(handle, path, "cp1252", bom)
-    except UnicodeDecodeError as exc:
-        raise CsvError(
-            "is neither UTF-8 nor Windows-1252 text; save it as 'CSV UTF-8' and import again",
-            path=path,
-            line=_line_at(handle, exc.start),
-        ) from None
-    return Encoding("cp1252", bom)
-
-
-def _scan(handle: BinaryIO, path: Path, codec: str, start: int) -> None:
-    """Decode the whole file a chunk at a time (UnicodeDecodeError, with ``start`` the offset
-    in the file for a single-byte codec), refusing NUL characters and files of blanks only."""
-    handle.seek(start)
-    decoder = codecs.getincrementaldecoder(codec)()
-    lines = 0
-    blank = True
-    offset = start
-    while True:
-        chunk = handle.read(CHUNK)
-        try:
-            text = decoder.decode(chunk, final=not chunk)
-        except UnicodeDecodeError as exc:
-            exc.start += offset
-            raise
-        offset += len(chunk)
-        if (nul := text.find("\0")) >= 0:
-            raise CsvError(
-                "holds a NUL character (a damaged or binary file); remove it, or export the "
-                "sheet as CSV again",
-                path=path,
-                line=lines + text.count("\n", 0, nul) + 1,
-            )
-        lines += text.count("\n")
-        blank = blank and not text.strip()
-        if not chunk:
-            break
-    if blank:
-        raise CsvError("is empty; it needs a header line and one row per subscriber", path=path)
+    return Encoding("utf-8", len(codecs.BOM_UTF8) if head.startswith(codecs.BOM_UTF8) else 0)
 
 
 def _line_at(handle: BinaryIO, offset: int) -> int:
@@ -195,6 +162,37 @@ def _line_at(handle: BinaryIO, offset: int) -> int:
         lines += chunk.count(b"\n")
         offset -= len(chunk)
     return lines
+
+
+def _undecodable(
+    exc: UnicodeDecodeError, handle: BinaryIO, encoding: Encoding, path: Path
+) -> CsvError:
+    """A byte that no encoding we read explains, named by its line."""
+    # The decoder was given the bytes just read (after at most 3 held from the read before).
+    offset = handle.tell() - len(exc.object) + exc.start
+    line = _line_at(handle, max(offset, 0))
+    if encoding.codec == "utf-16":
+        return CsvError("is damaged UTF-16 text; save it again as CSV UTF-8", path=path, line=line)
+    return CsvError(
+        "is neither UTF-8 nor Windows-1252 text; save it as 'CSV UTF-8' and try again",
+        path=path,
+        line=line,
+    )
+
+
+def count_data_lines(path: Path) -> int:
+    """The file's lines but the first: its rows, unless some are blank or hold a line break
+    in a quoted cell (a quick count, at the speed of reading the file)."""
+    lines = 0
+    last = b"\n"
+    try:
+        with path.open("rb") as handle:
+            while chunk := handle.read(CHUNK):
+                lines += chunk.count(b"\n")
+                last = chunk[-1:]
+    except OSError as exc:
+        raise CsvError(f"cannot be read ({exc.strerror})", path=path) from None
+    return max(lines - (last == b"\n"), 0)
 
 
 def _dialect(sample: str) -> type[csv.Dialect] | csv.Dialect:
@@ -239,9 +237,10 @@ def _header(row: list[str], path: Path, line: int) -> Header:
     return Header(columns, attributes)
 
 
-def read_subscribers(path: Path, *, check_dns: bool = False) -> Iterator[CsvSubscriber | Rejected]:
-    """Every data row of the file, parsed and validated, in file order, read as it goes (the
-    file's encoding is checked first, over all of it)."""
+def read_subscribers(
+    path: Path, *, check_dns: bool = False
+) -> Generator[CsvSubscriber | Rejected, None, None]:
+    """Every data row of the file, parsed and validated, in file order, read as it goes."""
     try:
         opened = path.open("rb")
     except OSError as exc:
@@ -256,13 +255,39 @@ def _read_rows(handle: BinaryIO, path: Path, check_dns: bool) -> Iterator[CsvSub
         handle.seek(encoding.start)
         sample = handle.read(8192 * 4).decode(encoding.codec, "ignore")[:8192]
         handle.seek(encoding.start)
+        opened = os.fstat(handle.fileno())
     except OSError as exc:
         raise CsvError(f"cannot be read ({exc.strerror})", path=path) from None
-    text = io.TextIOWrapper(handle, encoding=encoding.codec, newline="")
+    text = io.TextIOWrapper(handle, encoding=encoding.codec, errors=CP1252_FALLBACK, newline="")
+    rows = _parse(text, _dialect(sample), path, check_dns)
     try:
-        yield from _parse(text, _dialect(sample), path, check_dns)
+        while True:
+            try:
+                item = next(rows)
+            except StopIteration:
+                return
+            except UnicodeDecodeError as exc:
+                raise _undecodable(exc, handle, encoding, path) from None
+            yield item
+            if item.line % WATCH_EVERY == 0:
+                _check_unchanged(handle, opened, path)
     finally:
         text.detach()  # the caller's file stays open
+
+
+WATCH_EVERY = 4096  # rows between two looks at whether the file is being written over
+
+
+def _check_unchanged(handle: BinaryIO, opened: os.stat_result, path: Path) -> None:
+    """A file written over in place while it is read (most programs save to a new file, which
+    the open handle does not see) would give rows of two versions: stop instead."""
+    now = os.fstat(handle.fileno())
+    if (now.st_size, now.st_mtime_ns) != (opened.st_size, opened.st_mtime_ns):
+        raise CsvError(
+            "was written over while it was being read; wait until nothing writes to it, and run "
+            "the command again",
+            path=path,
+        )
 
 
 def _parse(
@@ -275,8 +300,16 @@ def _parse(
         for row in reader:
             line = previous_end + 1  # a quoted field may span lines: report where the row starts
             previous_end = reader.line_num
-            if not "".join(row).strip():
+            joined = "".join(row)
+            if not joined.strip():
                 continue
+            if "\0" in joined:
+                raise CsvError(
+                    "holds a NUL character (a damaged or binary file); remove it, or export the "
+                    "sheet as CSV again",
+                    path=path,
+                    line=line,
+                )
             if header is None:
                 header = _header(row, path, line)
                 continue
@@ -292,8 +325,8 @@ def _parse(
                 "of the row starting here (an unclosed quote runs to the end of the file)"
             )
         raise CsvError(reason, path=path, line=previous_end + 1) from None
-    if header is None:
-        raise CsvError("has no header line; the first line must name the columns", path=path)
+    if header is None:  # the first line that is not blank is the header
+        raise CsvError("is empty; it needs a header line and one row per subscriber", path=path)
 
 
 def _cells(row: list[str], header: Header) -> dict[str, str]:

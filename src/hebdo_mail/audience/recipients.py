@@ -4,6 +4,7 @@ store, streamed in batches. Either way each recipient is a ``Recipient`` value.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import pickle
@@ -18,8 +19,8 @@ from typing import BinaryIO
 from ..errors import HebdoError, display_path
 from ..vocabulary import Status
 from .addresses import address_key
-from .keytable import KeyTableBuilder, key_digest
-from .listfile import Rejected, read_subscribers
+from .keytable import SeenDigests, key_digest
+from .listfile import Rejected, count_data_lines, read_subscribers
 from .store import SubscriberStore
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,15 @@ class RecipientSource:
     def __len__(self) -> int:
         raise NotImplementedError
 
+    def expected_total(self) -> int:
+        """How many recipients the list holds, as far as is known before reading it."""
+        return len(self)
+
+    def read_total(self) -> int | None:
+        """How many it held, when only reading it through told (None: ``expected_total`` was
+        exact)."""
+        return None
+
     def address_keys(self) -> Iterator[str]:
         """Each recipient's address key, in order."""
         for batch in self.batches():
@@ -114,94 +124,117 @@ class RecipientSource:
 
 
 class CsvRecipients(RecipientSource):
-    """Every row of the file is read and checked before anything is sent. The checked rows are
-    kept as they are read, a batch at a time, in a temporary file (about 100 bytes a reader),
-    and the send reads them back from there: a list of a million readers is never held in
-    memory, nothing is parsed or checked twice, and the CSV file may be saved anew or edited
-    during the send (this run mails the rows it checked). The check keeps a digest of each
-    address only (audience/keytable.py), to find the repeated ones: a repeated address is mailed
-    once, as its first row says. One reading at a time.
+    """The rows of a CSV file, checked as they are read, a batch at a time: the first message
+    leaves as soon as the first rows are checked, and a list of a million readers is never held
+    in memory. A repeated address is mailed once, as its first row says (only a digest of each
+    address is kept to know it: audience/keytable.py). A bad row is reported with its line
+    (``rejected``) and not mailed; the others are. A file that cannot be read on (a broken
+    quote, a byte that is no text) stops the reading with one line naming where.
+
+    How many readers the list holds is known once it has been read through. A command that
+    must say it before sending (the confirmation question, a resume's count) reads it through
+    first (``read_through``): the checked rows are kept in a temporary file (about 100 bytes a
+    reader), which the send reads back, so nothing is checked twice. Otherwise the send reads the
+    file as it goes, and ``expected_total`` counts its lines instead.
     """
 
-    BATCH = 1024  # rows a pickled batch holds
+    BATCH = 1024  # rows a batch holds (the first ones fewer: the first message waits for few)
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.description = f"file {path.name}"
-        self._spool = temporary_file()
-        try:
-            self._count, self._repeated = self._check()
-        except BaseException:
-            self._spool.close()
-            raise
+        self.rejected = 0  # bad rows, reported as they are met
+        self.count: int | None = None  # distinct readers, once the file is read through
+        self._lines = count_data_lines(path)
+        self._rows = read_subscribers(path)
+        self._first = next(self._rows, None)  # the encoding and header are checked now
+        self._spool: BinaryIO | None = None
+        self._streamed = False
 
-    def _check(self) -> tuple[int, set[int]]:
-        """The one pass over the file: (how many distinct addresses, the digests of the
-        repeated ones); the rows kept in the spool."""
-        counts = KeyTableBuilder(lambda before, after: before + after)
-        first_bad: Rejected | None = None
-        bad = 0
-        batch: list[SpooledRow] = []
-        for item in read_subscribers(self.path):
+    def _checked(self) -> Iterator[tuple[list[str], list[SpooledRow]]]:
+        """The one reading of the file: each batch's address keys and rows, repeated
+        addresses and bad rows left out (bad rows reported)."""
+        if self._streamed:
+            raise RuntimeError("a CSV list is read once")
+        self._streamed = True
+        seen = SeenDigests(self._lines)
+        keys: list[str] = []
+        rows: list[SpooledRow] = []
+        size = 32
+        for item in itertools.chain([self._first] if self._first else [], self._rows):
             if isinstance(item, Rejected):
-                first_bad = first_bad or item
-                bad += 1
+                self.rejected += 1
+                log.warning(
+                    "%s:%d: %s; not mailed", display_path(self.path), item.line, item.reason
+                )
                 continue
             if item.warning:
                 log.warning("%s:%d: %s", display_path(self.path), item.line, item.warning)
-            counts.add(address_key(item.email), 1)
-            if first_bad is None:  # after a bad row, only counting what else is wrong
-                batch.append((item.email, item.name, item.lang, item.format, item.attributes))
-                if len(batch) == self.BATCH:
-                    self._keep(batch)
-                    batch = []
-        if first_bad is not None:
-            more = f" (and {bad - 1} more bad rows)" if bad > 1 else ""
-            raise HebdoError(
-                f"{first_bad.reason}{more}; fix or remove these rows, nothing was sent",
-                path=self.path,
-                line=first_bad.line,
-            )
-        self._keep(batch)
-        table = counts.build()
-        return len(table), {digest for digest, count in table.items() if count > 1}
+            key = address_key(item.email)
+            if not seen.add(key_digest(key)):
+                continue  # a repeated address is mailed once
+            keys.append(key)
+            rows.append((item.email, item.name, item.lang, item.format, item.attributes))
+            if len(keys) == size:
+                yield keys, rows
+                keys, rows, size = [], [], min(self.BATCH, size * 2)
+        if keys:
+            yield keys, rows
+        self.count = seen.count
 
-    def _keep(self, batch: list[SpooledRow]) -> None:
+    def read_through(self) -> None:
+        """Read and check the whole file before anything is sent, keeping the checked rows."""
+        if self._spool is not None:
+            return
+        spool = temporary_file()
         try:
-            if batch:
-                pickle.dump(batch, self._spool, pickle.HIGHEST_PROTOCOL)
-            self._spool.flush()
+            for batch in self._checked():
+                pickle.dump(batch, spool, pickle.HIGHEST_PROTOCOL)
+            spool.flush()
         except OSError as exc:
+            spool.close()
             raise spool_error(exc) from None
+        except BaseException:
+            spool.close()
+            raise
+        self._spool = spool
 
     def batches(self) -> Iterator[RecipientBatch]:
-        first_rows: set[int] = set()
+        for keys, rows in self._spooled() if self._spool is not None else self._checked():
+            yield RecipientBatch(keys, partial(_rows_at, keys, rows))
+
+    def _spooled(self) -> Iterator[tuple[list[str], list[SpooledRow]]]:
+        assert self._spool is not None
         self._spool.seek(0)
         while True:
             try:
-                rows: list[SpooledRow] = pickle.load(self._spool)
+                yield pickle.load(self._spool)
             except EOFError:
                 return
             except OSError as exc:
                 raise spool_error(exc) from None
-            keys, kept = [], []
-            for row in rows:
-                key = address_key(row[0])
-                if self._repeated:
-                    digest = key_digest(key)
-                    if digest in self._repeated:
-                        if digest in first_rows:
-                            continue  # a repeated address is mailed once
-                        first_rows.add(digest)
-                keys.append(key)
-                kept.append(row)
-            yield RecipientBatch(keys, partial(_rows_at, keys, kept))
+
+    def address_keys(self) -> Iterator[str]:
+        self.read_through()
+        return super().address_keys()
 
     def __len__(self) -> int:
-        return self._count
+        self.read_through()
+        assert self.count is not None
+        return self.count + self.rejected
+
+    def expected_total(self) -> int:
+        return len(self) if self.count is not None else self._lines
+
+    def read_total(self) -> int | None:
+        """The readers of the list, bad rows included (they are still to be mailed, once
+        fixed): known once the file has been read through."""
+        return None if self.count is None else self.count + self.rejected
 
     def close(self) -> None:
-        self._spool.close()
+        self._rows.close()
+        if self._spool is not None:
+            self._spool.close()
 
 
 def _rows_at(keys: list[str], rows: list[SpooledRow], positions: list[int]) -> list[Recipient]:

@@ -16,7 +16,13 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..audience.addresses import InvalidAddress, normalise_address
-from ..audience.recipients import Recipient, RecipientBatch, RecipientSource, StoreRecipients
+from ..audience.recipients import (
+    CsvRecipients,
+    Recipient,
+    RecipientBatch,
+    RecipientSource,
+    StoreRecipients,
+)
 from ..audience.store import SubscriberStore
 from ..audience.tokens import PROOF
 from ..deliver.changes import describe_changes, digest_of
@@ -36,6 +42,7 @@ from ..workspace import Workspace
 from .common import warn, workspace_from
 
 EX_TEMPFAIL = 75  # some messages are still to be sent: run the command again
+EX_DATAERR = 65  # bad rows of a CSV list were not mailed: fix them and run it again
 
 
 TEST_PREFIX = "[TEST] "
@@ -181,9 +188,12 @@ def _send(
         if args.dry_run:
             return _dry_run(sender(NullTransport(), NullLog()), source)
 
-        to_send = count_to_send(state, source, options)
+        # Counted before the first message only when it must be said (the question, or a
+        # resume's count): a first run from a CSV file reads the file as it sends.
+        asks = transport.needs_confirmation and not args.yes
+        to_send = count_to_send(state, source, options) if asks or len(state.recipients) else None
         # The digest of what this run mails; a run that mails nobody keeps the previous one.
-        digest = digest_of(editions) if to_send or not state.digest else state.digest
+        digest = digest_of(editions) if to_send != 0 or not state.digest else state.digest
         changes = describe_changes(state.digest, digest) if state.started and state.digest else None
         if changes and not args.allow_changes:
             raise HebdoError(
@@ -193,25 +203,53 @@ def _send(
                 path=folder,
             )
 
-        if transport.needs_confirmation and to_send and not args.yes:
-            confirm(issue_id, to_send, transport.description)
+        if asks and to_send:
+            confirm(issue_id, to_send, transport.description, rejected_rows(source))
         log = ledger.writer()
+        total = source.expected_total()
         log.write({
-            "time": now(), "event": "run", "total": len(source), "source": source.description,
+            "time": now(), "event": "run", "total": total, "source": source.description,
             "transport": transport.description, "digest": digest,
         })  # fmt: skip
         try:
             summary = asyncio.run(
-                run_with_progress(sender(transport, log), source.batches(), to_send)
-            )
+                run_with_progress(
+                    sender(transport, log), source.batches(),
+                    min(total, options.limit or total) if to_send is None else to_send,
+                )
+            )  # fmt: skip
         except LogError:
             raise  # it says itself what was recorded and how to resume
         except HebdoError as exc:
             raise resumable(exc, display_path(path)) from None
+        counted = source.read_total()
+        if counted is not None and counted != total:  # the file's lines were not its readers
+            log.write({"time": now(), "event": "counted", "total": counted})
     finally:
         ledger.close()
     print_summary(summary, f"log: {display_path(path)}")
-    return EX_TEMPFAIL if summary.incomplete else 0
+    return exit_code(source, incomplete=summary.incomplete)
+
+
+def exit_code(source: RecipientSource, *, incomplete: bool) -> int:
+    """0 when the send is complete; else what the operator has to do, said on stderr."""
+    if rejected := rejected_rows(source):
+        them = "it" if rejected.startswith("1 ") else "them"
+        print(
+            f"{rejected} not mailed: fix {them} (listed above), then run the same command "
+            "again to mail their readers",
+            file=sys.stderr,
+        )
+        return EX_DATAERR
+    return EX_TEMPFAIL if incomplete else 0
+
+
+def rejected_rows(source: RecipientSource) -> str | None:
+    """The bad rows of a CSV list met so far, as the send reports them ("2 rows of list.csv")."""
+    if not isinstance(source, CsvRecipients) or not source.rejected:
+        return None
+    count = source.rejected
+    return f"{count} bad row{'s' if count != 1 else ''} of {display_path(source.path)}"
 
 
 def _check_transport(state: LogState, transport: Transport, path: Path, *, dry_run: bool) -> None:
@@ -242,6 +280,9 @@ def _dry_run(sender: Sender, source: RecipientSource) -> int:
         f"skipped, {summary.already_done} already done, {summary.unknown_left} unknown; "
         "nothing was written or sent"
     )
+    if rejected := rejected_rows(source):
+        print(f"{rejected} would not be mailed (listed above)", file=sys.stderr)
+        return EX_DATAERR
     return 0
 
 
@@ -249,9 +290,12 @@ def transport_kind(description: str) -> str:
     return "outbox" if description.startswith("outbox") else "relay"
 
 
-def confirm(issue_id: str, count: int, where: str) -> None:
+def confirm(issue_id: str, count: int, where: str, rejected: str | None = None) -> None:
     plural = "s" if count != 1 else ""
-    question = f"Send issue {issue_id} to {count} recipient{plural} through {where}? [y/N] "
+    left_out = f" ({rejected}, listed above, not mailed)" if rejected else ""
+    question = (
+        f"Send issue {issue_id} to {count} recipient{plural} through {where}{left_out}? [y/N] "
+    )
     if not sys.stdin.isatty():
         raise HebdoError(
             f"refusing to mail {count} recipients through {where} without confirmation; "

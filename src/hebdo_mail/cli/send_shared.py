@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..audience.recipients import RecipientSource, StoreRecipients
+from ..audience.recipients import CsvRecipients, RecipientSource, StoreRecipients
 from ..deliver.changes import describe_changes, digest_of
 from ..deliver.pgledger import SharedLedger
 from ..deliver.pgrecords import shared_counts, shared_waiting, write_jsonl
@@ -36,9 +36,10 @@ def send_shared(
     editions: dict[str, RenderedEdition], options: SendOptions,
 ) -> int:  # fmt: skip
     from .send import (
-        EX_TEMPFAIL,
         confirm,
+        exit_code,
         print_summary,
+        rejected_rows,
         resumable,
         run_with_progress,
         transport_kind,
@@ -67,12 +68,14 @@ def send_shared(
                 "send the new text to the remaining readers, or restore the old text",
                 path=folder,
             )
+        if isinstance(source, CsvRecipients):
+            source.read_through()  # the shared queue holds every reader before anyone sends
         ledger.prepare(source)
         to_send = ledger.pending(resend_unknown=options.resend_unknown)
         if options.limit is not None:
             to_send = min(to_send, options.limit)
         if transport.needs_confirmation and to_send and not args.yes:
-            confirm(issue_id, to_send, transport.description)
+            confirm(issue_id, to_send, transport.description, rejected_rows(source))
         found = ledger.join(
             source, transport=transport.description, digest=digest,
             resend_unknown=options.resend_unknown,
@@ -101,7 +104,7 @@ def send_shared(
     print(
         f"issue {issue_id}, all senders: " + ", ".join(f"{left[key]} {key}" for key in STATUS_KEYS)
     )
-    return EX_TEMPFAIL if summary.incomplete or left["deferred"] else 0
+    return exit_code(source, incomplete=summary.incomplete or bool(left["deferred"]))
 
 
 def shared_status(url: str, issue_id: str, as_json: bool) -> None:

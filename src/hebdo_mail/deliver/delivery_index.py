@@ -173,7 +173,7 @@ def _last_events(data: bytes, total: int) -> tuple[int, dict[str, tuple[Any, ...
             continue  # a line cut short by a crash (read_log warns of it)
         if not isinstance(record, dict):
             continue
-        if record.get("event") == "run":
+        if record.get("event") in ("run", "counted"):  # counted: the total, once read through
             total = int(record.get("total") or 0)
             continue
         recipient, event = record.get("recipient"), record.get("event")

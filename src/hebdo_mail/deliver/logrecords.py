@@ -47,11 +47,28 @@ class RunEvent(BaseModel):
     digest: dict[str, dict[str, str]] | None = None
 
 
+class CountedEvent(BaseModel):
+    """Written when a run has read its list through, if the total its ``run`` line gave was a
+    guess (a CSV file's lines, before the file was read): how many readers the list held."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    time: str
+    event: Literal["counted"]
+    total: int
+
+
+RUN_RECORDS: dict[str, type[RunEvent] | type[CountedEvent]] = {
+    "run": RunEvent,
+    "counted": CountedEvent,
+}
+
+
 def parse_record(
     raw: bytes, path: Path, number: int, warnings: list[str]
-) -> RunEvent | RecipientEvent | None:
-    """One line: a recipient's event (parsed and checked straight from the bytes), a run, or None
-    for a line cut short by a crash."""
+) -> RunEvent | CountedEvent | RecipientEvent | None:
+    """One line: a recipient's event (parsed and checked straight from the bytes), a run's line,
+    or None for a line cut short by a crash."""
     try:
         return RecipientEvent.model_validate_json(raw)
     except ValidationError as exc:
@@ -62,9 +79,9 @@ def parse_record(
         )
         return None
     record: Any = json.loads(raw)
-    if isinstance(record, dict) and record.get("event") == "run":
+    if isinstance(record, dict) and (model := RUN_RECORDS.get(str(record.get("event")))):
         try:
-            return RunEvent.model_validate(record)
+            return model.model_validate(record)
         except ValidationError as exc:
             problem = exc.errors()[0]
     where = ".".join(str(p) for p in problem["loc"])

@@ -56,6 +56,8 @@ class CountingLogWriter(LogWriter):
         super().write(record)
         if record.get("event") == "run":
             self.summary.total, self.summary.transport = record["total"], record["transport"]
+        elif record.get("event") == "counted":
+            self.summary.total = record["total"]
 
     def counted(self, recipient: str, event: Event) -> None:
         before = self._open.pop(recipient, None)

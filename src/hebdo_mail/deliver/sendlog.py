@@ -162,7 +162,7 @@ def _replay_parsed(
     raw: bytes, path: Path, number: int, state: LogState, table: KeyTableBuilder
 ) -> None:
     """A line the fast reading does not take: a run's line, or one to check in full."""
-    from .logrecords import RunEvent, parse_record
+    from .logrecords import CountedEvent, RunEvent, parse_record
 
     event = parse_record(raw, path, number, state.warnings)
     if event is None:
@@ -170,6 +170,9 @@ def _replay_parsed(
     if isinstance(event, RunEvent):
         state.total, state.transport = event.total, event.transport
         state.digest = event.digest or state.digest
+        return
+    if isinstance(event, CountedEvent):
+        state.total = event.total
         return
     table.add(event.recipient, _state_code(event.event))
 
