@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from hebdo_mail.audience.keytable import INDEXED, KeyTableBuilder, key_digest
+from hebdo_mail.audience.keytable import INDEXED, KeyTableBuilder, SeenDigests, key_digest
 
 
 def count_and_last(before: int, after: int) -> int:
@@ -44,3 +44,19 @@ def test_the_last_value_wins_by_default_and_an_empty_table_knows_nobody() -> Non
     assert (table.get("a@x.org"), table.get("b@x.org"), table.get("c@x.org")) == (4, 1, 3)
     empty = KeyTableBuilder().build()
     assert len(empty) == 0 and empty.get("a@x.org") is None
+
+
+@pytest.mark.parametrize("expected", [0, 30_000], ids=["grown from the smallest", "sized first"])
+def test_seen_digests_say_first_time_once_per_digest_as_a_set_would(expected: int) -> None:
+    rng = random.Random(7)
+    keys = [f"reader{rng.randrange(20_000)}@example.org" for _ in range(30_000)]
+    # Digests alike in the bits that pick a slot, told apart by the rest: they probe past each
+    # other.
+    crowded = [(n << 64) | 5 for n in range(1, 50)] + [(n << 64) | 5 for n in range(1, 50)]
+    seen = SeenDigests(expected)
+    known: set[int] = set()
+    for digest in [key_digest(key) for key in keys] + crowded:
+        first = digest | 1 << 64 not in known  # 127 bits kept: the lowest bit of the high half
+        known.add(digest | 1 << 64)
+        assert seen.add(digest) is first
+    assert seen.count == len(known) and seen.count < seen.mask

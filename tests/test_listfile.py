@@ -105,3 +105,28 @@ def test_an_export_whose_reader_goes_away_stops_quietly(
     export.stdout.close()
     _, err = export.communicate(timeout=DEADLINE)
     assert err == b"" and export.returncode == 141  # as if killed by SIGPIPE
+
+
+def test_a_list_is_read_as_utf8_and_its_other_bytes_as_windows_1252_where_they_come(
+    ws: Path, cli: Callable[..., Result]
+) -> None:
+    """No pass over the file before its first row: a file saved by Excel as Windows-1252 whose
+    first accent comes late, or two exports put end to end, read right in every part; a byte
+    that is neither names its line."""
+    utf8 = "".join(f"u{i}@example.org,Hélène {i}\n" for i in range(2000)).encode("utf-8")
+    cp1252 = "".join(f"w{i}@example.org,Lefèvre {i}\n" for i in range(2000)).encode("cp1252")
+    (ws / "mixed.csv").write_bytes(b"email,name\n" + utf8 + cp1252)
+    result = cli("subscribers", "import", "mixed.csv", cwd=ws)
+    assert result.code == 0, result.err
+    names = {email: name for email, name, _ in rows_of(ws / "hebdo.db")}
+    assert names["u1999@example.org"] == "Hélène 1999" and names["w0@example.org"] == "Lefèvre 0"
+    assert len(names) == 4000
+    # 0x81 is no character of Windows-1252: on data row 3001, line 3002 (the file's lines are
+    # decoded some kilobytes ahead of the rows: the line is found from the byte's offset).
+    cp1252_rows = cp1252.splitlines(keepends=True)
+    cp1252_rows[1000] = b"x@example.org,\x81\n"
+    (ws / "broken.csv").write_bytes(b"email,name\n" + utf8 + b"".join(cp1252_rows))
+    broken = cli("subscribers", "import", "broken.csv", cwd=ws)
+    assert broken.code == 1
+    assert broken.err.startswith("hebdo-mail: error: broken.csv:3002: is neither"), broken.err
+    assert "neither UTF-8 nor Windows-1252" in broken.err

@@ -266,3 +266,33 @@ def test_a_run_reads_in_full_only_the_readers_it_mails(tmp_path: Path, kind: str
     assert {r.name for r in chosen} == {"Reader"}
     summary = sender.summary
     assert (summary.already_done, summary.unknown_left, summary.not_reached) == (690, 10, 1000)
+
+
+@pytest.mark.parametrize("count_rest", [True, False])
+def test_a_stopped_send_reads_a_streamed_list_no_further_unless_told_to_count(
+    tmp_path: Path, count_rest: bool
+) -> None:
+    """Ctrl-C during a send from a million-row file: counting the readers left would mean
+    reading and checking every row left (seconds); the send stops reading instead."""
+    path = write(tmp_path / "list.csv", [f"reader{i}@example.org,R,x" for i in range(5000)])
+    source = CsvRecipients(path)
+    sender = Sender(
+        factory=cast(MessageFactory, None), transport=NullTransport(), log=NullLog(),
+        state=read_log(tmp_path / "issue.jsonl"), store=None, store_is_source=False,
+        options=SendOptions(), count_rest=count_rest,
+    )  # fmt: skip
+    try:
+        chosen = []
+        for batch in sender.selected(source.batches()):
+            chosen.extend(batch)
+            sender.stop("interrupted")
+    finally:
+        source.close()
+    assert len(chosen) == 32  # the first batch, handed on before the stop
+    summary = sender.summary
+    if count_rest:
+        assert (summary.not_reached, summary.rest_unread) == (5000 - 32, False)
+        assert source.read_total() == 5000
+    else:
+        assert (summary.not_reached, summary.rest_unread) == (0, True)
+        assert source.read_total() is None  # not read through

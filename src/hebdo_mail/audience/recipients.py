@@ -114,6 +114,12 @@ class RecipientSource:
         exact)."""
         return None
 
+    @property
+    def counts_cheaply(self) -> bool:
+        """Whether the readers a stopped send leaves cost little to count (their keys are at
+        hand, not rows to read and check)."""
+        return True
+
     def address_keys(self) -> Iterator[str]:
         """Each recipient's address key, in order."""
         for batch in self.batches():
@@ -213,6 +219,10 @@ class CsvRecipients(RecipientSource):
                 return
             except OSError as exc:
                 raise spool_error(exc) from None
+
+    @property
+    def counts_cheaply(self) -> bool:
+        return self._spool is not None
 
     def address_keys(self) -> Iterator[str]:
         self.read_through()

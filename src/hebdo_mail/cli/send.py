@@ -183,6 +183,7 @@ def _send(
                 factory=factory, transport=transport, log=log, state=state, store=store,
                 store_is_source=isinstance(source, StoreRecipients), options=options,
                 store_marker=source.marker if isinstance(source, StoreRecipients) else None,
+                count_rest=source.counts_cheaply,
             )  # fmt: skip
 
         if args.dry_run:
@@ -375,6 +376,8 @@ def print_summary(summary: SendSummary, where: str) -> None:
         extras.append(f"{summary.already_done} already done before")
     if summary.not_reached:
         extras.append(f"{summary.not_reached} not reached")
+    if summary.rest_unread:
+        extras.append("the rest of the list not read")
     timing = ""
     if summary.handled and summary.elapsed > 0:
         timing = f"; {summary.elapsed:.1f} s, {summary.handled / summary.elapsed:,.0f} msg/s"
@@ -384,7 +387,7 @@ def print_summary(summary: SendSummary, where: str) -> None:
             f"stopped early ({summary.stopped}); run the same command again to resume",
             file=sys.stderr,
         )
-    elif counts[Outcome.DEFERRED] or summary.not_reached:
+    elif counts[Outcome.DEFERRED] or summary.not_reached or summary.rest_unread:
         print(
             "some messages are still to be sent: run the same command again to resume",
             file=sys.stderr,

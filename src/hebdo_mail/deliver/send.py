@@ -58,6 +58,7 @@ class SendSummary:
     already_done: int = 0  # sent, failed or skipped by earlier runs
     unknown_left: int = 0  # unknown from earlier runs, not resent
     not_reached: int = 0  # left pending by --limit or a stop
+    rest_unread: bool = False  # a stop left the rest of a list that is costly to read unread
     stopped: str | None = None  # why the run stopped early, if it did
     elapsed: float = 0.0  # seconds from the first message queued to the last reply
 
@@ -72,6 +73,7 @@ class SendSummary:
             or self.counts[Outcome.UNKNOWN]
             or self.unknown_left
             or self.not_reached
+            or self.rest_unread
         )
 
 
@@ -88,7 +90,10 @@ class Sender:
         options: SendOptions,
         store_marker: int | None = None,
         on_event: Callable[[Outcome], None] = lambda outcome: None,
+        count_rest: bool = True,
     ) -> None:
+        """``count_rest``: whether the readers a stop leaves are counted (False for a list that
+        would be read and checked only to count them: a CSV file streamed)."""
         self.factory = factory
         self.transport = transport
         self.log = log
@@ -97,6 +102,7 @@ class Sender:
         self.store_is_source = store_is_source
         self.options = options
         self.on_event = on_event
+        self.count_rest = count_rest
         self.summary = SendSummary()
         self.limiter = RateLimiter(options.rate)
         self.pool = (
@@ -130,6 +136,9 @@ class Sender:
         nothing more will be mailed, the rest is only counted."""
         queued = 0
         for batch in batches:
+            if self.stopping and not self.count_rest:
+                self.summary.rest_unread = True
+                return
             positions = []
             for position, key in enumerate(batch.keys):
                 decision = decide(self.state, key, self.options)
