@@ -171,7 +171,7 @@ class CsvRecipients(RecipientSource):
             if isinstance(item, Rejected):
                 self.rejected += 1
                 log.warning(
-                    "%s:%d: %s; not mailed", display_path(self.path), item.line, item.reason
+                    "%s:%d: not mailed: %s", display_path(self.path), item.line, item.reason
                 )
                 continue
             if item.warning:
