@@ -130,3 +130,18 @@ def test_a_list_is_read_as_utf8_and_its_other_bytes_as_windows_1252_where_they_c
     assert broken.code == 1
     assert broken.err.startswith("hebdo-mail: error: broken.csv:3002: is neither"), broken.err
     assert "neither UTF-8 nor Windows-1252" in broken.err
+
+
+def test_damaged_utf16_is_an_error_naming_its_line_not_windows_1252(
+    ws: Path, cli: Callable[..., Result]
+) -> None:
+    rows = "email\tname\n" + "".join(f"r{i}@example.org\tR{i}\n" for i in range(500))
+    data = rows.encode("utf-16")  # with its BOM, as Excel writes "Unicode text"
+    # A lone low surrogate in row 301 (line 302): no UTF-16 text has one.
+    at = data.index("r300@".encode("utf-16-le"))
+    (ws / "damaged.csv").write_bytes(data[:at] + b"\x00\xdc" + data[at:])
+    result = cli("subscribers", "import", "damaged.csv", cwd=ws)
+    assert result.code == 1
+    assert result.err.startswith("hebdo-mail: error: damaged.csv:302: is damaged UTF-16"), (
+        result.err
+    )

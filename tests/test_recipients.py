@@ -81,6 +81,11 @@ def test_bad_rows_are_reported_with_their_lines_and_left_out(
     finally:
         source.close()
     reported = [r.getMessage() for r in caplog.records]
+    counted = CsvRecipients(tmp_path / "list.csv")
+    try:  # read through first: the question counts those it will mail
+        assert len(counted) == 2 and counted.expected_total() == 4
+    finally:
+        counted.close()
     where = str(tmp_path / "list.csv")
     assert [line.split(": ")[0] for line in reported] == [f"{where}:3", f"{where}:4"]
     assert all(": not mailed: " in line for line in reported)
@@ -110,6 +115,18 @@ def test_a_list_saved_anew_during_the_send_changes_nothing_and_one_written_over_
         with pytest.raises(HebdoError, match="was written over while it was being read") as caught:
             list(reading)
         assert "\n" not in str(caught.value)
+    finally:
+        source.close()
+    # Cut short in place (``> list.csv`` and a new list being written): its end is not the list's.
+    path = write(tmp_path / "list.csv", rows[:100])
+    source = CsvRecipients(path)
+    try:
+        reading = iter(source)
+        next(reading)
+        with path.open("r+", encoding="utf-8") as handle:
+            handle.truncate(len("email,name,city\n") + 3 * len("reader0@example.org,R0,x\n"))
+        with pytest.raises(HebdoError, match="was written over while it was being read"):
+            list(reading)
     finally:
         source.close()
     path = write(tmp_path / "list.csv", rows)
@@ -296,3 +313,16 @@ def test_a_stopped_send_reads_a_streamed_list_no_further_unless_told_to_count(
     else:
         assert (summary.not_reached, summary.rest_unread) == (0, True)
         assert source.read_total() is None  # not read through
+
+
+def test_a_file_of_carriage_returns_alone_is_counted_by_its_lines(tmp_path: Path) -> None:
+    """Old Mac exports end lines with CR alone: the run's first total counts them too (a total
+    of 0 would show a stopped send as complete)."""
+    path = tmp_path / "mac.csv"
+    path.write_bytes(b"email,name\r" + b"".join(b"r%d@example.org,R\r" % i for i in range(50)))
+    source = CsvRecipients(path)
+    try:
+        assert source.expected_total() == 50
+        assert len(list(source)) == 50 and source.read_total() == 50
+    finally:
+        source.close()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import itertools
 import os
 import re
 from collections.abc import Generator, Iterable, Iterator
@@ -124,8 +125,9 @@ class Encoding:
 
 def _as_cp1252(exc: UnicodeError) -> tuple[str, int]:
     """Bytes that are not UTF-8, read as Windows-1252 (Excel's CSV in Western locales): a file
-    saved that way is read as it streams, with no pass over it first; one that mixes both (two
-    exports put end to end) reads right in both parts. A byte that is neither stays an error."""
+    saved that way is read as it streams, with no pass over it first; one that mixes both (rows
+    pasted from another export) reads right in both parts. A byte that is neither stays an
+    error."""
     if not isinstance(exc, UnicodeDecodeError):
         raise exc
     try:
@@ -181,18 +183,22 @@ def _undecodable(
 
 
 def count_data_lines(path: Path) -> int:
-    """The file's lines but the first: its rows, unless some are blank or hold a line break
-    in a quoted cell (a quick count, at the speed of reading the file)."""
-    lines = 0
-    last = b"\n"
-    try:
-        with path.open("rb") as handle:
-            while chunk := handle.read(CHUNK):
-                lines += chunk.count(b"\n")
-                last = chunk[-1:]
-    except OSError as exc:
-        raise CsvError(f"cannot be read ({exc.strerror})", path=path) from None
-    return max(lines - (last == b"\n"), 0)
+    """The file's lines but the first: at least as many as its rows (more when some are blank
+    or hold a line break in a quoted cell). A quick count, at the speed of reading the file;
+    a file whose lines end with a carriage return alone (old Mac exports) is counted again."""
+    for end in (b"\n", b"\r"):
+        lines = 0
+        last = end
+        try:
+            with path.open("rb") as handle:
+                while chunk := handle.read(CHUNK):
+                    lines += chunk.count(end)
+                    last = chunk[-1:]
+        except OSError as exc:
+            raise CsvError(f"cannot be read ({exc.strerror})", path=path) from None
+        if lines:
+            break
+    return max(lines - (last == end), 0)
 
 
 def _dialect(sample: str) -> type[csv.Dialect] | csv.Dialect:
@@ -258,18 +264,25 @@ def _read_rows(handle: BinaryIO, path: Path, check_dns: bool) -> Iterator[CsvSub
         opened = os.fstat(handle.fileno())
     except OSError as exc:
         raise CsvError(f"cannot be read ({exc.strerror})", path=path) from None
-    text = io.TextIOWrapper(handle, encoding=encoding.codec, errors=CP1252_FALLBACK, newline="")
+    # Only UTF-8 falls back to Windows-1252: damaged UTF-16 is an error, not other text.
+    errors = CP1252_FALLBACK if encoding.codec == "utf-8" else "strict"
+    text = io.TextIOWrapper(handle, encoding=encoding.codec, errors=errors, newline="")
     rows = _parse(text, _dialect(sample), path, check_dns)
     try:
-        while True:
+        for count in itertools.count(1):
             try:
                 item = next(rows)
             except StopIteration:
+                # The end: one written over in place (cut short, or still being written)
+                # must not pass for the whole list.
+                _check_unchanged(handle, opened, path)
                 return
             except UnicodeDecodeError as exc:
                 raise _undecodable(exc, handle, encoding, path) from None
+            except OSError as exc:
+                raise CsvError(f"cannot be read ({exc.strerror})", path=path) from None
             yield item
-            if item.line % WATCH_EVERY == 0:
+            if count % WATCH_EVERY == 0:
                 _check_unchanged(handle, opened, path)
     finally:
         text.detach()  # the caller's file stays open
@@ -281,7 +294,10 @@ WATCH_EVERY = 4096  # rows between two looks at whether the file is being writte
 def _check_unchanged(handle: BinaryIO, opened: os.stat_result, path: Path) -> None:
     """A file written over in place while it is read (most programs save to a new file, which
     the open handle does not see) would give rows of two versions: stop instead."""
-    now = os.fstat(handle.fileno())
+    try:
+        now = os.fstat(handle.fileno())
+    except OSError as exc:
+        raise CsvError(f"cannot be read ({exc.strerror})", path=path) from None
     if (now.st_size, now.st_mtime_ns) != (opened.st_size, opened.st_mtime_ns):
         raise CsvError(
             "was written over while it was being read; wait until nothing writes to it, and run "

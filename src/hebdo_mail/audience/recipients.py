@@ -195,11 +195,8 @@ class CsvRecipients(RecipientSource):
         spool = temporary_file()
         try:
             for batch in self._checked():
-                pickle.dump(batch, spool, pickle.HIGHEST_PROTOCOL)
-            spool.flush()
-        except OSError as exc:
-            spool.close()
-            raise spool_error(exc) from None
+                _keep(spool, batch)
+            _keep(spool, None)
         except BaseException:
             spool.close()
             raise
@@ -229,12 +226,16 @@ class CsvRecipients(RecipientSource):
         return super().address_keys()
 
     def __len__(self) -> int:
+        """The readers to mail (bad rows are not)."""
         self.read_through()
         assert self.count is not None
-        return self.count + self.rejected
+        return self.count
 
     def expected_total(self) -> int:
-        return len(self) if self.count is not None else self._lines
+        """The readers of the list, bad rows included (still to be mailed, once fixed); before
+        the file is read through, its lines (as many as its rows, or more)."""
+        total = self.read_total()
+        return self._lines if total is None else total
 
     def read_total(self) -> int | None:
         """The readers of the list, bad rows included (they are still to be mailed, once
@@ -245,6 +246,17 @@ class CsvRecipients(RecipientSource):
         self._rows.close()
         if self._spool is not None:
             self._spool.close()
+
+
+def _keep(spool: BinaryIO, batch: tuple[list[str], list[SpooledRow]] | None) -> None:
+    """A batch of checked rows written to the spool (None: the last written to disk)."""
+    try:
+        if batch is None:
+            spool.flush()
+        else:
+            pickle.dump(batch, spool, pickle.HIGHEST_PROTOCOL)
+    except OSError as exc:
+        raise spool_error(exc) from None
 
 
 def _rows_at(keys: list[str], rows: list[SpooledRow], positions: list[int]) -> list[Recipient]:

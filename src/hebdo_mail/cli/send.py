@@ -233,7 +233,8 @@ def _send(
 
 
 def exit_code(source: RecipientSource, *, incomplete: bool) -> int:
-    """0 when the send is complete; else what the operator has to do, said on stderr."""
+    """0 when the send is complete; 75 while running it again would mail more (what a retrying
+    wrapper waits for); 65 when only bad rows of the list are left, which need a hand first."""
     if rejected := rejected_rows(source):
         them = "it" if rejected.startswith("1 ") else "them"
         print(
@@ -241,8 +242,9 @@ def exit_code(source: RecipientSource, *, incomplete: bool) -> int:
             "again to mail their readers",
             file=sys.stderr,
         )
-        return EX_DATAERR
-    return EX_TEMPFAIL if incomplete else 0
+    if incomplete:
+        return EX_TEMPFAIL
+    return EX_DATAERR if rejected else 0
 
 
 def rejected_rows(source: RecipientSource) -> str | None:
