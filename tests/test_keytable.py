@@ -55,7 +55,7 @@ def test_seen_digests_say_first_time_once_per_digest_as_a_set_would(expected: in
     size = 1024 if expected == 0 else 30_000 * 5 // 3 + 1
     crowded = [((size - 1 + size * n) << 64) | n for n in range(1, 50)]
     seen = SeenDigests(expected)
-    known: set[int] = set()
+    known: set[tuple[int, int]] = set()
     for digest in [key_digest(key) for key in keys] + crowded + crowded:
         kept = (digest >> 64 | 1, digest & 0xFFFFFFFF)  # the 96 bits kept
         assert seen.add(digest) is (kept not in known)
