@@ -99,6 +99,25 @@ def test_restoring_the_old_text_lets_the_send_go_on(ws: Path, cli: Callable[...,
     assert len(digests) == 2 and digests[0] == digests[1]
 
 
+def test_an_edit_after_a_complete_send_stops_nothing_and_changes_no_record(
+    ws: Path, cli: Callable[..., Result]
+) -> None:
+    """Run again after everyone got it, the edited issue mails nobody: no question of the new
+    text (the send reads its list as it goes, so this one is counted first), and the log keeps
+    the text that went out as the reference."""
+    assert cli("send", EXAMPLE_ISSUE, "--subscribers", LIST, cwd=ws).code == 0
+    replace_in(
+        ws / "issues" / EXAMPLE_ISSUE / "transit-fias.md",
+        "Transit vers l'Afghanistan",
+        "Transit vers l'Afghanistan, revu",
+    )
+    again = cli("send", EXAMPLE_ISSUE, "--subscribers", LIST, cwd=ws)
+    assert again.code == 0, again.err
+    assert again.out.startswith("0 sent, 0 deferred, 0 failed, 0 skipped, 0 unknown (5 already")
+    digests = [line["digest"] for line in log_lines(ws) if line["event"] == "run"]
+    assert len(digests) == 2 and digests[0] == digests[1]
+
+
 def schedule(ws: Path, issue_id: str, send_at: dt.datetime) -> None:
     folder = ws / "issues" / issue_id
     if not folder.exists():

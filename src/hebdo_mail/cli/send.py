@@ -189,12 +189,17 @@ def _send(
         if args.dry_run:
             return _dry_run(sender(NullTransport(), NullLog()), source)
 
-        # Counted before the first message only when it must be said (the question, or a
-        # resume's count): a first run from a CSV file reads the file as it sends.
+        # Counted before the first message only when it must be said: the question, or an
+        # issue changed since a run recorded it (does anyone get the new text?). Otherwise the
+        # list is read as the send goes: a CSV file, or a resume's walk past those done.
         asks = transport.needs_confirmation and not args.yes
-        to_send = count_to_send(state, source, options) if asks or len(state.recipients) else None
-        # The digest of what this run mails; a run that mails nobody keeps the previous one.
-        digest = digest_of(editions) if to_send != 0 or not state.digest else state.digest
+        to_send = count_to_send(state, source, options) if asks else None
+        digest = digest_of(editions)
+        if state.digest and digest != state.digest:
+            if to_send is None:
+                to_send = count_to_send(state, source, options)
+            if not to_send:
+                digest = state.digest  # a run that mails nobody keeps the previous one
         changes = describe_changes(state.digest, digest) if state.started and state.digest else None
         if changes and not args.allow_changes:
             raise HebdoError(
@@ -216,7 +221,7 @@ def _send(
             summary = asyncio.run(
                 run_with_progress(
                     sender(transport, log), source.batches(),
-                    min(total, options.limit or total) if to_send is None else to_send,
+                    to_send if to_send is not None else expected_to_send(state, total, options),
                 )
             )  # fmt: skip
         except LogError:
@@ -230,6 +235,13 @@ def _send(
         ledger.close()
     print_summary(summary, f"log: {display_path(path)}")
     return exit_code(source, incomplete=summary.incomplete)
+
+
+def expected_to_send(state: LogState, total: int, options: SendOptions) -> int:
+    """What the progress bar counts to when nothing was counted first: the list, less the
+    readers the log knows (an estimate: some of those are still to be mailed)."""
+    left = max(total - len(state.recipients), 0)
+    return left if options.limit is None else min(left, options.limit)
 
 
 def exit_code(source: RecipientSource, *, incomplete: bool) -> int:
