@@ -138,8 +138,8 @@ class CsvRecipients(RecipientSource):
     quote, a byte that is no text) stops the reading with one line naming where.
 
     How many readers the list holds is known once it has been read through. A command that
-    must say it before sending (the confirmation question, a resume's count) reads it through
-    first (``read_through``): the checked rows are kept in a temporary file (about 100 bytes a
+    must say it before sending (the confirmation question, the resume of an edited issue, a
+    shared ledger's queue) reads it through first (``read_through``): the checked rows are kept in a temporary file (about 100 bytes a
     reader), which the send reads back, so nothing is checked twice. Otherwise the send reads the
     file as it goes, and ``expected_total`` counts its lines instead.
     """

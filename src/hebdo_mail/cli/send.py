@@ -1,6 +1,7 @@
 """The ``send`` command at the terminal: the confirmation question, the progress bar and the
-summary. Everything is read and checked (issue, templates, recipients, log, relay settings) before
-the first message leaves; the wiring itself is deliver/setup.py's. An issue already built is sent
+summary. Everything is read and checked (issue, templates, log, relay settings, the list's file
+and header) before the first message leaves; the list's rows as the send reaches them (a bad one
+is reported and not mailed); the wiring itself is deliver/setup.py's. An issue already built is sent
 as its build left it (publish/mailcache.py), without loading the renderer.
 """
 
