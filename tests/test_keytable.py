@@ -31,9 +31,10 @@ def test_values_come_back_merged_in_the_order_they_were_added(size: int) -> None
     assert len(table) == len(expected) and (table.starts is not None) == (size >= INDEXED)
     assert {key: table.get(key) for key in expected} == expected
     assert table.get("nobody@example.org") is None
-    digests = [digest for digest, _ in table.items()]
+    digests = [high << 64 | low for high, low in zip(table.high, table.low, strict=True)]
     assert digests == sorted(digests) and len(set(digests)) == len(expected)
-    assert dict(table.items()) == {key_digest(key): value for key, value in expected.items()}
+    stored = dict(zip(digests, table.values, strict=True))
+    assert stored == {key_digest(key): value for key, value in expected.items()}
 
 
 def test_the_last_value_wins_by_default_and_an_empty_table_knows_nobody() -> None:

@@ -1,6 +1,6 @@
 """Compact tables keyed by address: what a send needs to know about each of a million readers
-(the log's verdict, a repeated row of a list) in about 20 bytes a reader, where a dict of strings
-would take some 150.
+in about 20 bytes a reader, where a dict of strings would take some 150: the log's verdict on each
+(``KeyTable``), and whether a list's row repeats an address met before (``SeenDigests``).
 
 A key is known by its 128-bit BLAKE2b digest (two chances in 10^27 that two addresses of a
 million-reader list share one), kept as two arrays of 64-bit halves sorted together with an
@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 from array import array
 from bisect import bisect_left
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 BUCKETS = 256
 GATHER = 1 << 16  # distinct keys gathered in a dict before they are spilled into the buckets
@@ -61,11 +61,6 @@ class KeyTable:
                 return self.values[index]
             index += 1
         return None
-
-    def items(self) -> Iterator[tuple[int, int]]:
-        """(digest, value) of every key, in digest order."""
-        for high, low, value in zip(self.high, self.low, self.values, strict=True):
-            yield high << 64 | low, value
 
 
 class KeyTableBuilder:
