@@ -79,6 +79,11 @@ class CsvError(HebdoError):
     """The file as a whole cannot be read as a subscriber list."""
 
 
+def _unreadable(exc: OSError, path: Path) -> CsvError:
+    """The file could not be read from the system's point of view (gone, no permission, EIO)."""
+    return CsvError(f"cannot be read ({exc.strerror})", path=path)
+
+
 @dataclass(slots=True)  # not frozen: a frozen dataclass costs a µs a row to build
 class CsvSubscriber:
     line: int
@@ -195,7 +200,7 @@ def count_data_lines(path: Path) -> int:
                     lines += chunk.count(end)
                     last = chunk[-1:]
         except OSError as exc:
-            raise CsvError(f"cannot be read ({exc.strerror})", path=path) from None
+            raise _unreadable(exc, path) from None
         if lines:
             break
     return max(lines - (last == end), 0)
@@ -250,7 +255,7 @@ def read_subscribers(
     try:
         opened = path.open("rb")
     except OSError as exc:
-        raise CsvError(f"cannot be read ({exc.strerror})", path=path) from None
+        raise _unreadable(exc, path) from None
     with opened:
         yield from _read_rows(opened, path, check_dns)
 
@@ -263,7 +268,7 @@ def _read_rows(handle: BinaryIO, path: Path, check_dns: bool) -> Iterator[CsvSub
         handle.seek(encoding.start)
         opened = os.fstat(handle.fileno())
     except OSError as exc:
-        raise CsvError(f"cannot be read ({exc.strerror})", path=path) from None
+        raise _unreadable(exc, path) from None
     # Only UTF-8 falls back to Windows-1252: damaged UTF-16 is an error, not other text.
     errors = CP1252_FALLBACK if encoding.codec == "utf-8" else "strict"
     text = io.TextIOWrapper(handle, encoding=encoding.codec, errors=errors, newline="")
@@ -280,12 +285,12 @@ def _read_rows(handle: BinaryIO, path: Path, check_dns: bool) -> Iterator[CsvSub
             except UnicodeDecodeError as exc:
                 raise _undecodable(exc, handle, encoding, path) from None
             except OSError as exc:
-                raise CsvError(f"cannot be read ({exc.strerror})", path=path) from None
+                raise _unreadable(exc, path) from None
             yield item
             if count % WATCH_EVERY == 0:
                 _check_unchanged(handle, opened, path)
     finally:
-        text.detach()  # the caller's file stays open
+        text.detach()  # read_subscribers closes the file, not the wrapper
 
 
 WATCH_EVERY = 4096  # rows between two looks at whether the file is being written over
@@ -297,7 +302,7 @@ def _check_unchanged(handle: BinaryIO, opened: os.stat_result, path: Path) -> No
     try:
         now = os.fstat(handle.fileno())
     except OSError as exc:
-        raise CsvError(f"cannot be read ({exc.strerror})", path=path) from None
+        raise _unreadable(exc, path) from None
     if (now.st_size, now.st_mtime_ns) != (opened.st_size, opened.st_mtime_ns):
         raise CsvError(
             "was written over while it was being read; wait until nothing writes to it, and run "
@@ -347,7 +352,7 @@ def _parse(
 
 def _cells(row: list[str], header: Header) -> dict[str, str]:
     """Our fields' values in this row, stripped and unescaped; a column the row lacks is left
-    out. One pass per row: a million-row list is read twice by a send."""
+    out. One pass per row: it runs for every row of a million-row list."""
     width = len(row)
     cells = {}
     for name, index in header.columns.items():

@@ -21,12 +21,9 @@ from ..vocabulary import Status
 from .addresses import address_key
 from .keytable import SeenDigests, key_digest
 from .listfile import Rejected, count_data_lines, read_subscribers
-from .store import SubscriberStore
+from .store import MailingRow, SubscriberStore
 
 log = logging.getLogger(__name__)
-
-# A checked row of a CSV list: email, name, lang, format (None: the default), attributes.
-SpooledRow = tuple[str, str, str | None, str | None, dict[str, str]]
 
 
 def temporary_file() -> BinaryIO:
@@ -60,7 +57,7 @@ class Recipient:
         return address_key(self.email)
 
 
-def keyed_recipient(key: str, row: SpooledRow) -> Recipient:
+def keyed_recipient(key: str, row: MailingRow) -> Recipient:
     """The recipient of a row (email, name, lang, format, attributes: a CSV list's checked row
     or the store's), with its address key already known (worked out when its batch was read)."""
     email, name, lang, fmt, attributes = row
@@ -91,7 +88,7 @@ class RecipientBatch:
 
 class RecipientSource:
     """Recipients a batch at a time, that can also tell how many there are before sending
-    starts."""
+    starts (exactly, or as an upper bound: ``expected_total``)."""
 
     description: str
 
@@ -115,7 +112,7 @@ class RecipientSource:
         return None
 
     @property
-    def counts_cheaply(self) -> bool:
+    def rest_cheap_to_count(self) -> bool:
         """Whether the readers a stopped send leaves cost little to count (their keys are at
         hand, not rows to read and check)."""
         return True
@@ -134,7 +131,7 @@ class CsvRecipients(RecipientSource):
     leaves as soon as the first rows are checked, and a list of a million readers is never held
     in memory. A repeated address is mailed once, as its first row says (only a digest of each
     address is kept to know it: audience/keytable.py). A bad row is reported with its line
-    (``rejected``) and not mailed; the others are. A file that cannot be read on (a broken
+    (``bad_rows``) and not mailed; the others are. A file that cannot be read on (a broken
     quote, a byte that is no text) stops the reading with one line naming where.
 
     How many readers the list holds is known once it has been read through. A command that
@@ -149,27 +146,27 @@ class CsvRecipients(RecipientSource):
     def __init__(self, path: Path) -> None:
         self.path = path
         self.description = f"file {path.name}"
-        self.rejected = 0  # bad rows, reported as they are met
+        self.bad_rows = 0  # bad rows, reported as they are met
         self.count: int | None = None  # distinct readers, once the file is read through
         self._lines = count_data_lines(path)
         self._rows = read_subscribers(path)
         self._first = next(self._rows, None)  # the encoding and header are checked now
         self._spool: BinaryIO | None = None
-        self._streamed = False
+        self._read_started = False
 
-    def _checked(self) -> Iterator[tuple[list[str], list[SpooledRow]]]:
+    def _checked(self) -> Iterator[tuple[list[str], list[MailingRow]]]:
         """The one reading of the file: each batch's address keys and rows, repeated
         addresses and bad rows left out (bad rows reported)."""
-        if self._streamed:
+        if self._read_started:
             raise RuntimeError("a CSV list is read once")
-        self._streamed = True
+        self._read_started = True
         seen = SeenDigests(self._lines)
         keys: list[str] = []
-        rows: list[SpooledRow] = []
+        rows: list[MailingRow] = []
         size = 32
         for item in itertools.chain([self._first] if self._first else [], self._rows):
             if isinstance(item, Rejected):
-                self.rejected += 1
+                self.bad_rows += 1
                 log.warning(
                     "%s:%d: not mailed: %s", display_path(self.path), item.line, item.reason
                 )
@@ -196,7 +193,7 @@ class CsvRecipients(RecipientSource):
         try:
             for batch in self._checked():
                 _keep(spool, batch)
-            _keep(spool, None)
+            _keep(spool, None)  # flushed: read back from disk
         except BaseException:
             spool.close()
             raise
@@ -206,7 +203,7 @@ class CsvRecipients(RecipientSource):
         for keys, rows in self._spooled() if self._spool is not None else self._checked():
             yield RecipientBatch(keys, partial(_rows_at, keys, rows))
 
-    def _spooled(self) -> Iterator[tuple[list[str], list[SpooledRow]]]:
+    def _spooled(self) -> Iterator[tuple[list[str], list[MailingRow]]]:
         assert self._spool is not None
         self._spool.seek(0)
         while True:
@@ -218,7 +215,7 @@ class CsvRecipients(RecipientSource):
                 raise spool_error(exc) from None
 
     @property
-    def counts_cheaply(self) -> bool:
+    def rest_cheap_to_count(self) -> bool:
         return self._spool is not None
 
     def address_keys(self) -> Iterator[str]:
@@ -240,7 +237,7 @@ class CsvRecipients(RecipientSource):
     def read_total(self) -> int | None:
         """The readers of the list, bad rows included (they are still to be mailed, once
         fixed): known once the file has been read through."""
-        return None if self.count is None else self.count + self.rejected
+        return None if self.count is None else self.count + self.bad_rows
 
     def close(self) -> None:
         self._rows.close()
@@ -248,8 +245,9 @@ class CsvRecipients(RecipientSource):
             self._spool.close()
 
 
-def _keep(spool: BinaryIO, batch: tuple[list[str], list[SpooledRow]] | None) -> None:
-    """A batch of checked rows written to the spool (None: the last written to disk)."""
+def _keep(spool: BinaryIO, batch: tuple[list[str], list[MailingRow]] | None) -> None:
+    """A batch of checked rows written to the spool (None: what was written, flushed), a full
+    disk said in one line."""
     try:
         if batch is None:
             spool.flush()
@@ -259,7 +257,7 @@ def _keep(spool: BinaryIO, batch: tuple[list[str], list[SpooledRow]] | None) -> 
         raise spool_error(exc) from None
 
 
-def _rows_at(keys: list[str], rows: list[SpooledRow], positions: list[int]) -> list[Recipient]:
+def _rows_at(keys: list[str], rows: list[MailingRow], positions: list[int]) -> list[Recipient]:
     return [keyed_recipient(keys[i], rows[i]) for i in positions]
 
 

@@ -59,9 +59,9 @@ class Subscriber:
         )  # fmt: skip
 
 
-MailingRow = tuple[
-    str, str, str | None, str, dict[str, str]
-]  # email, name, lang, format, attributes
+# What a send needs of a reader, from the store or a CSV list: email, name, lang, format (None:
+# the default), attributes.
+MailingRow = tuple[str, str, str | None, str | None, dict[str, str]]
 
 
 class Store(Protocol):

@@ -184,7 +184,7 @@ def _send(
                 factory=factory, transport=transport, log=log, state=state, store=store,
                 store_is_source=isinstance(source, StoreRecipients), options=options,
                 store_marker=source.marker if isinstance(source, StoreRecipients) else None,
-                count_rest=source.counts_cheaply,
+                count_rest=source.rest_cheap_to_count,
             )  # fmt: skip
 
         if args.dry_run:
@@ -211,7 +211,7 @@ def _send(
             )
 
         if asks and to_send:
-            confirm(issue_id, to_send, transport.description, rejected_rows(source))
+            confirm(issue_id, to_send, transport.description, bad_rows_phrase(source))
         log = ledger.writer()
         total = source.expected_total()
         log.write({
@@ -248,23 +248,24 @@ def expected_to_send(state: LogState, total: int, options: SendOptions) -> int:
 def exit_code(source: RecipientSource, *, incomplete: bool) -> int:
     """0 when the send is complete; 75 while running it again would mail more (what a retrying
     wrapper waits for); 65 when only bad rows of the list are left, which need a hand first."""
-    if rejected := rejected_rows(source):
-        them = "it" if rejected.startswith("1 ") else "them"
+    if bad_rows := bad_rows_phrase(source):
+        them = "it" if bad_rows.startswith("1 ") else "them"
         print(
-            f"{rejected} not mailed: fix {them} (listed above), then run the same command "
+            f"{bad_rows} not mailed: fix {them} (listed above), then run the same command "
             "again to mail their readers",
             file=sys.stderr,
         )
     if incomplete:
         return EX_TEMPFAIL
-    return EX_DATAERR if rejected else 0
+    return EX_DATAERR if bad_rows else 0
 
 
-def rejected_rows(source: RecipientSource) -> str | None:
-    """The bad rows of a CSV list met so far, as the send reports them ("2 rows of list.csv")."""
-    if not isinstance(source, CsvRecipients) or not source.rejected:
+def bad_rows_phrase(source: RecipientSource) -> str | None:
+    """The bad rows of a CSV list met so far, as the send says them ("2 bad rows of list.csv");
+    None when there are none."""
+    if not isinstance(source, CsvRecipients) or not source.bad_rows:
         return None
-    count = source.rejected
+    count = source.bad_rows
     return f"{count} bad row{'s' if count != 1 else ''} of {display_path(source.path)}"
 
 
@@ -296,8 +297,8 @@ def _dry_run(sender: Sender, source: RecipientSource) -> int:
         f"skipped, {summary.already_done} already done, {summary.unknown_left} unknown; "
         "nothing was written or sent"
     )
-    if rejected := rejected_rows(source):
-        print(f"{rejected} would not be mailed (listed above)", file=sys.stderr)
+    if bad_rows := bad_rows_phrase(source):
+        print(f"{bad_rows} would not be mailed (listed above)", file=sys.stderr)
         return EX_DATAERR
     return 0
 
@@ -306,9 +307,9 @@ def transport_kind(description: str) -> str:
     return "outbox" if description.startswith("outbox") else "relay"
 
 
-def confirm(issue_id: str, count: int, where: str, rejected: str | None = None) -> None:
+def confirm(issue_id: str, count: int, where: str, bad_rows: str | None = None) -> None:
     plural = "s" if count != 1 else ""
-    left_out = f" ({rejected}, listed above, not mailed)" if rejected else ""
+    left_out = f" ({bad_rows}, listed above, not mailed)" if bad_rows else ""
     question = (
         f"Send issue {issue_id} to {count} recipient{plural} through {where}{left_out}? [y/N] "
     )

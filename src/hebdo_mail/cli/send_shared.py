@@ -36,10 +36,10 @@ def send_shared(
     editions: dict[str, RenderedEdition], options: SendOptions,
 ) -> int:  # fmt: skip
     from .send import (
+        bad_rows_phrase,
         confirm,
         exit_code,
         print_summary,
-        rejected_rows,
         resumable,
         run_with_progress,
         transport_kind,
@@ -75,7 +75,7 @@ def send_shared(
         if options.limit is not None:
             to_send = min(to_send, options.limit)
         if transport.needs_confirmation and to_send and not args.yes:
-            confirm(issue_id, to_send, transport.description, rejected_rows(source))
+            confirm(issue_id, to_send, transport.description, bad_rows_phrase(source))
         found = ledger.join(
             source, transport=transport.description, digest=digest,
             resend_unknown=options.resend_unknown,

@@ -25,7 +25,7 @@ from ..audience.erasure import ErasedSends, erased_among
 from ..vocabulary import FINAL_EVENTS, Event, Outcome
 from ..workspace import Workspace
 from .delivery_records import ISSUE_ID, RUNNING, TIMED, Delivery, Progress, minute_of
-from .sendlog import read_log, recipient_events
+from .sendlog import TOTAL_EVENTS, read_log, recipient_events
 
 HEAD = 200  # bytes from a log's start that tell one log from another
 EVENTS = frozenset(Event)
@@ -173,7 +173,7 @@ def _last_events(data: bytes, total: int) -> tuple[int, dict[str, tuple[Any, ...
             continue  # a line cut short by a crash (read_log warns of it)
         if not isinstance(record, dict):
             continue
-        if record.get("event") in ("run", "counted"):  # counted: the total, once read through
+        if record.get("event") in TOTAL_EVENTS:
             total = int(record.get("total") or 0)
             continue
         recipient, event = record.get("recipient"), record.get("event")

@@ -19,7 +19,15 @@ from typing import Any
 
 from ..atomic import atomic_output
 from ..vocabulary import FINAL_EVENTS, Event
-from .sendlog import ATTEMPT_STEP, EVENTS, LogState, LogWriter, count_outcomes, read_log
+from .sendlog import (
+    ATTEMPT_STEP,
+    EVENTS,
+    TOTAL_EVENTS,
+    LogState,
+    LogWriter,
+    count_outcomes,
+    read_log,
+)
 
 SUMMARY_FORMAT = 1
 
@@ -54,10 +62,10 @@ class CountingLogWriter(LogWriter):
 
     def write(self, record: dict[str, Any]) -> None:
         super().write(record)
-        if record.get("event") == "run":
-            self.summary.total, self.summary.transport = record["total"], record["transport"]
-        elif record.get("event") == "counted":
+        if record.get("event") in TOTAL_EVENTS:
             self.summary.total = record["total"]
+        if record.get("event") == "run":
+            self.summary.transport = record["transport"]
 
     def counted(self, recipient: str, event: Event) -> None:
         before = self._open.pop(recipient, None)

@@ -164,8 +164,9 @@ class StoreWatch:
 
 
 def count_to_send(state: LogState, recipients: RecipientSource, options: SendOptions) -> int:
-    """How many messages a run would send: what the confirmation question states. A first run
-    sends to everyone; a later one asks the log about each address (not its whole row)."""
+    """How many messages a run would send: what the confirmation question states, and whether
+    an issue edited since a run recorded it would mail anyone. A first run sends to everyone; a
+    later one asks the log about each address (not its whole row)."""
     if len(state.recipients):
         count = sum(1 for key in recipients.address_keys() if decide(state, key, options) == "send")
     else:

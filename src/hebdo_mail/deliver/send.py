@@ -133,7 +133,8 @@ class Sender:
         """The recipients of each batch this run should mail, in order, after the log has
         spoken (the store speaks as each message goes). Decided on address keys alone: a
         reader found done, or past --limit, or left after a stop, costs no row read. Once
-        nothing more will be mailed, the rest is only counted."""
+        nothing more will be mailed, the rest is only counted; after a stop, not even that when
+        counting would mean reading and checking rows (``count_rest`` False: ``rest_unread``)."""
         queued = 0
         for batch in batches:
             if self.stopping and not self.count_rest:

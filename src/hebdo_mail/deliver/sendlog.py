@@ -38,6 +38,9 @@ class LogError(HebdoError):
 
 
 EVENTS = tuple(Event)
+# The lines that give the run's total: a run's start, and its count once it read a CSV list
+# through (a CSV file's lines were the total until then).
+TOTAL_EVENTS = ("run", "counted")
 ATTEMPT_STEP = len(EVENTS) + 1  # a recipient's state is attempts * ATTEMPT_STEP + its event
 
 
