@@ -19,6 +19,7 @@ from typing import BinaryIO
 from ..errors import HebdoError, display_path
 from ..vocabulary import Status
 from .addresses import address_key
+from .batching import growing_sizes
 from .keytable import SeenDigests, key_digest
 from .listfile import Rejected, count_data_lines, read_subscribers
 from .store import MailingRow, SubscriberStore
@@ -136,9 +137,10 @@ class CsvRecipients(RecipientSource):
 
     How many readers the list holds is known once it has been read through. A command that
     must say it before sending (the confirmation question, the resume of an edited issue, a
-    shared ledger's queue) reads it through first (``read_through``): the checked rows are kept in a temporary file (about 100 bytes a
-    reader), which the send reads back, so nothing is checked twice. Otherwise the send reads the
-    file as it goes, and ``expected_total`` counts its lines instead.
+    shared ledger's queue) reads it through first (``read_through``): the checked rows are kept
+    in a temporary file (about 100 bytes a reader), which the send reads back, so nothing is
+    checked twice. Otherwise the send reads the file as it goes, and ``expected_total`` counts
+    its lines instead.
     """
 
     BATCH = 1024  # rows a batch holds (the first ones fewer: the first message waits for few)
@@ -163,7 +165,8 @@ class CsvRecipients(RecipientSource):
         seen = SeenDigests(self._lines)
         keys: list[str] = []
         rows: list[MailingRow] = []
-        size = 32
+        sizes = growing_sizes(32, self.BATCH)
+        size = next(sizes)
         for item in itertools.chain([self._first] if self._first else [], self._rows):
             if isinstance(item, Rejected):
                 self.bad_rows += 1
@@ -180,7 +183,7 @@ class CsvRecipients(RecipientSource):
             rows.append((item.email, item.name, item.lang, item.format, item.attributes))
             if len(keys) == size:
                 yield keys, rows
-                keys, rows, size = [], [], min(self.BATCH, size * 2)
+                keys, rows, size = [], [], next(sizes)
         if keys:
             yield keys, rows
         self.count = seen.count
@@ -295,12 +298,13 @@ class StoreRecipients(RecipientSource):
         """The keys a batch at a time; the first batches small, so the first message waits
         for a few rows only."""
         keys: list[str] = []
-        size = min(self.batch, 32)
+        sizes = growing_sizes(32, self.batch)
+        size = next(sizes)
         for key in self._spooled().written_keys():
             keys.append(key)
             if len(keys) == size:
                 yield keys
-                keys, size = [], min(self.batch, size * 2)
+                keys, size = [], next(sizes)
         if keys:
             yield keys
 

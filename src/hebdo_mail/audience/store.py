@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..checks import check_language
 from ..vocabulary import FORMATS, NOT_MAILABLE, STATUSES, Status
 from .addresses import InvalidAddress, address_key, check_name, normalise_address
+from .batching import growing_sizes
 from .bounce_ledger import BounceLedger
 from .database import Bracket, Database, SqliteDatabase, StoreError, now
 from .erasure import forget_erasure
@@ -153,8 +154,9 @@ class SubscriberStore:
         """The address keys of every subscriber of that status, in id order, a batch at a time
         (a server's cursor would otherwise bring every row over at once). The first batches are
         small, doubling up to ``batch``: whoever waits for the first keys gets them at once."""
-        last, size = 0, min(batch, 256)
+        last, sizes = 0, growing_sizes(256, batch)
         while True:
+            size = next(sizes)
             rows = self.db.execute(
                 "SELECT id, email_key FROM subscribers WHERE status = ? AND id > ? ORDER BY id"
                 " LIMIT ?",
@@ -164,7 +166,7 @@ class SubscriberStore:
                 yield [row[1] for row in rows]
             if len(rows) < size:
                 return
-            last, size = rows[-1][0], min(batch, size * 2)
+            last = rows[-1][0]
 
     def mailing_rows(self, keys: Sequence[str]) -> dict[str, MailingRow]:
         """What a send needs of the subscribers of these address keys (email, name, lang,
